@@ -1,0 +1,18 @@
+//! hark's audio front end: from samples to the log-mel features the model reads.
+//!
+//! This is the *one* feature extractor of the project. It is compiled into the
+//! training pipeline (native) and into the browser (wasm32), so training and
+//! serving cannot disagree about features. It knows nothing about Burn, the
+//! browser or files beyond WAV.
+//!
+//! Entry points: [`LogMel`] (features), [`normalize_utterance`], [`wav`]
+//! (reading and writing WAV).
+
+pub mod wav;
+
+mod mel;
+
+pub use mel::{LogMel, LogMelConfig, normalize_utterance};
+
+/// The sample rate every feature is computed at.
+pub const SAMPLE_RATE: u32 = 16_000;

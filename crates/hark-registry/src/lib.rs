@@ -1,0 +1,328 @@
+//! The model manifest: what models exist, which one a browser should run, and
+//! how to check that the bytes it downloaded are the bytes that were published.
+//!
+//! One schema, compiled into both the publishing side (`hark` CLI, the
+//! collector that serves `web/models/`) and the browser (`hark-web`), so the
+//! two can never disagree about a field. Entry points: [`Manifest::parse`],
+//! [`Manifest::choose`] and [`verify_sha256`].
+//!
+//! **API boundary:** `manifest.json` is a published file format. Adding an
+//! optional field is fine; renaming or removing one needs a new
+//! [`SCHEMA_VERSION`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The manifest schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `web/models/manifest.json`: every published model, newest or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
+}
+
+/// One published model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    /// Semantic version of the model, e.g. `1.2.0`.
+    pub version: Version,
+    /// Path of the weights file relative to the manifest.
+    pub file: String,
+    /// Lower-case hex SHA-256 of the weights file.
+    pub sha256: String,
+    /// Size of the weights file in bytes.
+    pub size: u64,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Oldest app version that can run this model.
+    pub min_app_version: Version,
+    #[serde(default)]
+    pub channel: Channel,
+    /// Share of installs (0–100) that should receive this entry.
+    #[serde(default = "full_rollout")]
+    pub rollout_percent: u8,
+    /// Version this model was trained from (retraining lineage), if any.
+    #[serde(default)]
+    pub parent_version: Option<Version>,
+    /// Identifier of the training data snapshot.
+    #[serde(default)]
+    pub training_data: Option<String>,
+    /// Published evaluation figures, e.g. `"wer/test/clean": 0.08`.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+}
+
+fn full_rollout() -> u8 {
+    100
+}
+
+/// Release channel of a model entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    #[default]
+    Stable,
+    Beta,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("model manifest is not valid JSON for schema {SCHEMA_VERSION}: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("model manifest has schema_version {found}, this app reads {SCHEMA_VERSION}; update the app")]
+    UnsupportedSchema { found: u32 },
+    #[error("model {version}: {problem}")]
+    InvalidEntry { version: String, problem: String },
+    #[error("model version {0} is listed twice")]
+    DuplicateVersion(Version),
+}
+
+impl Manifest {
+    /// An empty manifest of the current schema.
+    pub fn empty() -> Self {
+        Self { schema_version: SCHEMA_VERSION, models: Vec::new() }
+    }
+
+    /// Parses and validates `manifest.json`.
+    pub fn parse(json: &str) -> Result<Self, ManifestError> {
+        let manifest: Manifest = serde_json::from_str(json)?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Checks what serde cannot: schema, hashes, rollout bounds, duplicates.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(ManifestError::UnsupportedSchema { found: self.schema_version });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in &self.models {
+            let invalid = |problem: String| ManifestError::InvalidEntry {
+                version: entry.version.to_string(),
+                problem,
+            };
+            if !seen.insert(entry.version) {
+                return Err(ManifestError::DuplicateVersion(entry.version));
+            }
+            if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                return Err(invalid(format!("sha256 must be 64 lower-case hex digits, got {:?}", entry.sha256)));
+            }
+            if entry.rollout_percent > 100 {
+                return Err(invalid(format!("rollout_percent must be 0..=100, got {}", entry.rollout_percent)));
+            }
+            if entry.file.is_empty() || entry.file.contains("..") || entry.file.starts_with('/') {
+                return Err(invalid(format!("file must be a relative path inside the models folder, got {:?}", entry.file)));
+            }
+            if entry.size == 0 {
+                return Err(invalid("size must be the weights file's size in bytes, got 0".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest entry this install should run.
+    ///
+    /// `app` is the running app's version, `channel` the channel the person
+    /// chose (beta installs also take stable releases) and `bucket` the install's
+    /// stable rollout bucket in `0..100`.
+    pub fn choose(&self, app: Version, channel: Channel, bucket: u8) -> Option<&ModelEntry> {
+        self.models
+            .iter()
+            .filter(|e| e.min_app_version <= app)
+            .filter(|e| e.channel == Channel::Stable || e.channel == channel)
+            .filter(|e| bucket < e.rollout_percent)
+            .max_by(|a, b| a.version.cmp(&b.version))
+    }
+}
+
+/// Checks downloaded weights against the manifest's size and hash.
+pub fn verify_sha256(entry: &ModelEntry, bytes: &[u8]) -> Result<(), IntegrityError> {
+    if bytes.len() as u64 != entry.size {
+        return Err(IntegrityError::Size { version: entry.version, expected: entry.size, found: bytes.len() as u64 });
+    }
+    let found = sha256_hex(bytes);
+    if found != entry.sha256 {
+        return Err(IntegrityError::Hash { version: entry.version, expected: entry.sha256.clone(), found });
+    }
+    Ok(())
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Downloaded weights that are not what the manifest published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntegrityError {
+    #[error("model {version}: expected {expected} bytes, downloaded {found}; the download was cut short or the file was replaced")]
+    Size { version: Version, expected: u64, found: u64 },
+    #[error("model {version}: sha256 is {found}, manifest says {expected}; refusing corrupted or tampered weights")]
+    Hash { version: Version, expected: String, found: String },
+}
+
+/// A `major.minor.patch` version (no pre-release tags: channels do that job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl Version {
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
+        Self { major, minor, patch }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// A version string that is not `major.minor.patch`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("version {0:?} is not of the form MAJOR.MINOR.PATCH (e.g. 1.4.0)")]
+pub struct VersionError(pub String);
+
+impl FromStr for Version {
+    type Err = VersionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.split('.').map(|p| {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                None
+            } else {
+                p.parse::<u32>().ok()
+            }
+        });
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(Some(major)), Some(Some(minor)), Some(Some(patch)), None) => Ok(Self { major, minor, patch }),
+            _ => Err(VersionError(s.to_owned())),
+        }
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(version: &str, min_app: &str) -> ModelEntry {
+        ModelEntry {
+            version: version.parse().unwrap(),
+            file: format!("hark-{version}.bin"),
+            sha256: sha256_hex(version.as_bytes()),
+            size: version.len() as u64,
+            created: "2026-11-26T00:00:00Z".into(),
+            min_app_version: min_app.parse().unwrap(),
+            channel: Channel::Stable,
+            rollout_percent: 100,
+            parent_version: None,
+            training_data: None,
+            metrics: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn versions_order_numerically_not_lexically() {
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        assert!(v("1.10.0") > v("1.9.3"));
+        assert!(v("2.0.0") > v("1.99.99"));
+    }
+
+    #[test]
+    fn rejects_malformed_versions_naming_them() {
+        for bad in ["1.2", "1.2.3.4", "v1.2.3", "1..3", "1.2.x", ""] {
+            let err = bad.parse::<Version>().unwrap_err();
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn chooses_newest_compatible_entry() {
+        let mut m = Manifest::empty();
+        m.models = vec![entry("1.0.0", "0.1.0"), entry("1.2.0", "0.1.0"), entry("2.0.0", "0.5.0")];
+        let app = Version::new(0, 1, 0);
+        assert_eq!(m.choose(app, Channel::Stable, 0).unwrap().version, Version::new(1, 2, 0));
+        let newer_app = Version::new(0, 5, 0);
+        assert_eq!(m.choose(newer_app, Channel::Stable, 0).unwrap().version, Version::new(2, 0, 0));
+    }
+
+    #[test]
+    fn beta_entries_reach_only_beta_installs_and_rollout_limits_buckets() {
+        let mut m = Manifest::empty();
+        let mut beta = entry("3.0.0", "0.1.0");
+        beta.channel = Channel::Beta;
+        let mut partial = entry("2.0.0", "0.1.0");
+        partial.rollout_percent = 10;
+        m.models = vec![entry("1.0.0", "0.1.0"), partial, beta];
+        let app = Version::new(0, 1, 0);
+        assert_eq!(m.choose(app, Channel::Stable, 50).unwrap().version, Version::new(1, 0, 0));
+        assert_eq!(m.choose(app, Channel::Stable, 9).unwrap().version, Version::new(2, 0, 0));
+        assert_eq!(m.choose(app, Channel::Beta, 50).unwrap().version, Version::new(3, 0, 0));
+    }
+
+    #[test]
+    fn parse_round_trips_and_validates() {
+        let mut m = Manifest::empty();
+        m.models = vec![entry("1.0.0", "0.1.0")];
+        let json = serde_json::to_string_pretty(&m).unwrap();
+        assert_eq!(Manifest::parse(&json).unwrap(), m);
+
+        m.models[0].sha256 = "ABC".into();
+        let err = Manifest::parse(&serde_json::to_string(&m).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("sha256"), "{err}");
+
+        m.models = vec![entry("1.0.0", "0.1.0"), entry("1.0.0", "0.1.0")];
+        let err = Manifest::parse(&serde_json::to_string(&m).unwrap()).unwrap_err();
+        assert!(matches!(err, ManifestError::DuplicateVersion(_)), "{err}");
+    }
+
+    #[test]
+    fn refuses_future_schema_and_path_escapes() {
+        let err = Manifest::parse(r#"{"schema_version": 2, "models": []}"#).unwrap_err();
+        assert!(matches!(err, ManifestError::UnsupportedSchema { found: 2 }));
+        let mut m = Manifest::empty();
+        let mut e = entry("1.0.0", "0.1.0");
+        e.file = "../../etc/passwd".into();
+        m.models = vec![e];
+        assert!(m.validate().unwrap_err().to_string().contains("relative path"));
+    }
+
+    #[test]
+    fn the_shipped_manifest_parses() {
+        let json = include_str!("../../../web/models/manifest.json");
+        Manifest::parse(json).expect("web/models/manifest.json must follow the schema");
+    }
+
+    #[test]
+    fn integrity_check_rejects_corrupted_bytes() {
+        let e = entry("1.0.0", "0.1.0");
+        assert!(verify_sha256(&e, b"1.0.0").is_ok());
+        assert!(matches!(verify_sha256(&e, b"1.0.1"), Err(IntegrityError::Hash { .. })));
+        assert!(matches!(verify_sha256(&e, b"1.0"), Err(IntegrityError::Size { .. })));
+    }
+}

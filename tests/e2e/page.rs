@@ -1,0 +1,65 @@
+//! The served page in real headless Chromium: it loads cleanly and reports
+//! which recognition backend the browser can offer.
+
+use std::time::Duration;
+
+use hark_e2e::{AppServer, Chromium, LaunchOptions};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The WebGPU probe's `data-state` once it settled (not "checking").
+const GPU_STATE: &str = r#"(() => {
+    const el = document.querySelector('#webgpu-status');
+    return el && el.dataset.state !== 'checking' ? el.dataset.state : null;
+})()"#;
+
+const MODEL_STATE: &str = r#"(() => {
+    const el = document.querySelector('#model-status');
+    return el && el.dataset.state !== 'loading' ? el.dataset.state : null;
+})()"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_loads_without_console_errors() -> anyhow::Result<()> {
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: true, ..Default::default() }).await?;
+    let app = chromium.open(&server.base_url).await?;
+
+    let _: String = app.wait(GPU_STATE, WAIT).await?;
+    let model: String = app.wait(MODEL_STATE, WAIT).await?;
+    assert_ne!(model, "failed", "the app could not read models/manifest.json");
+    let title: String = app.wait("document.querySelector('h1')?.textContent", WAIT).await?;
+    assert_eq!(title, "hark");
+    // Let late async work (fetches, workers) report before judging.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let errors = app.console.errors();
+    chromium.close().await;
+    assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_a_webgpu_adapter_when_the_browser_offers_one() -> anyhow::Result<()> {
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: true, ..Default::default() }).await?;
+    let app = chromium.open(&server.base_url).await?;
+    let state: String = app.wait(GPU_STATE, WAIT).await?;
+    let text: String = app.wait("document.querySelector('#webgpu-status').textContent", WAIT).await?;
+    chromium.close().await;
+    assert_eq!(state, "found", "expected a WebGPU adapter with --enable-unsafe-webgpu; page says: {text}");
+    assert!(text.starts_with("WebGPU adapter found"), "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_the_cpu_fallback_without_webgpu() -> anyhow::Result<()> {
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions::default()).await?;
+    let app = chromium.open(&server.base_url).await?;
+    let state: String = app.wait(GPU_STATE, WAIT).await?;
+    let text: String = app.wait("document.querySelector('#webgpu-status').textContent", WAIT).await?;
+    chromium.close().await;
+    assert_eq!(state, "absent", "page says: {text}");
+    assert!(text.contains("CPU"), "{text}");
+    Ok(())
+}

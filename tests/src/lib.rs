@@ -1,0 +1,271 @@
+//! The real-browser harness for hark's end-to-end tests.
+//!
+//! [`AppServer`] serves the built app (`dist/`), `web/models/` and the
+//! collector API from one in-process `hark-collector` on a loopback port;
+//! [`Chromium`] launches Debian's headless `chromium` with a fresh profile and
+//! the flags this machine needs (WebGPU through SwiftShader, a WAV file as the
+//! microphone) and drives it over the DevTools protocol (`chromiumoxide`).
+//! [`ConsoleLog`] collects every console error, uncaught exception and
+//! browser log error of a page, so tests can assert there were none.
+//!
+//! The app must have been built first: `cargo xtask test` does that and points
+//! `HARK_DIST` at the result.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chromiumoxide::cdp::browser_protocol::log::{self, EventEntryAdded, LogEntryLevel};
+use chromiumoxide::cdp::js_protocol::runtime::{ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown};
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+/// Repository root (the workspace that holds this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repository root").to_path_buf()
+}
+
+/// The built web app: `$HARK_DIST`, else `dist/` in the repository root.
+pub fn dist_dir() -> anyhow::Result<PathBuf> {
+    let dist = std::env::var_os("HARK_DIST").map(PathBuf::from).unwrap_or_else(|| repo_root().join("dist"));
+    if !dist.join("index.html").is_file() {
+        bail!(
+            "no built web app at {}: run the end-to-end tests through `cargo xtask test`, \
+             or build the app first with `cargo xtask build`",
+            dist.display()
+        );
+    }
+    Ok(dist)
+}
+
+/// hark's server (app + models + collector API) on a free loopback port.
+pub struct AppServer {
+    pub base_url: String,
+    _data: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl AppServer {
+    /// Serves the built app and the repository's `web/models/`.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_models(repo_root().join("web/models")).await
+    }
+
+    /// Serves the built app with another models folder (tests that publish).
+    pub async fn start_with_models(models: PathBuf) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let config = hark_collector::Config {
+            dist: Some(dist_dir()?),
+            models: Some(models),
+            db: data.path().join("events.sqlite3"),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(hark_collector::serve_on(config, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { base_url, _data: data, stop: Some(stop), task: Some(task) })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path.trim_start_matches('/'))
+    }
+}
+
+impl Drop for AppServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How to launch Chromium.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOptions {
+    /// Pass `--enable-unsafe-webgpu`: headless Chromium then offers a WebGPU
+    /// adapter (SwiftShader). Without it the app must take the CPU path.
+    pub webgpu: bool,
+    /// Feed this WAV file as the microphone (and auto-accept the prompt).
+    pub fake_microphone: Option<PathBuf>,
+}
+
+/// A headless Chromium with its own throwaway profile.
+pub struct Chromium {
+    pub browser: Browser,
+    handler: JoinHandle<()>,
+    _profile: tempfile::TempDir,
+}
+
+/// Debian's Chromium, or `$CHROMIUM`.
+pub fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+impl Chromium {
+    pub async fn launch(options: LaunchOptions) -> anyhow::Result<Self> {
+        let exe = chromium_path();
+        if !exe.is_file() {
+            bail!("{} not found: install Debian's `chromium` package (cargo xtask test does)", exe.display());
+        }
+        let profile = tempfile::tempdir()?;
+        // Flag names without the leading "--": chromiumoxide adds it.
+        let mut flags = vec![
+            "disable-background-networking",
+            "disable-component-update",
+            "disable-sync",
+            "disable-quic",
+            "no-first-run",
+            "no-default-browser-check",
+            "disable-dev-shm-usage",
+            "mute-audio",
+        ];
+        if options.webgpu {
+            flags.push("enable-unsafe-webgpu");
+        }
+        let wav = options.fake_microphone.as_ref().map(|p| p.display().to_string());
+        if wav.is_some() {
+            flags.extend(["use-fake-ui-for-media-stream", "use-fake-device-for-media-stream"]);
+        }
+        let config = BrowserConfig::builder()
+            .chrome_executable(exe)
+            .disable_default_args()
+            .no_sandbox()
+            .user_data_dir(profile.path())
+            .launch_timeout(Duration::from_secs(60))
+            .request_timeout(Duration::from_secs(60))
+            .args(flags)
+            .args(wav.as_deref().map(|wav| ("use-file-for-fake-audio-capture", wav)))
+            .build()
+            .map_err(anyhow::Error::msg)?;
+        let (browser, mut events) = Browser::launch(config).await.context("launching headless chromium")?;
+        let handler = tokio::spawn(async move { while events.next().await.is_some() {} });
+        Ok(Self { browser, handler, _profile: profile })
+    }
+
+    /// Opens `url` in a new tab with a [`ConsoleLog`] attached before the
+    /// page starts loading, so nothing it prints is missed.
+    pub async fn open(&self, url: &str) -> anyhow::Result<AppPage> {
+        let page = self.browser.new_page("about:blank").await?;
+        let console = ConsoleLog::attach(&page).await?;
+        page.goto(url).await.with_context(|| format!("navigating to {url}"))?;
+        Ok(AppPage { page, console })
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+}
+
+/// A tab showing the app, with everything it reported.
+pub struct AppPage {
+    pub page: Page,
+    pub console: ConsoleLog,
+}
+
+impl AppPage {
+    /// [`wait_for_value`], adding the page's errors to a timeout: a page that
+    /// crashed should say why, not just that it never got ready.
+    pub async fn wait<T: serde::de::DeserializeOwned>(&self, expression: &str, timeout: Duration) -> anyhow::Result<T> {
+        wait_for_value(&self.page, expression, timeout).await.map_err(|e| {
+            let errors = self.console.errors();
+            if errors.is_empty() { e } else { e.context(format!("the page reported:\n{}", errors.join("\n"))) }
+        })
+    }
+}
+
+/// Errors a page reported: console errors, uncaught exceptions, and browser
+/// log entries at error level (failed loads, CSP, ...).
+#[derive(Clone, Default)]
+pub struct ConsoleLog {
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl ConsoleLog {
+    async fn attach(page: &Page) -> anyhow::Result<Self> {
+        let log = Self::default();
+        page.execute(log::EnableParams::default()).await?;
+
+        let mut console = page.event_listener::<EventConsoleApiCalled>().await?;
+        let sink = log.errors.clone();
+        tokio::spawn(async move {
+            while let Some(event) = console.next().await {
+                if matches!(event.r#type, ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert) {
+                    let text: Vec<String> = event
+                        .args
+                        .iter()
+                        .map(|a| a.value.as_ref().map(|v| v.to_string()).or(a.description.clone()).unwrap_or_default())
+                        .collect();
+                    sink.lock().unwrap().push(format!("console.error: {}", text.join(" ")));
+                }
+            }
+        });
+
+        let mut exceptions = page.event_listener::<EventExceptionThrown>().await?;
+        let sink = log.errors.clone();
+        tokio::spawn(async move {
+            while let Some(event) = exceptions.next().await {
+                let d = &event.exception_details;
+                let detail = d.exception.as_ref().and_then(|e| e.description.clone()).unwrap_or_default();
+                sink.lock().unwrap().push(format!("uncaught exception: {} {detail}", d.text));
+            }
+        });
+
+        let mut entries = page.event_listener::<EventEntryAdded>().await?;
+        let sink = log.errors.clone();
+        tokio::spawn(async move {
+            while let Some(event) = entries.next().await {
+                if event.entry.level == LogEntryLevel::Error {
+                    let url = event.entry.url.clone().unwrap_or_default();
+                    sink.lock().unwrap().push(format!("browser log error: {} {url}", event.entry.text));
+                }
+            }
+        });
+        Ok(log)
+    }
+
+    pub fn errors(&self) -> Vec<String> {
+        self.errors.lock().unwrap().clone()
+    }
+}
+
+/// Polls `expression` in the page (awaiting it if it is a promise) until it
+/// yields a non-null JSON value, or
+/// fails after `timeout` naming what it waited for.
+pub async fn wait_for_value<T: serde::de::DeserializeOwned>(
+    page: &Page,
+    expression: &str,
+    timeout: Duration,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        let params = EvaluateParams::builder()
+            .expression(expression)
+            .await_promise(true)
+            .return_by_value(true)
+            .build()
+            .map_err(anyhow::Error::msg)?;
+        match page.evaluate_expression(params).await {
+            Ok(result) => match result.value() {
+                Some(v) if !v.is_null() => return Ok(serde_json::from_value(v.clone())?),
+                _ => {}
+            },
+            Err(e) => last_error = Some(e.to_string()),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for `{expression}` (last error: {last_error:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,154 @@
+//! hark's automation, rust-analyzer style: `cargo xtask <command>`.
+//!
+//! * `up`    — install what is missing, build the web app, serve everything on one port;
+//! * `test`  — every test: native, wasm in headless Chromium, end-to-end in `tests/`;
+//! * `build` — the release web app into `dist/`;
+//! * `icons` — regenerate the PWA icons in `web/icons/`.
+//!
+//! Builds share one target directory outside the clone (`~/.cache/hark/target`,
+//! or `$CARGO_TARGET_DIR`) so a fresh clone does not rebuild Burn and wgpu.
+
+mod icons;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "hark's build, serve and test automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Install what is missing, build the app (release), serve app + models + collector API.
+    Up {
+        /// Port to serve on.
+        #[arg(long, short, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        addr: String,
+        /// Do not install missing tools; fail naming them instead.
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Run every test: native, wasm (headless Chromium), end-to-end (tests/).
+    Test {
+        /// Do not install missing tools; fail naming them instead.
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Build the web app in release mode into dist/.
+    Build {
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Regenerate web/icons/*.png.
+    Icons,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    let target = target_dir();
+    // SAFETY: still single-threaded here; every child process inherits it.
+    unsafe { std::env::set_var("CARGO_TARGET_DIR", &target) };
+
+    let install = match cli.command {
+        Cmd::Up { no_install, .. } | Cmd::Test { no_install } | Cmd::Build { no_install } => !no_install,
+        Cmd::Icons => return icons::write_all(&root.join("web/icons")),
+    };
+    let tools_bin = tools::ensure(&root, &cache_dir().join("tools"), install)?;
+    let path = std::env::join_paths(std::iter::once(tools_bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))?;
+    // SAFETY: as above.
+    unsafe { std::env::set_var("PATH", path) };
+
+    build_web(&root)?;
+    match cli.command {
+        Cmd::Up { port, addr, .. } => up(&root, &target, &addr, port),
+        Cmd::Test { .. } => test(&root),
+        Cmd::Build { .. } | Cmd::Icons => Ok(()),
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ lives in the repository root").to_path_buf()
+}
+
+/// `~/.cache/hark` (or `$XDG_CACHE_HOME/hark`): build outputs, tools, local data.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .join("hark")
+}
+
+/// `$CARGO_TARGET_DIR`, else `~/.cache/hark/target`: outside the clone, so a
+/// fresh clone reuses what an earlier one built.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("target"))
+}
+
+/// Runs `cmd`, failing with its command line if it fails.
+pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("could not start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+fn build_web(root: &Path) -> anyhow::Result<()> {
+    step("building the web app (trunk build --release)");
+    run(Command::new("trunk").args(["build", "--release"]).current_dir(root))
+}
+
+fn up(root: &Path, target: &Path, addr: &str, port: u16) -> anyhow::Result<()> {
+    step("building the server (hark-collector, release)");
+    run(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "hark-collector"]).current_dir(root))?;
+    let data = cache_dir().join("data");
+    std::fs::create_dir_all(&data)?;
+    let url = format!("http://{addr}:{port}");
+    step(&format!("hark is up at {url} (app, /models/, /api/); Ctrl-C stops it"));
+    run(Command::new(target.join("release/hark-collector"))
+        .args(["--addr", addr, "--port", &port.to_string()])
+        .arg("--dist")
+        .arg(root.join("dist"))
+        .arg("--models")
+        .arg(root.join("web/models"))
+        .arg("--db")
+        .arg(data.join("collector.sqlite3")))
+}
+
+fn test(root: &Path) -> anyhow::Result<()> {
+    step("native tests (cargo test --workspace)");
+    run(Command::new("cargo")
+        .args(["test", "--workspace", "--exclude", "hark-web"])
+        .env("HARK_DIST", root.join("dist"))
+        .current_dir(root))?;
+
+    step("wasm tests in headless Chromium (wasm-bindgen-test)");
+    run(Command::new("cargo")
+        .args(["test", "-p", "hark-dsp", "--target", "wasm32-unknown-unknown"])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
+        .env("CHROMEDRIVER", tools::CHROMEDRIVER)
+        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root.join("tests/webdriver.json"))
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "180")
+        .current_dir(root))?;
+
+    step("all tests passed");
+    Ok(())
+}

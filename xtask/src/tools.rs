@@ -1,0 +1,168 @@
+//! Installs the tools hark's build and tests need, only when missing.
+//!
+//! Quiet when everything is present; says what it installs and why when not;
+//! names the package when it cannot install it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+pub const TRUNK_VERSION: &str = "0.21.14";
+/// binaryen from the npm registry (a wasm build run by Node.js). Debian
+/// bookworm's binaryen 108 emits wasm that Chromium rejects; see Trunk.toml.
+pub const BINARYEN_VERSION: &str = "132";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Debian packages: (file that proves it is installed, package).
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    (CHROMIUM, "chromium"),
+    (CHROMEDRIVER, "chromium-driver"),
+    ("/usr/bin/node", "nodejs"),
+    ("/usr/bin/npm", "npm"),
+];
+
+/// Installs what is missing. Returns the folder of npm-installed tools, which
+/// the caller puts first on `PATH` (trunk finds wasm-opt there).
+pub fn ensure(root: &Path, tools_dir: &Path, install: bool) -> anyhow::Result<PathBuf> {
+    ensure_debian_packages(install)?;
+    let npm_bin = ensure_binaryen(tools_dir, install)?;
+    ensure_wasm_target(install)?;
+    ensure_cargo_tool("trunk", "trunk", TRUNK_VERSION, true, install)?;
+    let bindgen = wasm_bindgen_version(root)?;
+    ensure_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", &bindgen, false, install)?;
+    Ok(npm_bin)
+}
+
+/// binaryen's wasm-opt at exactly [`BINARYEN_VERSION`], in `tools_dir`.
+fn ensure_binaryen(tools_dir: &Path, install: bool) -> anyhow::Result<PathBuf> {
+    let bin = tools_dir.join("node_modules/.bin");
+    let wasm_opt = bin.join("wasm-opt");
+    let version = Command::new(&wasm_opt).arg("--version").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if version.as_deref().is_some_and(|v| v.starts_with(&format!("wasm-opt version {BINARYEN_VERSION} "))) {
+        return Ok(bin);
+    }
+    let spec = format!("binaryen@{BINARYEN_VERSION}.0.0");
+    if !install {
+        bail!("wasm-opt {BINARYEN_VERSION} is missing; run `npm install --prefix {} {spec}`", tools_dir.display());
+    }
+    eprintln!("xtask: installing wasm-opt (npm package {spec}) into {}", tools_dir.display());
+    std::fs::create_dir_all(tools_dir)?;
+    crate::run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"]).arg(tools_dir).arg(&spec))
+        .with_context(|| format!("could not install the npm package {spec}"))?;
+    Ok(bin)
+}
+
+fn ensure_debian_packages(install: bool) -> anyhow::Result<()> {
+    let missing: Vec<&str> =
+        DEBIAN_PACKAGES.iter().filter(|(file, _)| !Path::new(file).exists()).map(|(_, pkg)| *pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !install {
+        bail!("missing Debian packages: {list}; install them with `apt-get install {list}`");
+    }
+    if !is_root() {
+        bail!("missing Debian packages: {list}; run `sudo apt-get install {list}` (installing needs root)");
+    }
+    eprintln!("xtask: installing Debian packages {list}");
+    crate::run(Command::new("apt-get").args(["update", "-qq"]))
+        .context("apt-get update failed; check the network or the apt sources")?;
+    crate::run(
+        Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+    .with_context(|| format!("could not install Debian packages {list}"))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn ensure_wasm_target(install: bool) -> anyhow::Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let installed = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == WASM_TARGET),
+        // No rustup: trust the toolchain; cargo will say if the target is missing.
+        Err(_) => return Ok(()),
+    };
+    if installed {
+        return Ok(());
+    }
+    if !install {
+        bail!("the Rust target {WASM_TARGET} is missing; run `rustup target add {WASM_TARGET}`");
+    }
+    eprintln!("xtask: adding the Rust target {WASM_TARGET}");
+    crate::run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// Installs `crate_name` at exactly `version` unless `bin --version` reports it.
+fn ensure_cargo_tool(bin: &str, crate_name: &str, version: &str, locked: bool, install: bool) -> anyhow::Result<()> {
+    let found = Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).unwrap_or_default().to_owned());
+    if found.as_deref() == Some(version) {
+        return Ok(());
+    }
+    let what = match &found {
+        Some(v) => format!("{bin} {v} is installed but hark needs {version}"),
+        None => format!("{bin} is not installed"),
+    };
+    if !install {
+        bail!("{what}; run `cargo install {crate_name} --version {version}{}`", if locked { " --locked" } else { "" });
+    }
+    eprintln!("xtask: {what}; installing {crate_name} {version} (cargo install, several minutes, once)");
+    let mut cmd = Command::new("cargo");
+    cmd.args(["install", crate_name, "--version", version]);
+    if locked {
+        cmd.arg("--locked");
+    }
+    // Tools get their own target dir: they must not thrash the project's.
+    cmd.env_remove("CARGO_TARGET_DIR");
+    crate::run(&mut cmd).with_context(|| format!("could not install {crate_name} {version}"))
+}
+
+/// The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
+pub fn wasm_bindgen_version(root: &Path) -> anyhow::Result<String> {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    locked_version(&lock, "wasm-bindgen").context("Cargo.lock has no wasm-bindgen package; is hark-web in the workspace?")
+}
+
+fn locked_version(lock: &str, package: &str) -> Option<String> {
+    let needle = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == needle {
+            let version = lines.next()?.trim().strip_prefix("version = \"")?.strip_suffix('"')?;
+            return Some(version.to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_locked_version_of_exactly_that_package() {
+        let lock = "[[package]]\nname = \"wasm-bindgen-futures\"\nversion = \"0.4.1\"\n\n[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.130\"\n";
+        assert_eq!(locked_version(lock, "wasm-bindgen").as_deref(), Some("0.2.130"));
+        assert_eq!(locked_version(lock, "leptos"), None);
+    }
+
+    #[test]
+    fn trunk_toml_pins_the_locked_wasm_bindgen() {
+        let root = crate::project_root();
+        let locked = wasm_bindgen_version(&root).unwrap();
+        let trunk = std::fs::read_to_string(root.join("Trunk.toml")).unwrap();
+        assert!(
+            trunk.contains(&format!("wasm_bindgen = \"{locked}\"")),
+            "Trunk.toml [tools] must pin wasm_bindgen = \"{locked}\" (Cargo.lock's version), or trunk would try to download it"
+        );
+    }
+}
