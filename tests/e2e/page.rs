@@ -63,3 +63,23 @@ async fn reports_the_cpu_fallback_without_webgpu() -> anyhow::Result<()> {
     assert!(text.contains("CPU"), "{text}");
     Ok(())
 }
+
+/// Guards the guard: the no-console-errors test means something only if the
+/// harness really sees console errors and uncaught exceptions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_catches_console_errors_and_exceptions() -> anyhow::Result<()> {
+    let chromium = Chromium::launch(LaunchOptions::default()).await?;
+    let app = chromium
+        .open("data:text/html,<script>console.error('boom'); setTimeout(() => { throw new Error('bang') }, 0)</script>")
+        .await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut errors = app.console.errors();
+    while errors.len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        errors = app.console.errors();
+    }
+    chromium.close().await;
+    assert!(errors.iter().any(|e| e.contains("boom")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("bang")), "{errors:?}");
+    Ok(())
+}
