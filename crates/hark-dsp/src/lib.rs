@@ -5,14 +5,17 @@
 //! serving cannot disagree about features. It knows nothing about Burn, the
 //! browser or files beyond WAV.
 //!
-//! Entry points: [`LogMel`] (features), [`normalize_utterance`], [`wav`]
-//! (reading and writing WAV).
+//! Entry points: [`LogMel`] (features), [`normalize_utterance`],
+//! [`resample`] / [`StreamResampler`] (any rate to 16 kHz), [`wav`] (reading
+//! and writing WAV).
 
 pub mod wav;
 
 mod mel;
+mod resample;
 
 pub use mel::{LogMel, LogMelConfig, normalize_utterance};
+pub use resample::{ResampleError, StreamResampler, resample};
 
 /// The sample rate every feature is computed at.
 pub const SAMPLE_RATE: u32 = 16_000;
