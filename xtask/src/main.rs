@@ -3,7 +3,8 @@
 //! * `up`    — install what is missing, build the web app, serve everything on one port;
 //! * `test`  — every test: native, wasm in headless Chromium, end-to-end in `tests/`;
 //! * `build` — the release web app into `dist/`;
-//! * `icons` — regenerate the PWA icons in `web/icons/`.
+//! * `icons` — regenerate the PWA icons in `web/icons/`;
+//! * `bench` — criterion benchmarks.
 //!
 //! Builds share one target directory outside the clone (`~/.cache/hark/target`,
 //! or `$CARGO_TARGET_DIR`) so a fresh clone does not rebuild Burn and wgpu.
@@ -51,6 +52,8 @@ enum Cmd {
     },
     /// Regenerate web/icons/*.png.
     Icons,
+    /// Run the criterion benchmarks (front-end speed) and print their figures.
+    Bench,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +67,10 @@ fn main() -> anyhow::Result<()> {
     let install = match cli.command {
         Cmd::Up { no_install, .. } | Cmd::Test { no_install } | Cmd::Build { no_install } => !no_install,
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
+        Cmd::Bench => {
+            step("front-end benchmarks (criterion; 16 Melem/s = 1000x real time)");
+            return run(Command::new("cargo").args(["bench", "-p", "hark-dsp", "--bench", "frontend"]).current_dir(&root));
+        }
     };
     let tools_bin = tools::ensure(&root, &cache_dir().join("tools"), install)?;
     let path = std::env::join_paths(std::iter::once(tools_bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))?;
@@ -74,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Up { port, addr, .. } => up(&root, &target, &addr, port),
         Cmd::Test { .. } => test(&root),
-        Cmd::Build { .. } | Cmd::Icons => Ok(()),
+        Cmd::Build { .. } | Cmd::Icons | Cmd::Bench => Ok(()),
     }
 }
 

@@ -6,14 +6,16 @@
 //! browser or files beyond WAV.
 //!
 //! Entry points: [`LogMel`] (features), [`normalize_utterance`],
-//! [`resample`] / [`StreamResampler`] (any rate to 16 kHz), [`wav`] (reading
-//! and writing WAV).
+//! [`resample`] / [`StreamResampler`] (any rate to 16 kHz), [`Endpointer`]
+//! (speech start/stop on a live stream), [`wav`] (reading and writing WAV).
 
 pub mod wav;
 
+mod endpoint;
 mod mel;
 mod resample;
 
+pub use endpoint::{Endpoint, EndpointConfig, Endpointer};
 pub use mel::{LogMel, LogMelConfig, normalize_utterance};
 pub use resample::{ResampleError, StreamResampler, resample};
 
