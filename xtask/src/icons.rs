@@ -10,7 +10,9 @@ const GLYPH: [f32; 3] = [255.0, 255.0, 255.0];
 
 pub fn write_all(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    for (name, size, maskable) in [("icon-192.png", 192, false), ("icon-512.png", 512, false), ("icon-512-maskable.png", 512, true)] {
+    for (name, size, maskable) in
+        [("icon-192.png", 192, false), ("icon-512.png", 512, false), ("icon-512-maskable.png", 512, true)]
+    {
         let path = dir.join(name);
         write_png(&path, size, &draw(size, maskable))?;
         eprintln!("wrote {}", path.display());

@@ -69,11 +69,15 @@ fn main() -> anyhow::Result<()> {
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
         Cmd::Bench => {
             step("front-end benchmarks (criterion; 16 Melem/s = 1000x real time)");
-            return run(Command::new("cargo").args(["bench", "-p", "hark-dsp", "--bench", "frontend"]).current_dir(&root));
+            return run(Command::new("cargo")
+                .args(["bench", "-p", "hark-dsp", "--bench", "frontend"])
+                .current_dir(&root));
         }
     };
     let tools_bin = tools::ensure(&root, &cache_dir().join("tools"), install)?;
-    let path = std::env::join_paths(std::iter::once(tools_bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))?;
+    let path = std::env::join_paths(
+        std::iter::once(tools_bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )?;
     // SAFETY: as above.
     unsafe { std::env::set_var("PATH", path) };
 

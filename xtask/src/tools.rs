@@ -17,12 +17,8 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// Debian packages: (file that proves it is installed, package).
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[
-    (CHROMIUM, "chromium"),
-    (CHROMEDRIVER, "chromium-driver"),
-    ("/usr/bin/node", "nodejs"),
-    ("/usr/bin/npm", "npm"),
-];
+const DEBIAN_PACKAGES: &[(&str, &str)] =
+    &[(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver"), ("/usr/bin/node", "nodejs"), ("/usr/bin/npm", "npm")];
 
 /// Installs what is missing. Returns the folder of npm-installed tools, which
 /// the caller puts first on `PATH` (trunk finds wasm-opt there).
@@ -40,7 +36,8 @@ pub fn ensure(root: &Path, tools_dir: &Path, install: bool) -> anyhow::Result<Pa
 fn ensure_binaryen(tools_dir: &Path, install: bool) -> anyhow::Result<PathBuf> {
     let bin = tools_dir.join("node_modules/.bin");
     let wasm_opt = bin.join("wasm-opt");
-    let version = Command::new(&wasm_opt).arg("--version").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let version =
+        Command::new(&wasm_opt).arg("--version").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
     if version.as_deref().is_some_and(|v| v.starts_with(&format!("wasm-opt version {BINARYEN_VERSION} "))) {
         return Ok(bin);
     }
@@ -50,8 +47,13 @@ fn ensure_binaryen(tools_dir: &Path, install: bool) -> anyhow::Result<PathBuf> {
     }
     eprintln!("xtask: installing wasm-opt (npm package {spec}) into {}", tools_dir.display());
     std::fs::create_dir_all(tools_dir)?;
-    crate::run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"]).arg(tools_dir).arg(&spec))
-        .with_context(|| format!("could not install the npm package {spec}"))?;
+    crate::run(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(tools_dir)
+            .arg(&spec),
+    )
+    .with_context(|| format!("could not install the npm package {spec}"))?;
     Ok(bin)
 }
 
@@ -72,7 +74,10 @@ fn ensure_debian_packages(install: bool) -> anyhow::Result<()> {
     crate::run(Command::new("apt-get").args(["update", "-qq"]))
         .context("apt-get update failed; check the network or the apt sources")?;
     crate::run(
-        Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"),
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
     )
     .with_context(|| format!("could not install Debian packages {list}"))
 }
@@ -129,7 +134,8 @@ fn ensure_cargo_tool(bin: &str, crate_name: &str, version: &str, locked: bool, i
 /// The wasm-bindgen version in Cargo.lock: the CLI must match it exactly.
 pub fn wasm_bindgen_version(root: &Path) -> anyhow::Result<String> {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
-    locked_version(&lock, "wasm-bindgen").context("Cargo.lock has no wasm-bindgen package; is hark-web in the workspace?")
+    locked_version(&lock, "wasm-bindgen")
+        .context("Cargo.lock has no wasm-bindgen package; is hark-web in the workspace?")
 }
 
 fn locked_version(lock: &str, package: &str) -> Option<String> {

@@ -74,9 +74,11 @@ pub fn router(config: &Config) -> anyhow::Result<Router> {
 
 /// Binds `addr` and serves until Ctrl-C. Returns once the server stopped.
 pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}; is another hark (or trunk serve) using the port? pick another with --port"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr}: {e}; is another hark (or trunk serve) using the port? pick another with --port"
+        )
+    })?;
     serve_on(config, listener, shutdown_signal()).await
 }
 
@@ -121,7 +123,11 @@ async fn ingest(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body is not a telemetry batch: {e}")),
     };
     if let Err(e) = batch.validate() {
-        let status = if matches!(e, hark_telemetry::EventError::NoConsent) { StatusCode::FORBIDDEN } else { StatusCode::UNPROCESSABLE_ENTITY };
+        let status = if matches!(e, hark_telemetry::EventError::NoConsent) {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
         return error(status, e.to_string());
     }
     let store = state.store.clone();

@@ -63,7 +63,8 @@ async fn event_count(client: &reqwest::Client, base: &str) -> u64 {
 #[tokio::test]
 async fn health_reports_ok() {
     let server = start().await;
-    let body: serde_json::Value = reqwest::get(format!("{}/api/health", server.base)).await.unwrap().json().await.unwrap();
+    let body: serde_json::Value =
+        reqwest::get(format!("{}/api/health", server.base)).await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["telemetry_schema"], SCHEMA_VERSION);
 }
@@ -75,7 +76,8 @@ async fn stores_consented_events_once_even_when_retried() {
     let url = format!("{}/api/events", server.base);
     let r = client.post(&url).json(&batch(&["a1", "a2"])).send().await.unwrap();
     assert_eq!(r.status(), 202);
-    let r: serde_json::Value = client.post(&url).json(&batch(&["a2", "a3"])).send().await.unwrap().json().await.unwrap();
+    let r: serde_json::Value =
+        client.post(&url).json(&batch(&["a2", "a3"])).send().await.unwrap().json().await.unwrap();
     assert_eq!(r["accepted"], 1);
     assert_eq!(r["duplicates"], 1);
     assert_eq!(event_count(&client, &server.base).await, 3);

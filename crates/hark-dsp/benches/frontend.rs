@@ -13,7 +13,8 @@ fn speechlike(rate: u32, seconds: f32) -> Vec<f32> {
         .map(|i| {
             let t = i as f32 / rate as f32;
             let f0 = 120.0 + 30.0 * (t * 3.0).sin();
-            (0.3 * (2.0 * std::f32::consts::PI * f0 * t).sin() + 0.1 * (2.0 * std::f32::consts::PI * 7.0 * f0 * t).sin())
+            (0.3 * (2.0 * std::f32::consts::PI * f0 * t).sin()
+                + 0.1 * (2.0 * std::f32::consts::PI * 7.0 * f0 * t).sin())
                 * (0.5 + 0.5 * (t * 5.0).sin())
         })
         .collect()

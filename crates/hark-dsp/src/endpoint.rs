@@ -36,7 +36,14 @@ pub struct EndpointConfig {
 
 impl Default for EndpointConfig {
     fn default() -> Self {
-        Self { threshold_db: 12.0, absolute_floor_dbfs: -55.0, max_flatness: 0.35, min_speech_ms: 100, hangover_ms: 700, padding_ms: 150 }
+        Self {
+            threshold_db: 12.0,
+            absolute_floor_dbfs: -55.0,
+            max_flatness: 0.35,
+            min_speech_ms: 100,
+            hangover_ms: 700,
+            padding_ms: 150,
+        }
     }
 }
 
@@ -68,7 +75,8 @@ pub struct Endpointer {
 impl Endpointer {
     pub fn new(config: EndpointConfig) -> Self {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(FFT);
-        let window = (0..FRAME).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / FRAME as f32).cos()).collect();
+        let window =
+            (0..FRAME).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / FRAME as f32).cos()).collect();
         Self {
             fft_in: vec![0.0; FFT],
             fft_out: fft.make_output_vec(),
@@ -189,7 +197,8 @@ impl Endpointer {
         let above = db - noise;
         let loud_enough = db > self.config.absolute_floor_dbfs;
         let speech = loud_enough
-            && ((above > self.config.threshold_db && flatness < self.config.max_flatness) || above > 2.0 * self.config.threshold_db);
+            && ((above > self.config.threshold_db && flatness < self.config.max_flatness)
+                || above > 2.0 * self.config.threshold_db);
 
         // The floor falls at once to quieter frames and rises slowly, faster
         // outside speech, so steady noise is learnt but speech is not.
@@ -218,7 +227,11 @@ mod tests {
     }
 
     fn query() -> Vec<f32> {
-        let audio = crate::wav::read_from(std::io::Cursor::new(include_bytes!("../testdata/query.wav").as_slice()), "query.wav").unwrap();
+        let audio = crate::wav::read_from(
+            std::io::Cursor::new(include_bytes!("../testdata/query.wav").as_slice()),
+            "query.wav",
+        )
+        .unwrap();
         audio.samples
     }
 

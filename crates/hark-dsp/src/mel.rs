@@ -67,9 +67,7 @@ impl LogMel {
         let fft = planner.plan_fft_forward(config.n_fft);
         let n = config.n_fft;
         // Periodic Hann (what scipy/librosa call "hann" for spectral analysis).
-        let window = (0..n)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
-            .collect();
+        let window = (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()).collect();
         let filters = mel_filterbank(&config);
         let spectrum = fft.make_output_vec();
         let scratch = fft.make_scratch_vec();
@@ -207,7 +205,9 @@ mod tests {
                 let (lo, hi) = (hz_to_mel(c.f_min as f64), hz_to_mel(c.f_max as f64));
                 mel_to_hz(lo + (hi - lo) * (m + 1) as f64 / 81.0)
             };
-            let nearest = (0..80).min_by(|&a, &b| (centre(a) - freq as f64).abs().total_cmp(&(centre(b) - freq as f64).abs())).unwrap();
+            let nearest = (0..80)
+                .min_by(|&a, &b| (centre(a) - freq as f64).abs().total_cmp(&(centre(b) - freq as f64).abs()))
+                .unwrap();
             assert!(peak.abs_diff(nearest) <= 1, "{freq} Hz peaked in band {peak}, expected ~{nearest}");
         }
     }
@@ -215,7 +215,9 @@ mod tests {
     #[test]
     fn normalisation_gives_zero_mean_unit_variance_per_band() {
         let mut mel = LogMel::new(LogMelConfig::default());
-        let mut f = mel.compute(&sine(440.0, 0.5).iter().enumerate().map(|(i, s)| s * (1.0 + (i as f32 / 900.0).sin())).collect::<Vec<_>>());
+        let mut f = mel.compute(
+            &sine(440.0, 0.5).iter().enumerate().map(|(i, s)| s * (1.0 + (i as f32 / 900.0).sin())).collect::<Vec<_>>(),
+        );
         normalize_utterance(&mut f, 80);
         let frames = f.len() / 80;
         for band in [0, 10, 40, 79] {

@@ -42,7 +42,10 @@ impl StreamResampler {
         let inner = if from == to {
             None
         } else {
-            Some(FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1).map_err(|e| ResampleError::Rubato(e.to_string()))?)
+            Some(
+                FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1)
+                    .map_err(|e| ResampleError::Rubato(e.to_string()))?,
+            )
         };
         let delay_left = inner.as_ref().map_or(0, |r| r.output_delay());
         Ok(Self { inner, pending: Vec::with_capacity(2 * CHUNK), delay_left, consumed: 0, produced: 0, from, to })
@@ -83,7 +86,8 @@ impl StreamResampler {
         // delayed tail is out.
         while self.produced + (out.len().saturating_sub(self.delay_left)) as u64 <= expected {
             chunk.resize(inner.input_frames_next(), 0.0);
-            let produced = inner.process(&[chunk.as_slice()], None).expect("chunk has exactly input_frames_next frames");
+            let produced =
+                inner.process(&[chunk.as_slice()], None).expect("chunk has exactly input_frames_next frames");
             out.extend_from_slice(&produced[0]);
             chunk.clear();
         }
@@ -148,7 +152,8 @@ mod tests {
     #[test]
     fn output_length_follows_the_rate_ratio_and_tones_keep_their_frequency() {
         let from = 44_100;
-        let tone: Vec<f32> = (0..from).map(|i| (2.0 * std::f32::consts::PI * 1_000.0 * i as f32 / from as f32).sin()).collect();
+        let tone: Vec<f32> =
+            (0..from).map(|i| (2.0 * std::f32::consts::PI * 1_000.0 * i as f32 / from as f32).sin()).collect();
         let out = resample(&tone, from, 16_000).unwrap();
         assert_eq!(out.len(), 16_000);
         // A 1 kHz tone crosses zero 2000 times a second, wherever it is sampled.

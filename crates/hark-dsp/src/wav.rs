@@ -23,7 +23,9 @@ pub enum WavError {
     Decode { path: String, source: hound::Error },
     #[error("{path}: WAV holds no samples")]
     Empty { path: String },
-    #[error("{path}: unsupported WAV sample format ({bits}-bit {format}); convert it to 16-bit PCM, e.g. `sox IN -b 16 OUT.wav`")]
+    #[error(
+        "{path}: unsupported WAV sample format ({bits}-bit {format}); convert it to 16-bit PCM, e.g. `sox IN -b 16 OUT.wav`"
+    )]
     Unsupported { path: String, bits: u16, format: &'static str },
 }
 
@@ -47,7 +49,11 @@ fn decode<R: Read>(mut reader: hound::WavReader<R>, name: &str) -> Result<Audio,
         (hound::SampleFormat::Float, 32) => reader.samples::<f32>().collect::<Result<_, _>>().map_err(decode_err)?,
         (hound::SampleFormat::Int, bits @ 8..=32) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>().map_err(decode_err)?
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()
+                .map_err(decode_err)?
         }
         (format, bits) => {
             let format = if format == hound::SampleFormat::Float { "float" } else { "integer" };
@@ -107,7 +113,12 @@ mod tests {
 
     #[test]
     fn stereo_is_downmixed() {
-        let spec = hound::WavSpec { channels: 2, sample_rate: 44_100, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut bytes = Cursor::new(Vec::new());
         let mut w = hound::WavWriter::new(&mut bytes, spec).unwrap();
         for _ in 0..10 {

@@ -21,7 +21,8 @@ const NATIVE: &str = include_str!("../testdata/native_logmel.json");
 fn fixture_values(json: &str) -> (usize, Vec<f32>) {
     let v: serde_json::Value = serde_json::from_str(json).expect("fixture is JSON");
     let samples = v["samples"].as_u64().expect("fixture names its sample count") as usize;
-    let values = v["values"].as_array().expect("fixture has values").iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let values =
+        v["values"].as_array().expect("fixture has values").iter().map(|x| x.as_f64().unwrap() as f32).collect();
     (samples, values)
 }
 

@@ -106,21 +106,23 @@ impl Manifest {
         }
         let mut seen = std::collections::BTreeSet::new();
         for entry in &self.models {
-            let invalid = |problem: String| ManifestError::InvalidEntry {
-                version: entry.version.to_string(),
-                problem,
-            };
+            let invalid = |problem: String| ManifestError::InvalidEntry { version: entry.version.to_string(), problem };
             if !seen.insert(entry.version) {
                 return Err(ManifestError::DuplicateVersion(entry.version));
             }
-            if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            if entry.sha256.len() != 64
+                || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
                 return Err(invalid(format!("sha256 must be 64 lower-case hex digits, got {:?}", entry.sha256)));
             }
             if entry.rollout_percent > 100 {
                 return Err(invalid(format!("rollout_percent must be 0..=100, got {}", entry.rollout_percent)));
             }
             if entry.file.is_empty() || entry.file.contains("..") || entry.file.starts_with('/') {
-                return Err(invalid(format!("file must be a relative path inside the models folder, got {:?}", entry.file)));
+                return Err(invalid(format!(
+                    "file must be a relative path inside the models folder, got {:?}",
+                    entry.file
+                )));
             }
             if entry.size == 0 {
                 return Err(invalid("size must be the weights file's size in bytes, got 0".into()));
@@ -164,7 +166,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Downloaded weights that are not what the manifest published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntegrityError {
-    #[error("model {version}: expected {expected} bytes, downloaded {found}; the download was cut short or the file was replaced")]
+    #[error(
+        "model {version}: expected {expected} bytes, downloaded {found}; the download was cut short or the file was replaced"
+    )]
     Size { version: Version, expected: u64, found: u64 },
     #[error("model {version}: sha256 is {found}, manifest says {expected}; refusing corrupted or tampered weights")]
     Hash { version: Version, expected: String, found: String },
@@ -199,13 +203,9 @@ impl FromStr for Version {
     type Err = VersionError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut parts = s.split('.').map(|p| {
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                None
-            } else {
-                p.parse::<u32>().ok()
-            }
-        });
+        let mut parts = s
+            .split('.')
+            .map(|p| if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) { None } else { p.parse::<u32>().ok() });
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some(Some(major)), Some(Some(minor)), Some(Some(patch)), None) => Ok(Self { major, minor, patch }),
             _ => Err(VersionError(s.to_owned())),

@@ -151,7 +151,10 @@ impl PredictionEvent {
                 return Err(("features", format!("has {} frames, limit {MAX_FEATURE_FRAMES}", f.frames)));
             }
             if f.values.len() != f.frames as usize * f.mels as usize {
-                return Err(("features", format!("holds {} values, frames × mels = {}", f.values.len(), f.frames as usize * f.mels as usize)));
+                return Err((
+                    "features",
+                    format!("holds {} values, frames × mels = {}", f.values.len(), f.frames as usize * f.mels as usize),
+                ));
             }
             if f.values.iter().any(|v| !v.is_finite()) {
                 return Err(("features", "contains NaN or infinity".into()));

@@ -12,9 +12,13 @@ use wasm_bindgen_futures::JsFuture;
 pub enum GpuProbe {
     Checking,
     /// An adapter exists; `name` is what the browser tells about it.
-    Found { name: String },
+    Found {
+        name: String,
+    },
     /// No WebGPU here; recognition will use the CPU (WebAssembly).
-    Absent { why: String },
+    Absent {
+        why: String,
+    },
 }
 
 impl GpuProbe {
@@ -31,7 +35,9 @@ impl GpuProbe {
         match self {
             GpuProbe::Checking => "Looking for a WebGPU adapter…".into(),
             GpuProbe::Found { name } => format!("WebGPU adapter found ({name})."),
-            GpuProbe::Absent { why } => format!("No WebGPU adapter ({why}); recognition will run on the CPU (WebAssembly)."),
+            GpuProbe::Absent { why } => {
+                format!("No WebGPU adapter ({why}); recognition will run on the CPU (WebAssembly).")
+            }
         }
     }
 }
@@ -61,13 +67,15 @@ async fn request_adapter() -> Result<GpuProbe, JsValue> {
 /// "vendor architecture description", from `GPUAdapter.info` where present.
 fn adapter_name(adapter: &JsValue) -> String {
     let info = Reflect::get(adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
-    let field = |name: &str| {
-        Reflect::get(&info, &name.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty())
-    };
+    let field =
+        |name: &str| Reflect::get(&info, &name.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty());
     let parts: Vec<String> = ["vendor", "architecture", "description"].into_iter().filter_map(field).collect();
     if parts.is_empty() { "details hidden by the browser".into() } else { parts.join(" ") }
 }
 
 fn js_message(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }
