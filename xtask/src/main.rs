@@ -66,13 +66,9 @@ fn main() -> anyhow::Result<()> {
 
     let install = match cli.command {
         Cmd::Up { no_install, .. } | Cmd::Test { no_install } | Cmd::Build { no_install } => !no_install,
+        // Neither needs the web toolchain.
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
-        Cmd::Bench => {
-            step("front-end benchmarks (criterion; 16 Melem/s = 1000x real time)");
-            return run(Command::new("cargo")
-                .args(["bench", "-p", "hark-dsp", "--bench", "frontend"])
-                .current_dir(&root));
-        }
+        Cmd::Bench => return bench(&root),
     };
     let tools_bin = tools::ensure(&root, &cache_dir().join("tools"), install)?;
     let path = std::env::join_paths(
@@ -85,7 +81,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Up { port, addr, .. } => up(&root, &target, &addr, port),
         Cmd::Test { .. } => test(&root),
-        Cmd::Build { .. } | Cmd::Icons | Cmd::Bench => Ok(()),
+        Cmd::Build { .. } => Ok(()),
+        Cmd::Icons | Cmd::Bench => unreachable!("returned before the web build"),
     }
 }
 
@@ -142,6 +139,11 @@ fn up(root: &Path, target: &Path, addr: &str, port: u16) -> anyhow::Result<()> {
         .arg(root.join("web/models"))
         .arg("--db")
         .arg(data.join("collector.sqlite3")))
+}
+
+fn bench(root: &Path) -> anyhow::Result<()> {
+    step("front-end benchmarks (criterion; 16 Melem/s = 1000x real time)");
+    run(Command::new("cargo").args(["bench", "-p", "hark-dsp", "--bench", "frontend"]).current_dir(root))
 }
 
 fn test(root: &Path) -> anyhow::Result<()> {

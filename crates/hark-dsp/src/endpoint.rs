@@ -75,8 +75,7 @@ pub struct Endpointer {
 impl Endpointer {
     pub fn new(config: EndpointConfig) -> Self {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(FFT);
-        let window =
-            (0..FRAME).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / FRAME as f32).cos()).collect();
+        let window = crate::mel::periodic_hann(FRAME).into_iter().map(|w| w as f32).collect();
         Self {
             fft_in: vec![0.0; FFT],
             fft_out: fft.make_output_vec(),

@@ -66,8 +66,7 @@ impl LogMel {
         let mut planner = RealFftPlanner::<f64>::new();
         let fft = planner.plan_fft_forward(config.n_fft);
         let n = config.n_fft;
-        // Periodic Hann (what scipy/librosa call "hann" for spectral analysis).
-        let window = (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()).collect();
+        let window = periodic_hann(n);
         let filters = mel_filterbank(&config);
         let spectrum = fft.make_output_vec();
         let scratch = fft.make_scratch_vec();
@@ -130,6 +129,12 @@ pub fn normalize_utterance(features: &mut [f32], n_mels: usize) {
             *v = ((*v as f64 - mean) * scale) as f32;
         }
     }
+}
+
+/// Periodic Hann window of `n` samples (what scipy/librosa call "hann" for
+/// spectral analysis).
+pub(crate) fn periodic_hann(n: usize) -> Vec<f64> {
+    (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()).collect()
 }
 
 fn hz_to_mel(f: f64) -> f64 {
