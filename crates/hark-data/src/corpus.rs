@@ -1,0 +1,236 @@
+//! The voice-search query corpus: templates × entity lists, split so that the
+//! test split's names never occur in training.
+//!
+//! The data lives in `crates/hark-data/corpus/` (compiled in, so every tool
+//! sees the same corpus). Names from "open" lists (places, people, ...) are
+//! assigned to train/dev/test by a stable hash of the name, so the test split
+//! measures recognition of *unseen* entities; "closed" lists (days, units,
+//! numbers, times, dates) are shared. `new_names.txt` is a separate pool for
+//! the drift scenario and is never used here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::normalize;
+
+const TEMPLATES: &str = include_str!("../corpus/templates.txt");
+const NEW_NAMES: &str = include_str!("../corpus/new_names.txt");
+const LISTS: &[(&str, &str, bool)] = &[
+    // (slot, file contents, open list = split by name)
+    ("place", include_str!("../corpus/entities/place.txt"), true),
+    ("person", include_str!("../corpus/entities/person.txt"), true),
+    ("organisation", include_str!("../corpus/entities/organisation.txt"), true),
+    ("landmark", include_str!("../corpus/entities/landmark.txt"), true),
+    ("product", include_str!("../corpus/entities/product.txt"), true),
+    ("street", include_str!("../corpus/entities/street.txt"), true),
+    ("day", include_str!("../corpus/entities/day.txt"), false),
+    ("unit", include_str!("../corpus/entities/unit.txt"), false),
+    ("number", include_str!("../corpus/entities/number.txt"), false),
+    ("time", include_str!("../corpus/entities/time.txt"), false),
+    ("date", include_str!("../corpus/entities/date.txt"), false),
+];
+
+/// Data split. Test holds unseen names (and, in synthesis, an unseen engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Dev,
+    Test,
+}
+
+impl Split {
+    pub const ALL: [Split; 3] = [Split::Train, Split::Dev, Split::Test];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Dev => "dev",
+            Split::Test => "test",
+        }
+    }
+
+    /// Stable assignment of an open-list name: ~80 % train, 10 % dev, 10 % test.
+    pub fn of_name(name: &str) -> Split {
+        // FNV-1a: stable across platforms and releases, unlike std's hasher.
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        match hash % 10 {
+            0 => Split::Test,
+            1 => Split::Dev,
+            _ => Split::Train,
+        }
+    }
+}
+
+/// One generated query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    /// As a person would type it ("directions to 42 baker street").
+    pub written: String,
+    /// What the model must output ([`normalize`]d).
+    pub text: String,
+    pub split: Split,
+    /// Index of the template line (for per-template error analysis).
+    pub template: usize,
+    /// Entities used, as (slot, name).
+    pub entities: Vec<(String, String)>,
+}
+
+/// Templates and entity lists.
+pub struct Corpus {
+    templates: Vec<String>,
+    lists: BTreeMap<&'static str, (bool, Vec<String>)>,
+}
+
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+impl Default for Corpus {
+    fn default() -> Self {
+        Self::load()
+    }
+}
+
+impl Corpus {
+    /// The corpus shipped in `crates/hark-data/corpus/`.
+    pub fn load() -> Self {
+        let templates = lines(TEMPLATES).map(str::to_owned).collect();
+        let lists =
+            LISTS.iter().map(|(slot, text, open)| (*slot, (*open, lines(text).map(str::to_owned).collect()))).collect();
+        Self { templates, lists }
+    }
+
+    pub fn templates(&self) -> &[String] {
+        &self.templates
+    }
+
+    /// Entity names of `slot` usable in `split`.
+    pub fn entities(&self, slot: &str, split: Split) -> Vec<&str> {
+        let Some((open, names)) = self.lists.get(slot) else { return Vec::new() };
+        names.iter().filter(|n| !open || Split::of_name(n) == split).map(String::as_str).collect()
+    }
+
+    /// Every open-list name with its split (for "seen vs unseen" slicing).
+    pub fn open_names(&self) -> impl Iterator<Item = (&str, &str, Split)> {
+        self.lists
+            .iter()
+            .filter(|(_, (open, _))| *open)
+            .flat_map(|(slot, (_, names))| names.iter().map(move |n| (*slot, n.as_str(), Split::of_name(n))))
+    }
+
+    /// Up to `count` distinct queries of `split`, deterministic from `seed`.
+    pub fn generate(&self, split: Split, count: usize, seed: u64) -> Vec<Query> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::with_capacity(count);
+        let mut attempts = 0;
+        while out.len() < count && attempts < count * 50 {
+            attempts += 1;
+            let template = rng.random_range(0..self.templates.len());
+            if let Some(query) = self.fill(template, split, &mut rng) {
+                if seen.insert(query.text.clone()) {
+                    out.push(query);
+                }
+            }
+        }
+        out
+    }
+
+    fn fill(&self, template: usize, split: Split, rng: &mut ChaCha8Rng) -> Option<Query> {
+        let mut written = String::new();
+        let mut entities = Vec::new();
+        let mut rest = self.templates[template].as_str();
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..].find('}')? + open;
+            written.push_str(&rest[..open]);
+            let slot = &rest[open + 1..close];
+            let pool = self.entities(slot, split);
+            if pool.is_empty() {
+                return None;
+            }
+            let name = pool[rng.random_range(0..pool.len())];
+            written.push_str(name);
+            entities.push((slot.to_owned(), name.to_owned()));
+            rest = &rest[close + 1..];
+        }
+        written.push_str(rest);
+        Some(Query { text: normalize(&written), written, split, template, entities })
+    }
+}
+
+/// The drift pool: (kind, name) pairs that must never enter training data.
+pub fn new_names() -> Vec<(String, String)> {
+    lines(NEW_NAMES)
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(kind, name)| (kind.trim().to_owned(), name.trim().to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_at_least_5000_distinct_queries() {
+        let corpus = Corpus::load();
+        let all: BTreeSet<String> =
+            Split::ALL.iter().flat_map(|&s| corpus.generate(s, 4000, 1)).map(|q| q.text).collect();
+        assert!(all.len() >= 5000, "only {} distinct queries", all.len());
+    }
+
+    #[test]
+    fn generation_is_deterministic_from_the_seed() {
+        let corpus = Corpus::load();
+        assert_eq!(corpus.generate(Split::Train, 200, 7), corpus.generate(Split::Train, 200, 7));
+        assert_ne!(corpus.generate(Split::Train, 200, 7), corpus.generate(Split::Train, 200, 8));
+    }
+
+    #[test]
+    fn test_names_never_occur_in_training_queries() {
+        let corpus = Corpus::load();
+        let train = corpus.generate(Split::Train, 5000, 3);
+        let test = corpus.generate(Split::Test, 1000, 3);
+        assert!(test.len() >= 500, "test split too small: {}", test.len());
+        let train_names: BTreeSet<&str> = train
+            .iter()
+            .flat_map(|q| &q.entities)
+            .filter(|(slot, _)| corpus.lists[slot.as_str()].0)
+            .map(|(_, n)| n.as_str())
+            .collect();
+        for q in &test {
+            for (slot, name) in &q.entities {
+                if corpus.lists[slot.as_str()].0 {
+                    assert!(!train_names.contains(name.as_str()), "{name} is in both train and test");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn new_names_occur_nowhere_in_the_corpus() {
+        let corpus = Corpus::load();
+        let names = new_names();
+        assert!(names.len() >= 10);
+        let texts: Vec<String> = Split::ALL.iter().flat_map(|&s| corpus.generate(s, 5000, 5)).map(|q| q.text).collect();
+        for (_, name) in &names {
+            let name = normalize(name);
+            assert!(corpus.open_names().all(|(_, n, _)| normalize(n) != name), "{name} is in an entity list");
+            assert!(texts.iter().all(|t| !format!(" {t} ").contains(&format!(" {name} "))), "{name} occurs in a query");
+        }
+    }
+
+    #[test]
+    fn every_template_slot_names_a_list() {
+        let corpus = Corpus::load();
+        for t in corpus.templates() {
+            for part in t.split('{').skip(1) {
+                let slot = part.split('}').next().unwrap();
+                assert!(corpus.lists.contains_key(slot), "template {t:?} uses unknown slot {slot}");
+            }
+        }
+    }
+}
