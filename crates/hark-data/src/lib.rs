@@ -5,6 +5,7 @@
 //! Entry points: [`Corpus`] (templates × entities, unseen-name splits),
 //! [`normalize`](normalize::normalize), [`corpus::new_names`] (the drift pool).
 
+pub mod augment;
 pub mod corpus;
 pub mod normalize;
 

@@ -1,0 +1,425 @@
+//! Augmentation: the noises and channels the product will meet, so error
+//! analysis can ask "how do we do in a car at 5 dB?" and training can fix it.
+//!
+//! Every function is deterministic given its RNG. Noises are generated, not
+//! downloaded: car noise (engine harmonics that follow a simulated rpm, road
+//! rumble, wind), babble (other utterances mixed down), white and pink noise.
+//! Channel effects: telephone band, synthetic room reverberation, speed
+//! perturbation, gain. [`mix_at_snr`] mixes speech and noise at a target SNR.
+//! [`spec_augment`] is the training-time feature transform.
+
+use hark_dsp::SAMPLE_RATE;
+use rand::Rng;
+use realfft::RealFftPlanner;
+use serde::{Deserialize, Serialize};
+
+const SR: f32 = SAMPLE_RATE as f32;
+
+/// A background noise to mix under speech.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum NoiseKind {
+    /// A car at a steady speed (km/h): engine, road and wind.
+    Car {
+        speed_kmh: f32,
+    },
+    /// Other people talking.
+    Babble,
+    White,
+    Pink,
+}
+
+impl NoiseKind {
+    /// Tag value for slicing ("car", "babble", ...).
+    pub fn tag(&self) -> &'static str {
+        match self {
+            NoiseKind::Car { .. } => "car",
+            NoiseKind::Babble => "babble",
+            NoiseKind::White => "white",
+            NoiseKind::Pink => "pink",
+        }
+    }
+}
+
+/// SNR band tag used by error analysis.
+pub fn snr_band(snr_db: f32) -> &'static str {
+    match snr_db {
+        s if s < 5.0 => "0-5db",
+        s if s < 10.0 => "5-10db",
+        s if s < 20.0 => "10-20db",
+        _ => "20db+",
+    }
+}
+
+fn power(x: &[f32]) -> f64 {
+    if x.is_empty() { 0.0 } else { x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len() as f64 }
+}
+
+/// Scales `x` to unit RMS (silence stays silence).
+fn unit_rms(mut x: Vec<f32>) -> Vec<f32> {
+    let p = power(&x);
+    if p > 0.0 {
+        let g = (1.0 / p.sqrt()) as f32;
+        x.iter_mut().for_each(|v| *v *= g);
+    }
+    x
+}
+
+/// Approximately Gaussian white noise (sum of four uniforms), unit RMS.
+pub fn white(len: usize, rng: &mut impl Rng) -> Vec<f32> {
+    unit_rms((0..len).map(|_| (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>()).collect())
+}
+
+/// Pink (1/f) noise by Paul Kellet's filter over white noise, unit RMS.
+pub fn pink(len: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let w = white(len, rng);
+    let mut b = [0.0f32; 7];
+    unit_rms(
+        w.iter()
+            .map(|&x| {
+                b[0] = 0.99886 * b[0] + x * 0.0555179;
+                b[1] = 0.99332 * b[1] + x * 0.0750759;
+                b[2] = 0.96900 * b[2] + x * 0.1538520;
+                b[3] = 0.86650 * b[3] + x * 0.3104856;
+                b[4] = 0.55000 * b[4] + x * 0.5329522;
+                b[5] = -0.7616 * b[5] - x * 0.0168980;
+                let y = b.iter().sum::<f32>() + x * 0.5362;
+                b[6] = x * 0.115926;
+                y
+            })
+            .collect(),
+    )
+}
+
+/// Car interior noise at `speed_kmh`, unit RMS.
+///
+/// Engine: a four-stroke four-cylinder fires twice per revolution, so its
+/// fundamental is `rpm / 30` Hz; rpm follows the speed (gear changes ignored)
+/// with a slow random wander, and the first eight harmonics fall off as 1/k.
+/// Road: brown noise (leaky-integrated white), louder with speed. Wind:
+/// band-passed noise growing with the square of speed, slowly gusting.
+pub fn car(len: usize, speed_kmh: f32, rng: &mut impl Rng) -> Vec<f32> {
+    let speed = speed_kmh.max(0.0);
+    let base_rpm = 800.0 + speed * 22.0;
+    let mut rpm = base_rpm;
+    let mut phase = 0.0f32;
+    let road_white = white(len, rng);
+    let wind_white = white(len, rng);
+    let mut wind_filter = Biquad::band_pass(800.0, 0.7);
+    let mut brown = 0.0f32;
+    let road_gain = 0.3 + speed / 60.0;
+    let wind_gain = (speed / 80.0).powi(2);
+    let gust_rate = rng.random_range(0.1..0.4);
+    let mut out = Vec::with_capacity(len);
+    for i in 0..len {
+        if i % 160 == 0 {
+            rpm += rng.random_range(-15.0..15.0) + 0.02 * (base_rpm - rpm);
+        }
+        phase += 2.0 * std::f32::consts::PI * (rpm / 30.0) / SR;
+        let engine: f32 = (1..=8).map(|k| (k as f32 * phase).sin() / k as f32).sum::<f32>() * 0.3;
+        brown = 0.995 * brown + 0.05 * road_white[i];
+        let gust = 1.0 + 0.4 * (2.0 * std::f32::consts::PI * gust_rate * i as f32 / SR).sin();
+        let wind = wind_filter.process(wind_white[i]) * wind_gain * gust;
+        out.push(engine + brown * road_gain * 3.0 + wind);
+    }
+    unit_rms(out)
+}
+
+/// Babble: `voices` of the given utterances, each at a random offset and
+/// looped to `len`, summed; unit RMS.
+pub fn babble(len: usize, utterances: &[&[f32]], voices: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let mut out = vec![0.0f32; len];
+    let usable: Vec<&[f32]> = utterances.iter().copied().filter(|u| !u.is_empty()).collect();
+    if usable.is_empty() {
+        return out;
+    }
+    for _ in 0..voices.max(1) {
+        let u = unit_rms(usable[rng.random_range(0..usable.len())].to_vec());
+        let offset = rng.random_range(0..u.len());
+        for (i, o) in out.iter_mut().enumerate() {
+            *o += u[(i + offset) % u.len()];
+        }
+    }
+    unit_rms(out)
+}
+
+/// `speech + noise`, the noise scaled so that the speech-to-noise power ratio
+/// over the utterance is `snr_db`. If the mix would clip, both are scaled
+/// down together (the SNR is unchanged). `noise` is looped if shorter.
+pub fn mix_at_snr(speech: &[f32], noise: &[f32], snr_db: f32) -> Vec<f32> {
+    if noise.is_empty() || speech.is_empty() {
+        return speech.to_vec();
+    }
+    let looped: Vec<f32> = (0..speech.len()).map(|i| noise[i % noise.len()]).collect();
+    let (ps, pn) = (power(speech), power(&looped));
+    if pn == 0.0 {
+        return speech.to_vec();
+    }
+    let gain = ((ps / pn) / 10f64.powf(snr_db as f64 / 10.0)).sqrt() as f32;
+    let mut mix: Vec<f32> = speech.iter().zip(&looped).map(|(s, n)| s + gain * n).collect();
+    let peak = mix.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak > 0.99 {
+        let g = 0.99 / peak;
+        mix.iter_mut().for_each(|v| *v *= g);
+    }
+    mix
+}
+
+/// Telephone channel: 300–3400 Hz band, through an 8 kHz sample rate.
+pub fn telephone(speech: &[f32]) -> Vec<f32> {
+    let mut hp = [Biquad::high_pass(300.0, 0.707), Biquad::high_pass(300.0, 0.707)];
+    let mut lp = [Biquad::low_pass(3400.0, 0.707), Biquad::low_pass(3400.0, 0.707)];
+    let band: Vec<f32> =
+        speech.iter().map(|&x| lp.iter_mut().chain(hp.iter_mut()).fold(x, |y, f| f.process(y))).collect();
+    let narrow = hark_dsp::resample(&band, SAMPLE_RATE, 8_000).expect("fixed valid rates");
+    hark_dsp::resample(&narrow, 8_000, SAMPLE_RATE).expect("fixed valid rates")
+}
+
+/// Synthetic room: convolution with an exponentially decaying noise impulse
+/// response of reverberation time `rt60_s`, direct path first. Output has the
+/// input's length and RMS.
+pub fn reverb(speech: &[f32], rt60_s: f32, rng: &mut impl Rng) -> Vec<f32> {
+    if speech.is_empty() {
+        return Vec::new();
+    }
+    let taps = ((rt60_s.clamp(0.05, 2.0) * SR) as usize).max(1);
+    // Amplitude falls 60 dB over rt60: exp(-6.9 t / rt60).
+    let decay = -6.907 / (rt60_s.clamp(0.05, 2.0) * SR);
+    let noise = white(taps, rng);
+    let mut rir: Vec<f32> = noise.iter().enumerate().map(|(i, n)| n * (decay * i as f32).exp() * 0.3).collect();
+    rir[0] = 1.0;
+    let wet = fft_convolve(speech, &rir);
+    let g = (power(speech) / power(&wet[..speech.len()]).max(1e-20)).sqrt() as f32;
+    wet[..speech.len()].iter().map(|v| v * g).collect()
+}
+
+/// Speed perturbation (tempo and pitch together, as in Kaldi's recipes):
+/// `factor` 1.1 makes speech 10 % faster and shorter.
+pub fn speed(speech: &[f32], factor: f32) -> Vec<f32> {
+    let from = (SR * factor).round() as u32;
+    hark_dsp::resample(speech, from, SAMPLE_RATE).expect("speed factors give valid rates")
+}
+
+/// Gain in dB, clipped to [-1, 1].
+pub fn gain(speech: &[f32], db: f32) -> Vec<f32> {
+    let g = 10f32.powf(db / 20.0);
+    speech.iter().map(|v| (v * g).clamp(-1.0, 1.0)).collect()
+}
+
+fn fft_convolve(a: &[f32], b: &[f32]) -> Vec<f32> {
+    let n = (a.len() + b.len() - 1).next_power_of_two();
+    let mut planner = RealFftPlanner::<f32>::new();
+    let (fwd, inv) = (planner.plan_fft_forward(n), planner.plan_fft_inverse(n));
+    let spectrum = |x: &[f32]| {
+        let mut buf = x.to_vec();
+        buf.resize(n, 0.0);
+        let mut out = fwd.make_output_vec();
+        fwd.process(&mut buf, &mut out).expect("sized by the planner");
+        out
+    };
+    let (fa, fb) = (spectrum(a), spectrum(b));
+    let mut prod: Vec<_> = fa.iter().zip(&fb).map(|(x, y)| x * y).collect();
+    let mut out = inv.make_output_vec();
+    inv.process(&mut prod, &mut out).expect("sized by the planner");
+    let scale = 1.0 / n as f32;
+    out.truncate(a.len() + b.len() - 1);
+    out.iter_mut().for_each(|v| *v *= scale);
+    out
+}
+
+/// SpecAugment settings (Park et al. 2019, "LD" policy scaled to short queries).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecAugmentConfig {
+    pub freq_masks: usize,
+    /// Widest frequency mask, in mel bands.
+    pub max_freq_width: usize,
+    pub time_masks: usize,
+    /// Widest time mask, in frames.
+    pub max_time_width: usize,
+    /// No time mask covers more than this share of the utterance.
+    pub max_time_ratio: f32,
+}
+
+impl Default for SpecAugmentConfig {
+    fn default() -> Self {
+        Self { freq_masks: 2, max_freq_width: 15, time_masks: 2, max_time_width: 40, max_time_ratio: 0.2 }
+    }
+}
+
+/// Masks random mel bands and frame ranges of `[frames, n_mels]` features
+/// with 0 (the mean of normalised features), in place.
+pub fn spec_augment(features: &mut [f32], n_mels: usize, config: &SpecAugmentConfig, rng: &mut impl Rng) {
+    if n_mels == 0 {
+        return;
+    }
+    let frames = features.len() / n_mels;
+    for _ in 0..config.freq_masks {
+        let width = rng.random_range(0..=config.max_freq_width.min(n_mels));
+        let start = rng.random_range(0..=n_mels - width);
+        for f in 0..frames {
+            features[f * n_mels + start..f * n_mels + start + width].fill(0.0);
+        }
+    }
+    let max_t = config.max_time_width.min((frames as f32 * config.max_time_ratio) as usize);
+    for _ in 0..config.time_masks {
+        let width = rng.random_range(0..=max_t);
+        let start = rng.random_range(0..=frames - width);
+        features[start * n_mels..(start + width) * n_mels].fill(0.0);
+    }
+}
+
+/// A second-order IIR section (RBJ audio-EQ cookbook). Written here because
+/// the three filters needed are a few lines each; a crate would add more
+/// surface than it saves.
+struct Biquad {
+    b: [f32; 3],
+    a: [f32; 2],
+    z: [f32; 2],
+}
+
+impl Biquad {
+    fn new(b: [f64; 3], a: [f64; 3]) -> Self {
+        let n = |x: f64| (x / a[0]) as f32;
+        Self { b: [n(b[0]), n(b[1]), n(b[2])], a: [n(a[1]), n(a[2])], z: [0.0; 2] }
+    }
+
+    fn coefficients(freq: f32, q: f32) -> (f64, f64) {
+        let w0 = 2.0 * std::f64::consts::PI * freq as f64 / SR as f64;
+        (w0.cos(), w0.sin() / (2.0 * q as f64))
+    }
+
+    fn low_pass(freq: f32, q: f32) -> Self {
+        let (c, alpha) = Self::coefficients(freq, q);
+        Self::new([(1.0 - c) / 2.0, 1.0 - c, (1.0 - c) / 2.0], [1.0 + alpha, -2.0 * c, 1.0 - alpha])
+    }
+
+    fn high_pass(freq: f32, q: f32) -> Self {
+        let (c, alpha) = Self::coefficients(freq, q);
+        Self::new([(1.0 + c) / 2.0, -(1.0 + c), (1.0 + c) / 2.0], [1.0 + alpha, -2.0 * c, 1.0 - alpha])
+    }
+
+    fn band_pass(freq: f32, q: f32) -> Self {
+        let (c, alpha) = Self::coefficients(freq, q);
+        Self::new([alpha, 0.0, -alpha], [1.0 + alpha, -2.0 * c, 1.0 - alpha])
+    }
+
+    /// Transposed direct form II.
+    fn process(&mut self, x: f32) -> f32 {
+        let y = self.b[0] * x + self.z[0];
+        self.z[0] = self.b[1] * x - self.a[0] * y + self.z[1];
+        self.z[1] = self.b[2] * x - self.a[1] * y;
+        y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn rng() -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(11)
+    }
+
+    fn tone(freq: f32, len: usize) -> Vec<f32> {
+        (0..len).map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / SR).sin()).collect()
+    }
+
+    fn db(p: f64) -> f64 {
+        10.0 * p.log10()
+    }
+
+    #[test]
+    fn mixing_hits_the_target_snr_within_half_a_db() {
+        let mut r = rng();
+        let speech = tone(220.0, 32_000);
+        let noises = [car(32_000, 100.0, &mut r), pink(20_000, &mut r), white(32_000, &mut r)];
+        for noise in &noises {
+            for snr in [0.0f32, 5.0, 10.0, 20.0] {
+                let mix = mix_at_snr(&speech, noise, snr);
+                // Measure: the scale the clip guard applied, then the residual noise.
+                let scale = mix.iter().zip(&speech).map(|(m, s)| (*m as f64) * (*s as f64)).sum::<f64>()
+                    / speech.iter().map(|s| (*s as f64).powi(2)).sum::<f64>();
+                let residual: Vec<f32> = mix.iter().zip(&speech).map(|(m, s)| m - (scale as f32) * s).collect();
+                let measured = db(power(&speech) * scale * scale) - db(power(&residual));
+                assert!((measured - snr as f64).abs() <= 0.5, "target {snr} dB, measured {measured:.2} dB");
+            }
+        }
+    }
+
+    #[test]
+    fn car_noise_is_low_frequency_and_gains_wind_with_speed() {
+        // At 50 km/h: rpm ≈ 1900, firing frequency ≈ 63 Hz; most energy is low.
+        let noise = car(64_000, 50.0, &mut rng());
+        let low = {
+            let mut f = Biquad::low_pass(500.0, 0.707);
+            noise.iter().map(|&x| f.process(x)).collect::<Vec<_>>()
+        };
+        assert!(power(&low) / power(&noise) > 0.5, "car noise should be mostly below 500 Hz");
+        // Faster means more wind: relatively more energy above 500 Hz.
+        let high_share = |n: &[f32]| {
+            let mut f = Biquad::high_pass(500.0, 0.707);
+            power(&n.iter().map(|&x| f.process(x)).collect::<Vec<_>>()) / power(n)
+        };
+        assert!(high_share(&car(64_000, 130.0, &mut rng())) > high_share(&noise));
+    }
+
+    #[test]
+    fn telephone_band_removes_lows_and_highs() {
+        for (freq, keep) in [(100.0, false), (1_000.0, true), (6_000.0, false)] {
+            let x = tone(freq, 16_000);
+            let y = telephone(&x);
+            assert_eq!(y.len(), x.len());
+            let ratio = db(power(&y[2000..14000]) / power(&x[2000..14000]));
+            if keep {
+                assert!(ratio > -3.0, "{freq} Hz lost {ratio:.1} dB");
+            } else {
+                assert!(ratio < -15.0, "{freq} Hz only lost {ratio:.1} dB");
+            }
+        }
+    }
+
+    #[test]
+    fn reverb_keeps_length_and_level_and_smears_in_time() {
+        let mut click = vec![0.0f32; 16_000];
+        click[1000] = 1.0;
+        let wet = reverb(&click, 0.5, &mut rng());
+        assert_eq!(wet.len(), click.len());
+        assert!((db(power(&wet)) - db(power(&click))).abs() < 0.1);
+        let tail = wet[2000..8000].iter().filter(|v| v.abs() > 1e-4).count();
+        assert!(tail > 1000, "an impulse should ring on after the direct sound");
+    }
+
+    #[test]
+    fn speed_and_gain_do_what_they_say() {
+        let x = tone(440.0, 16_000);
+        assert!((speed(&x, 1.1).len() as f32 - 16_000.0 / 1.1).abs() <= 2.0);
+        assert!((speed(&x, 0.9).len() as f32 - 16_000.0 / 0.9).abs() <= 2.0);
+        let loud = gain(&x, 6.0);
+        assert!((db(power(&loud) / power(&x)) - 6.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn babble_is_made_of_the_given_voices() {
+        let a = tone(200.0, 8_000);
+        let b = tone(330.0, 12_000);
+        let mix = babble(20_000, &[&a, &b], 4, &mut rng());
+        assert_eq!(mix.len(), 20_000);
+        assert!((power(&mix) - 1.0).abs() < 1e-3);
+        assert!(babble(100, &[], 3, &mut rng()).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn spec_augment_masks_within_its_bounds() {
+        let (frames, mels) = (200, 80);
+        let mut f = vec![1.0f32; frames * mels];
+        spec_augment(&mut f, mels, &SpecAugmentConfig::default(), &mut rng());
+        let zeros = f.iter().filter(|&&v| v == 0.0).count();
+        assert!(zeros > 0, "something is masked");
+        // At most 2×15 bands and 2×40 frames.
+        assert!(zeros <= 2 * 15 * frames + 2 * 40 * mels);
+        let full_bands = (0..mels).filter(|&m| (0..frames).all(|t| f[t * mels + m] == 0.0)).count();
+        assert!(full_bands <= 30);
+    }
+}
