@@ -1,12 +1,15 @@
-//! hark's data: the voice-search query corpus and the text normaliser that
-//! every piece of model text goes through, plus (coming in this crate)
-//! augmentation and the dataset manifest.
+//! hark's data: the voice-search query corpus, the text normaliser that every
+//! piece of model text goes through, augmentation, and the dataset manifest.
+//! Speech synthesis itself (running the Debian synthesizers) is in `hark-cli`.
 //!
 //! Entry points: [`Corpus`] (templates × entities, unseen-name splits),
-//! [`normalize`](normalize::normalize), [`corpus::new_names`] (the drift pool).
+//! [`normalize`](normalize::normalize), [`corpus::new_names`] (the drift pool),
+//! [`augment`] (noises, channels, SNR mixing, SpecAugment), [`manifest`]
+//! (JSONL dataset format, loader, stats).
 
 pub mod augment;
 pub mod corpus;
+pub mod manifest;
 pub mod normalize;
 
 pub use corpus::{Corpus, Query, Split};
