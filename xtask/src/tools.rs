@@ -17,8 +17,15 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// Debian packages: (file that proves it is installed, package).
-const DEBIAN_PACKAGES: &[(&str, &str)] =
-    &[(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver"), ("/usr/bin/node", "nodejs"), ("/usr/bin/npm", "npm")];
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    (CHROMIUM, "chromium"),
+    (CHROMEDRIVER, "chromium-driver"),
+    ("/usr/bin/node", "nodejs"),
+    ("/usr/bin/npm", "npm"),
+    // `hark data synth --preset smoke` runs in the tests.
+    ("/usr/bin/espeak-ng", "espeak-ng"),
+    ("/usr/bin/flite", "flite"),
+];
 
 /// Installs what is missing. Returns the folder of npm-installed tools, which
 /// the caller puts first on `PATH` (trunk finds wasm-opt there).

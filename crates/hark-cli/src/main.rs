@@ -1,0 +1,83 @@
+//! `hark`: the command line of the hark cycle.
+//!
+//! Today: `hark data synth` (speak the query corpus with Debian's
+//! synthesizers, augment, write a JSONL manifest) and `hark data stats`.
+
+mod synth;
+mod voices;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "hark", version, about = "hark: private in-browser voice search, and the ML cycle behind it")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Data collection: synthesize and inspect the voice-search corpus.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Speak the query corpus with many synthetic voices, augment it, write manifest.jsonl.
+    Synth {
+        /// Size: `smoke` (seconds, for tests) or `standard` (≥ 20 h of training audio).
+        #[arg(long, default_value = "smoke")]
+        preset: synth::Preset,
+        /// Output folder (audio/ and manifest.jsonl go here). Default: ~/.cache/hark/data/<preset>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed for everything random: queries, voices, augmentation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Parallel synthesizer processes (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Hours and counts per split and tag of a manifest.
+    Stats {
+        /// A manifest.jsonl, or the folder holding it.
+        manifest: PathBuf,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data { command: DataCommand::Synth { preset, out, seed, jobs } } => {
+            let out = out.unwrap_or_else(|| default_data_dir().join(preset.name()));
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            synth::run(&synth::Options { preset, out, seed, jobs })
+        }
+        Command::Data { command: DataCommand::Stats { manifest } } => stats(manifest),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn stats(path: PathBuf) -> anyhow::Result<()> {
+    let path = if path.is_dir() { path.join("manifest.jsonl") } else { path };
+    let utterances = hark_data::manifest::read(&path)?;
+    print!("{}", hark_data::manifest::Stats::of(&utterances).table());
+    Ok(())
+}
+
+/// Generated data lives outside git: `$XDG_CACHE_HOME/hark/data` or `~/.cache/hark/data`.
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("hark/data")
+}

@@ -1,0 +1,375 @@
+//! `hark data synth`: the corpus, spoken and augmented.
+//!
+//! Two phases, both resumable (an item whose WAV exists is skipped; every WAV
+//! is written under a temporary name and renamed, so an interrupted run leaves
+//! nothing half-written): (1) speak every planned query with its voice and
+//! write 16 kHz mono WAV; (2) make the augmented copies from those files.
+//! Then the manifest is rebuilt from every planned item whose audio decodes;
+//! a corrupt or empty WAV is reported with its path and skipped.
+//! Everything is deterministic from the seed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use hark_data::augment::{self, NoiseKind};
+use hark_data::manifest::{self, Stats, Utterance};
+use hark_data::{Corpus, Query, Split};
+use hark_dsp::wav::{self, Audio};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::voices::{self, Voice};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// A few utterances per split, espeak-ng and flite only: seconds. Used by tests.
+    Smoke,
+    /// ≥ 20 h of training audio (with augmented copies), dev and test ≥ 1 h.
+    Standard,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Smoke => "smoke",
+            Preset::Standard => "standard",
+        }
+    }
+
+    /// (queries per split [train, dev, test], all engines?, augmented copies per train query)
+    fn spec(self) -> ([usize; 3], bool, usize) {
+        match self {
+            Preset::Smoke => ([12, 4, 4], false, 1),
+            Preset::Standard => ([10_000, 1_200, 1_000], true, 3),
+        }
+    }
+}
+
+pub struct Options {
+    pub preset: Preset,
+    pub out: PathBuf,
+    pub seed: u64,
+    pub jobs: usize,
+}
+
+/// One planned utterance: a clean recording, or an augmented copy of one.
+#[derive(Debug, Clone)]
+struct Item {
+    id: String,
+    split: Split,
+    query: Query,
+    voice: Voice,
+    rate: u32,
+    pitch: u32,
+    /// `None` for the clean recording; else the augmentation and its source id.
+    aug: Option<(Aug, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Aug {
+    Noise { kind: NoiseKind, snr_db: f32 },
+    Telephone,
+    Reverb { rt60_s: f32 },
+    Speed(f32),
+    Gain(f32),
+}
+
+impl Aug {
+    fn tags(&self) -> BTreeMap<String, String> {
+        let mut t = BTreeMap::new();
+        match self {
+            Aug::Noise { kind, snr_db } => {
+                t.insert("noise".into(), kind.tag().into());
+                t.insert("snr".into(), augment::snr_band(*snr_db).into());
+                if let NoiseKind::Car { speed_kmh } = kind {
+                    t.insert("car_speed".into(), format!("{}", (*speed_kmh / 10.0).round() * 10.0));
+                }
+            }
+            Aug::Telephone => {
+                t.insert("channel".into(), "telephone".into());
+            }
+            Aug::Reverb { .. } => {
+                t.insert("channel".into(), "reverb".into());
+            }
+            Aug::Speed(f) => {
+                t.insert("aug".into(), format!("speed{f}"));
+            }
+            Aug::Gain(_) => {
+                t.insert("aug".into(), "gain".into());
+            }
+        }
+        t.entry("noise".into()).or_insert_with(|| "clean".into());
+        t
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Aug::Noise { kind, snr_db } => format!("{}{:.0}db", kind.tag(), snr_db),
+            Aug::Telephone => "tel".into(),
+            Aug::Reverb { rt60_s } => format!("rev{:.0}", rt60_s * 100.0),
+            Aug::Speed(f) => format!("sp{:.0}", f * 100.0),
+            Aug::Gain(db) => format!("gain{db:.0}"),
+        }
+    }
+}
+
+fn item_rng(seed: u64, id: &str) -> ChaCha8Rng {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    ChaCha8Rng::seed_from_u64(seed ^ h)
+}
+
+fn plan(options: &Options) -> Vec<Item> {
+    let (counts, full, train_copies) = options.preset.spec();
+    let corpus = Corpus::load();
+    let mut items = Vec::new();
+    for (split, &count) in Split::ALL.iter().zip(&counts) {
+        let voices = voices::voices(*split, full);
+        for (n, query) in corpus.generate(*split, count, options.seed).into_iter().enumerate() {
+            let mut rng = item_rng(options.seed, &format!("{}-{n}", split.name()));
+            let voice = voices[rng.random_range(0..voices.len())].clone();
+            let (rate, pitch) = if voice.engine.varies_pitch() {
+                (rng.random_range(130..=200), rng.random_range(30..=70))
+            } else {
+                (rng.random_range(140..=180), 50)
+            };
+            let id = format!("{}-{n:06}-{}-{}", split.name(), voice.engine.name(), voice.name.replace('+', "_"));
+            let clean = Item { id: id.clone(), split: *split, query, voice, rate, pitch, aug: None };
+            let augs: Vec<Aug> = match split {
+                Split::Train => (0..train_copies).map(|_| random_aug(&mut rng)).collect(),
+                Split::Dev => vec![random_aug(&mut rng)],
+                // The bar: car noise at 5 dB SNR against clean. Plus one other noise.
+                Split::Test => vec![
+                    Aug::Noise { kind: NoiseKind::Car { speed_kmh: rng.random_range(50.0..120.0) }, snr_db: 5.0 },
+                    random_noise(&mut rng),
+                ],
+            };
+            items.push(clean.clone());
+            for (j, aug) in augs.into_iter().enumerate() {
+                let mut copy = clean.clone();
+                // The index keeps ids unique when two copies get the same label.
+                copy.id = format!("{id}-{j}-{}", aug.label());
+                copy.aug = Some((aug, id.clone()));
+                items.push(copy);
+            }
+        }
+    }
+    items
+}
+
+fn random_noise(rng: &mut ChaCha8Rng) -> Aug {
+    let kind = match rng.random_range(0..4) {
+        0 | 1 => NoiseKind::Car { speed_kmh: rng.random_range(30.0..130.0) },
+        2 => NoiseKind::Babble,
+        _ => {
+            if rng.random_bool(0.5) {
+                NoiseKind::Pink
+            } else {
+                NoiseKind::White
+            }
+        }
+    };
+    Aug::Noise { kind, snr_db: rng.random_range(0.0..20.0) }
+}
+
+/// The mix of augmentations for training copies; car noise, the product's
+/// classic failure, is the most common.
+fn random_aug(rng: &mut ChaCha8Rng) -> Aug {
+    match rng.random_range(0..20) {
+        0..=9 => random_noise(rng),
+        10..=11 => Aug::Telephone,
+        12..=14 => Aug::Reverb { rt60_s: rng.random_range(0.2..0.8) },
+        15..=17 => Aug::Speed(if rng.random_bool(0.5) { 0.9 } else { 1.1 }),
+        _ => Aug::Gain(rng.random_range(-12.0..6.0)),
+    }
+}
+
+fn audio_path(out: &Path, item: &Item) -> PathBuf {
+    out.join("audio").join(item.split.name()).join(format!("{}.wav", item.id))
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    let (_, full, _) = options.preset.spec();
+    let all_voices: Vec<Voice> = Split::ALL.iter().flat_map(|s| voices::voices(*s, full)).collect();
+    voices::check_installed(&all_voices)?;
+    for split in Split::ALL {
+        std::fs::create_dir_all(options.out.join("audio").join(split.name()))
+            .with_context(|| format!("creating {}", options.out.display()))?;
+    }
+    std::fs::create_dir_all(options.out.join("tmp"))?;
+    let items = plan(options);
+    let started = std::time::Instant::now();
+
+    let (clean, copies): (Vec<&Item>, Vec<&Item>) = items.iter().partition(|i| i.aug.is_none());
+    let done1 = parallel("speaking", &clean, options.jobs, |item| speak_item(options, item))?;
+    let sources = index_by_split(&clean, &options.out);
+    let done2 = parallel("augmenting", &copies, options.jobs, |item| augment_item(options, item, &sources))?;
+    let _ = std::fs::remove_dir(options.out.join("tmp"));
+
+    // Manifest: every planned item whose audio decodes.
+    let mut utterances = Vec::with_capacity(items.len());
+    let mut skipped = 0;
+    for item in &items {
+        let path = audio_path(&options.out, item);
+        match wav::read(&path) {
+            Ok(audio) => utterances.push(utterance(item, &audio)),
+            Err(e) => {
+                eprintln!("skipping: {e}");
+                skipped += 1;
+            }
+        }
+    }
+    let manifest_path = options.out.join("manifest.jsonl");
+    manifest::write(&manifest_path, &utterances)?;
+    eprintln!(
+        "{} made, {} already there, {skipped} skipped (unreadable audio), in {:.1} s; manifest: {}",
+        done1.made + done2.made,
+        done1.existing + done2.existing,
+        started.elapsed().as_secs_f32(),
+        manifest_path.display()
+    );
+    print!("{}", Stats::of(&utterances).table());
+    Ok(())
+}
+
+#[derive(Default)]
+struct Done {
+    made: usize,
+    existing: usize,
+}
+
+/// Runs `work` over `items` on `jobs` threads with a progress bar. `work`
+/// returns whether it made the file (false: it already existed).
+fn parallel(
+    what: &str,
+    items: &[&Item],
+    jobs: usize,
+    work: impl Fn(&Item) -> anyhow::Result<bool> + Sync,
+) -> anyhow::Result<Done> {
+    let bar = ProgressBar::new(items.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}").expect("static template"),
+    );
+    bar.set_message(what.to_owned());
+    let next = AtomicUsize::new(0);
+    let made = AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items.len() || first_error.lock().unwrap().is_some() {
+                        break;
+                    }
+                    match work(items[i]) {
+                        Ok(true) => {
+                            made.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            first_error.lock().unwrap().get_or_insert(e.context(format!("item {}", items[i].id)));
+                        }
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(e);
+    }
+    let made = made.into_inner();
+    Ok(Done { made, existing: items.len() - made })
+}
+
+/// Speaks one clean item: synthesizer → resample to 16 kHz → peak −1 dBFS.
+fn speak_item(options: &Options, item: &Item) -> anyhow::Result<bool> {
+    let path = audio_path(&options.out, item);
+    if path.exists() {
+        return Ok(false);
+    }
+    let raw = options.out.join("tmp").join(format!("{}.wav", item.id));
+    voices::speak(&item.voice, &item.query.text, item.rate, item.pitch, &raw)?;
+    let audio = wav::read(&raw)?;
+    let _ = std::fs::remove_file(&raw);
+    let mut samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
+    let peak = samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak > 0.0 {
+        let g = 0.89 / peak;
+        samples.iter_mut().for_each(|v| *v *= g);
+    }
+    wav::write_pcm16(&path, &Audio { sample_rate: hark_dsp::SAMPLE_RATE, samples })?;
+    Ok(true)
+}
+
+/// Clean recordings per split, for babble.
+fn index_by_split(clean: &[&Item], out: &Path) -> BTreeMap<Split, Vec<PathBuf>> {
+    let mut map: BTreeMap<Split, Vec<PathBuf>> = BTreeMap::new();
+    for item in clean {
+        map.entry(item.split).or_default().push(audio_path(out, item));
+    }
+    map
+}
+
+fn augment_item(options: &Options, item: &Item, sources: &BTreeMap<Split, Vec<PathBuf>>) -> anyhow::Result<bool> {
+    let path = audio_path(&options.out, item);
+    if path.exists() {
+        return Ok(false);
+    }
+    let (aug, source_id) = item.aug.as_ref().expect("augment_item gets augmented items");
+    let source = options.out.join("audio").join(item.split.name()).join(format!("{source_id}.wav"));
+    let speech = wav::read(&source)?.samples;
+    let mut rng = item_rng(options.seed, &item.id);
+    let samples = match aug {
+        Aug::Noise { kind, snr_db } => {
+            let n = speech.len();
+            let noise = match kind {
+                NoiseKind::Car { speed_kmh } => augment::car(n, *speed_kmh, &mut rng),
+                NoiseKind::White => augment::white(n, &mut rng),
+                NoiseKind::Pink => augment::pink(n, &mut rng),
+                NoiseKind::Babble => {
+                    let pool = &sources[&item.split];
+                    let voices: Vec<Vec<f32>> = (0..5)
+                        .map(|_| pool[rng.random_range(0..pool.len())].as_path())
+                        .filter(|p| *p != source.as_path())
+                        .filter_map(|p| wav::read(p).ok().map(|a| a.samples))
+                        .collect();
+                    let refs: Vec<&[f32]> = voices.iter().map(Vec::as_slice).collect();
+                    augment::babble(n, &refs, refs.len(), &mut rng)
+                }
+            };
+            augment::mix_at_snr(&speech, &noise, *snr_db)
+        }
+        Aug::Telephone => augment::telephone(&speech),
+        Aug::Reverb { rt60_s } => augment::reverb(&speech, *rt60_s, &mut rng),
+        Aug::Speed(f) => augment::speed(&speech, *f),
+        Aug::Gain(db) => augment::gain(&speech, *db),
+    };
+    wav::write_pcm16(&path, &Audio { sample_rate: hark_dsp::SAMPLE_RATE, samples })?;
+    Ok(true)
+}
+
+fn utterance(item: &Item, audio: &Audio) -> Utterance {
+    let audio_rel = audio_path(Path::new(""), item).to_string_lossy().into_owned();
+    let mut tags = item.aug.as_ref().map(|(a, _)| a.tags()).unwrap_or_default();
+    tags.entry("noise".into()).or_insert_with(|| "clean".into());
+    Utterance {
+        id: item.id.clone(),
+        audio: audio_rel,
+        text: item.query.text.clone(),
+        split: item.split,
+        engine: item.voice.engine.name().into(),
+        voice: item.voice.name.clone(),
+        rate: item.rate,
+        pitch: item.pitch,
+        duration_s: audio.duration_s() as f32,
+        template: item.query.template,
+        entities: item.query.entities.clone(),
+        tags,
+    }
+}

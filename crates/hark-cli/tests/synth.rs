@@ -1,0 +1,113 @@
+//! `hark data synth --preset smoke` end to end: real espeak-ng and flite
+//! processes, real WAV files, the JSONL manifest, resuming, bad audio.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hark_data::Split;
+use hark_data::manifest;
+
+fn hark(args: &[&str], path: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
+    cmd.args(args);
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
+    cmd.output().expect("the hark binary runs")
+}
+
+fn synth(out: &Path) -> Output {
+    let out = hark(&["data", "synth", "--preset", "smoke", "--seed", "3", "--out", out.to_str().unwrap()], None);
+    assert!(out.status.success(), "synth failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn smoke_preset_speaks_every_split_with_held_out_voices_and_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path());
+    let utterances = manifest::read(&dir.path().join("manifest.jsonl")).unwrap();
+    for split in Split::ALL {
+        assert!(utterances.iter().any(|u| u.split == split), "no {split:?} utterances");
+    }
+    let engines = |s: Split| utterances.iter().filter(|u| u.split == s).map(|u| u.engine.clone()).collect::<Vec<_>>();
+    assert!(engines(Split::Test).iter().all(|e| e == "flite"));
+    assert!(engines(Split::Train).iter().all(|e| e != "flite"), "the test engine must never speak training data");
+    let voices = |s: Split| utterances.iter().filter(|u| u.split == s).map(|u| u.voice.clone()).collect::<Vec<_>>();
+    assert!(voices(Split::Dev).iter().all(|v| !voices(Split::Train).contains(v)), "dev voices are held out");
+    // The bar's slice exists: test queries in car noise at 5 dB.
+    assert!(utterances.iter().any(|u| u.split == Split::Test && u.tags["noise"] == "car" && u.tags["snr"] == "5-10db"));
+    let ids: std::collections::BTreeSet<&str> = utterances.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids.len(), utterances.len(), "utterance ids are unique");
+    for u in &utterances {
+        let audio = hark_dsp::wav::read(&dir.path().join(&u.audio)).unwrap();
+        assert_eq!(audio.sample_rate, 16_000, "{}", u.audio);
+        assert!(u.duration_s > 0.3, "{} is {} s", u.id, u.duration_s);
+        assert_eq!(u.text, hark_data::normalize(&u.text), "manifest text is normalised");
+    }
+    let stats = hark(&["data", "stats", dir.path().to_str().unwrap()], None);
+    assert!(String::from_utf8_lossy(&stats.stdout).contains("train"));
+}
+
+#[test]
+fn a_second_run_resumes_and_a_corrupt_wav_is_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path());
+    let first = manifest::read(&dir.path().join("manifest.jsonl")).unwrap();
+
+    let again = synth(dir.path());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("0 made"), "{stderr}");
+
+    let victim = dir.path().join(&first[1].audio);
+    std::fs::write(&victim, b"RIFF garbage").unwrap();
+    let third = synth(dir.path());
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert!(stderr.contains(victim.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("1 skipped"), "{stderr}");
+    let after = manifest::read(&dir.path().join("manifest.jsonl")).unwrap();
+    assert_eq!(after.len(), first.len() - 1);
+    // Nothing half-written is left behind.
+    assert!(!dir.path().join("tmp").exists());
+}
+
+#[test]
+fn same_seed_same_corpus() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    synth(a.path());
+    synth(b.path());
+    let (ma, mb) = (
+        manifest::read(&a.path().join("manifest.jsonl")).unwrap(),
+        manifest::read(&b.path().join("manifest.jsonl")).unwrap(),
+    );
+    assert_eq!(ma, mb);
+    for u in &ma {
+        assert_eq!(
+            std::fs::read(a.path().join(&u.audio)).unwrap(),
+            std::fs::read(b.path().join(&u.audio)).unwrap(),
+            "{}",
+            u.id
+        );
+    }
+}
+
+#[test]
+fn a_missing_synthesizer_names_its_debian_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let out =
+        hark(&["data", "synth", "--preset", "smoke", "--out", dir.path().to_str().unwrap()], empty.path().to_str());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("apt-get install espeak-ng flite"), "{stderr}");
+}
+
+#[test]
+fn a_bad_manifest_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.jsonl");
+    std::fs::write(&path, "{\"id\": 1}\n").unwrap();
+    let out = hark(&["data", "stats", path.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.jsonl:1:"));
+}
