@@ -4,7 +4,8 @@
 //! * `test`  — every test: native, wasm in headless Chromium, end-to-end in `tests/`;
 //! * `build` — the release web app into `dist/`;
 //! * `icons` — regenerate the PWA icons in `web/icons/`;
-//! * `bench` — criterion benchmarks.
+//! * `bench` — criterion benchmarks;
+//! * `data`  — install every synthesizer and run `hark data synth`.
 //!
 //! Builds share one target directory outside the clone (`~/.cache/hark/target`,
 //! or `$CARGO_TARGET_DIR`) so a fresh clone does not rebuild Burn and wgpu.
@@ -54,6 +55,16 @@ enum Cmd {
     Icons,
     /// Run the criterion benchmarks (front-end speed) and print their figures.
     Bench,
+    /// Install every synthesizer (MBROLA, festival, ...) and synthesize a corpus preset.
+    Data {
+        /// `smoke` or `standard`.
+        #[arg(long, default_value = "standard")]
+        preset: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        no_install: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +80,14 @@ fn main() -> anyhow::Result<()> {
         // Neither needs the web toolchain.
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
         Cmd::Bench => return bench(&root),
+        Cmd::Data { preset, seed, no_install } => {
+            tools::ensure_synthesizers(!no_install)?;
+            step(&format!("synthesizing the {preset} corpus (hark data synth)"));
+            return run(Command::new("cargo")
+                .args(["run", "--release", "--quiet", "-p", "hark-cli", "--", "data", "synth", "--preset", &preset])
+                .args(["--seed", &seed.to_string()])
+                .current_dir(&root));
+        }
     };
     let tools_bin = tools::ensure(&root, &cache_dir().join("tools"), install)?;
     let path = std::env::join_paths(
@@ -82,7 +101,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Up { port, addr, .. } => up(&root, &target, &addr, port),
         Cmd::Test { .. } => test(&root),
         Cmd::Build { .. } => Ok(()),
-        Cmd::Icons | Cmd::Bench => unreachable!("returned before the web build"),
+        Cmd::Icons | Cmd::Bench | Cmd::Data { .. } => unreachable!("returned before the web build"),
     }
 }
 

@@ -27,10 +27,65 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("/usr/bin/flite", "flite"),
 ];
 
+/// The synthesizers of the standard corpus, beyond espeak-ng and flite. The
+/// MBROLA voices are in Debian's `contrib`/`non-free` components.
+const SYNTH_PACKAGES: &[(&str, &str)] = &[
+    ("/usr/bin/espeak-ng", "espeak-ng"),
+    ("/usr/bin/flite", "flite"),
+    ("/usr/bin/text2wave", "festival"),
+    ("/usr/share/festival/voices/english/kal_diphone", "festvox-kallpc16k"),
+    ("/usr/share/festival/voices/english/rab_diphone", "festvox-rablpc16k"),
+    ("/usr/bin/mbrola", "mbrola"),
+    ("/usr/share/mbrola/us1/us1", "mbrola-us1"),
+    ("/usr/share/mbrola/us2/us2", "mbrola-us2"),
+    ("/usr/share/mbrola/us3/us3", "mbrola-us3"),
+    ("/usr/share/mbrola/en1/en1", "mbrola-en1"),
+];
+
+/// Installs every synthesizer `hark data synth --preset standard` uses,
+/// enabling Debian's contrib and non-free components when MBROLA is missing.
+pub fn ensure_synthesizers(install: bool) -> anyhow::Result<()> {
+    let mbrola_missing =
+        SYNTH_PACKAGES.iter().any(|(file, pkg)| pkg.starts_with("mbrola") && !Path::new(file).exists());
+    if mbrola_missing && install && is_root() {
+        enable_contrib_non_free()?;
+    }
+    ensure_debian_packages(SYNTH_PACKAGES, install)
+}
+
+/// Adds `contrib non-free` to the `main` component lines of Debian's apt
+/// sources (deb822 `debian.sources` or the classic `sources.list`).
+fn enable_contrib_non_free() -> anyhow::Result<()> {
+    for path in ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"] {
+        let Ok(text) = std::fs::read_to_string(path) else { continue };
+        let edited = with_contrib_non_free(&text);
+        if edited != text {
+            eprintln!("xtask: enabling Debian's contrib and non-free components in {path} (MBROLA voices live there)");
+            std::fs::write(path, edited).with_context(|| format!("editing {path}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn with_contrib_non_free(sources: &str) -> String {
+    let lines: Vec<String> = sources
+        .lines()
+        .map(|line| {
+            let is_components = line.starts_with("Components:") || line.starts_with("deb ");
+            if is_components && line.split_whitespace().any(|w| w == "main") && !line.contains("non-free") {
+                format!("{line} contrib non-free")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    lines.join("\n") + "\n"
+}
+
 /// Installs what is missing. Returns the folder of npm-installed tools, which
 /// the caller puts first on `PATH` (trunk finds wasm-opt there).
 pub fn ensure(root: &Path, tools_dir: &Path, install: bool) -> anyhow::Result<PathBuf> {
-    ensure_debian_packages(install)?;
+    ensure_debian_packages(DEBIAN_PACKAGES, install)?;
     let npm_bin = ensure_binaryen(tools_dir, install)?;
     ensure_wasm_target(install)?;
     ensure_cargo_tool("trunk", "trunk", TRUNK_VERSION, true, install)?;
@@ -64,9 +119,11 @@ fn ensure_binaryen(tools_dir: &Path, install: bool) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn ensure_debian_packages(install: bool) -> anyhow::Result<()> {
+/// Installs the packages of `(file that proves it is installed, package)`
+/// pairs whose file is missing.
+fn ensure_debian_packages(packages: &[(&str, &str)], install: bool) -> anyhow::Result<()> {
     let missing: Vec<&str> =
-        DEBIAN_PACKAGES.iter().filter(|(file, _)| !Path::new(file).exists()).map(|(_, pkg)| *pkg).collect();
+        packages.iter().filter(|(file, _)| !Path::new(file).exists()).map(|(_, pkg)| *pkg).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -166,6 +223,19 @@ mod tests {
         let lock = "[[package]]\nname = \"wasm-bindgen-futures\"\nversion = \"0.4.1\"\n\n[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.130\"\n";
         assert_eq!(locked_version(lock, "wasm-bindgen").as_deref(), Some("0.2.130"));
         assert_eq!(locked_version(lock, "leptos"), None);
+    }
+
+    #[test]
+    fn enables_contrib_and_non_free_once() {
+        let deb822 = "Types: deb\nURIs: http://deb.debian.org/debian\nComponents: main\n";
+        let once = with_contrib_non_free(deb822);
+        assert!(once.contains("Components: main contrib non-free\n"), "{once}");
+        assert_eq!(with_contrib_non_free(&once), once);
+        let classic = "deb http://deb.debian.org/debian bookworm main\n# deb-src x main\n";
+        assert_eq!(
+            with_contrib_non_free(classic),
+            "deb http://deb.debian.org/debian bookworm main contrib non-free\n# deb-src x main\n"
+        );
     }
 
     #[test]
