@@ -102,7 +102,6 @@ impl Aug {
                 t.insert("aug".into(), "gain".into());
             }
         }
-        t.entry("noise".into()).or_insert_with(|| "clean".into());
         t
     }
 
@@ -118,8 +117,7 @@ impl Aug {
 }
 
 fn item_rng(seed: u64, id: &str) -> ChaCha8Rng {
-    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    ChaCha8Rng::seed_from_u64(seed ^ h)
+    ChaCha8Rng::seed_from_u64(seed ^ hark_data::corpus::stable_hash(id))
 }
 
 fn plan(options: &Options) -> Vec<Item> {

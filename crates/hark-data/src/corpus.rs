@@ -55,14 +55,18 @@ impl Split {
 
     /// Stable assignment of an open-list name: ~80 % train, 10 % dev, 10 % test.
     pub fn of_name(name: &str) -> Split {
-        // FNV-1a: stable across platforms and releases, unlike std's hasher.
-        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-        match hash % 10 {
+        match stable_hash(name) % 10 {
             0 => Split::Test,
             1 => Split::Dev,
             _ => Split::Train,
         }
     }
+}
+
+/// FNV-1a of `text`: stable across platforms and releases (unlike std's
+/// hasher), so splits and per-item seeds never move.
+pub fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 /// One generated query.
@@ -125,13 +129,15 @@ impl Corpus {
     /// Up to `count` distinct queries of `split`, deterministic from `seed`.
     pub fn generate(&self, split: Split, count: usize, seed: u64) -> Vec<Query> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let pools: BTreeMap<&str, Vec<&str>> =
+            self.lists.keys().map(|slot| (*slot, self.entities(slot, split))).collect();
         let mut seen = BTreeSet::new();
         let mut out = Vec::with_capacity(count);
         let mut attempts = 0;
         while out.len() < count && attempts < count * 50 {
             attempts += 1;
             let template = rng.random_range(0..self.templates.len());
-            if let Some(query) = self.fill(template, split, &mut rng) {
+            if let Some(query) = self.fill(template, split, &pools, &mut rng) {
                 if seen.insert(query.text.clone()) {
                     out.push(query);
                 }
@@ -140,7 +146,13 @@ impl Corpus {
         out
     }
 
-    fn fill(&self, template: usize, split: Split, rng: &mut ChaCha8Rng) -> Option<Query> {
+    fn fill(
+        &self,
+        template: usize,
+        split: Split,
+        pools: &BTreeMap<&str, Vec<&str>>,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Query> {
         let mut written = String::new();
         let mut entities = Vec::new();
         let mut rest = self.templates[template].as_str();
@@ -148,10 +160,7 @@ impl Corpus {
             let close = rest[open..].find('}')? + open;
             written.push_str(&rest[..open]);
             let slot = &rest[open + 1..close];
-            let pool = self.entities(slot, split);
-            if pool.is_empty() {
-                return None;
-            }
+            let pool = pools.get(slot).filter(|p| !p.is_empty())?;
             let name = pool[rng.random_range(0..pool.len())];
             written.push_str(name);
             entities.push((slot.to_owned(), name.to_owned()));
