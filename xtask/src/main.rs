@@ -174,7 +174,9 @@ fn test(root: &Path) -> anyhow::Result<()> {
 
     step("wasm tests in headless Chromium (wasm-bindgen-test)");
     run(Command::new("cargo")
-        .args(["test", "-p", "hark-dsp", "--target", "wasm32-unknown-unknown"])
+        // hark-decode has no browser tests yet; building its tests for wasm
+        // proves the browser can decode with it.
+        .args(["test", "-p", "hark-dsp", "-p", "hark-decode", "--target", "wasm32-unknown-unknown"])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
         .env("CHROMEDRIVER", tools::CHROMEDRIVER)
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root.join("tests/webdriver.json"))
