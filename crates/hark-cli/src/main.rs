@@ -1,9 +1,11 @@
 //! `hark`: the command line of the hark cycle.
 //!
 //! Today: `hark data synth` (speak the query corpus with Debian's
-//! synthesizers, augment, write a JSONL manifest) and `hark data stats`.
+//! synthesizers, augment, write a JSONL manifest), `hark data stats`, and
+//! `hark train` (CPU training with Burn).
 
 mod synth;
+mod train;
 mod voices;
 
 use std::path::PathBuf;
@@ -19,6 +21,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train the acoustic model on a synthesized corpus (CPU, Burn flex).
+    Train {
+        /// Corpus folder (holding manifest.jsonl) or the manifest itself.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output folder: metrics.jsonl, latest.bpk, progress.json. Reusing it resumes.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 256)]
+        channels: usize,
+        #[arg(long, default_value_t = 8)]
+        blocks: usize,
+        /// Use at most this many utterances per split (quick runs).
+        #[arg(long)]
+        max_utterances: Option<usize>,
+    },
     /// Data collection: synthesize and inspect the voice-search corpus.
     Data {
         #[command(subcommand)]
@@ -59,6 +81,9 @@ fn main() {
             synth::run(&synth::Options { preset, out, seed, jobs })
         }
         Command::Data { command: DataCommand::Stats { manifest } } => stats(manifest),
+        Command::Train { data, out, epochs, batch, channels, blocks, max_utterances } => {
+            train::run(&train::Options { data, out, epochs, batch, channels, blocks, max_utterances })
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -14,7 +14,7 @@ mod alphabet;
 mod beam;
 mod lm;
 
-pub use alphabet::Alphabet;
+pub use alphabet::{Alphabet, UnknownChar};
 pub use beam::{BeamConfig, BeamDecoder};
 pub use lm::NgramLm;
 

@@ -1,0 +1,30 @@
+//! `hark train` on the smoke corpus: metrics, checkpoint, resume.
+
+use std::process::Command;
+
+fn hark(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_hark")).args(args).output().expect("the hark binary runs");
+    assert!(out.status.success(), "hark {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn trains_checkpoints_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+    hark(&["data", "synth", "--preset", "smoke", "--out", data_s]);
+    let tiny = ["--batch", "8", "--channels", "32", "--blocks", "1"];
+    hark(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "1"][..], &tiny].concat());
+    assert!(run.join("latest.bpk").is_file());
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|l| l["loss"].as_f64().is_some_and(f64::is_finite)));
+    assert!(lines.iter().any(|l| l["dev_wer"].is_number()));
+
+    let again = hark(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "2"][..], &tiny].concat());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming after epoch 1"));
+    let progress: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("progress.json")).unwrap()).unwrap();
+    assert_eq!(progress["epoch"], 2);
+}
