@@ -41,18 +41,19 @@ pub struct Word {
 
 /// Groups emitted characters `(symbol, frame, posterior)` into words.
 fn words_from_emissions(emissions: &[(u32, usize, f32)]) -> Transcript {
+    /// A word being read: text, posteriors, first and last frame.
+    type Open = (String, Vec<f32>, usize, usize);
+    fn close(open: Option<Open>, words: &mut Vec<Word>) {
+        if let Some((text, ps, start_frame, end_frame)) = open {
+            let confidence = ps.iter().sum::<f32>() / ps.len() as f32;
+            words.push(Word { text, confidence, start_frame, end_frame });
+        }
+    }
     let mut words: Vec<Word> = Vec::new();
-    let mut current: Option<(String, Vec<f32>, usize, usize)> = None;
+    let mut current: Option<Open> = None;
     for &(symbol, frame, p) in emissions {
         if symbol == Alphabet::SPACE {
-            if let Some((text, ps, s, e)) = current.take() {
-                words.push(Word {
-                    text,
-                    confidence: ps.iter().sum::<f32>() / ps.len() as f32,
-                    start_frame: s,
-                    end_frame: e,
-                });
-            }
+            close(current.take(), &mut words);
             continue;
         }
         let entry = current.get_or_insert_with(|| (String::new(), Vec::new(), frame, frame));
@@ -60,9 +61,7 @@ fn words_from_emissions(emissions: &[(u32, usize, f32)]) -> Transcript {
         entry.1.push(p);
         entry.3 = frame;
     }
-    if let Some((text, ps, s, e)) = current.take() {
-        words.push(Word { text, confidence: ps.iter().sum::<f32>() / ps.len() as f32, start_frame: s, end_frame: e });
-    }
+    close(current, &mut words);
     let confidence = if words.is_empty() {
         0.0
     } else {
