@@ -4,7 +4,7 @@
 //! * `test`  — every test: native, wasm in headless Chromium, end-to-end in `tests/`;
 //! * `build` — the release web app into `dist/`;
 //! * `icons` — regenerate the PWA icons in `web/icons/`;
-//! * `bench` — criterion benchmarks;
+//! * `bench` — benchmarks: front end, decode time, training speed vs PyTorch;
 //! * `data`  — install every synthesizer and run `hark data synth`.
 //!
 //! Builds share one target directory outside the clone (`~/.cache/hark/target`,
@@ -53,7 +53,7 @@ enum Cmd {
     },
     /// Regenerate web/icons/*.png.
     Icons,
-    /// Run the criterion benchmarks (front-end speed) and print their figures.
+    /// Benchmarks: front end, decode time (one core), training speed against PyTorch.
     Bench,
     /// Install every synthesizer (MBROLA, festival, ...) and synthesize a corpus preset.
     Data {
@@ -162,7 +162,18 @@ fn up(root: &Path, target: &Path, addr: &str, port: u16) -> anyhow::Result<()> {
 
 fn bench(root: &Path) -> anyhow::Result<()> {
     step("front-end benchmarks (criterion; 16 Melem/s = 1000x real time)");
-    run(Command::new("cargo").args(["bench", "-p", "hark-dsp", "--bench", "frontend"]).current_dir(root))
+    run(Command::new("cargo").args(["bench", "-p", "hark-dsp", "--bench", "frontend"]).current_dir(root))?;
+
+    step("decode benchmark, one core (criterion; bar: end_to_end ≤ 50 ms for 5 s of audio)");
+    let mut decode = Command::new("taskset");
+    decode.args(["-c", "0", "cargo", "bench", "-p", "hark-recognizer", "--bench", "decode"]);
+    run(decode.env("RAYON_NUM_THREADS", "1").current_dir(root))?;
+
+    step("training speed, Burn vs PyTorch on this CPU");
+    if let Err(e) = tools::ensure_torch() {
+        eprintln!("PyTorch is not available ({e:#}); its rows will say n/a");
+    }
+    run(Command::new("cargo").args(["bench", "-p", "hark-train", "--bench", "train_step"]).current_dir(root))
 }
 
 fn test(root: &Path) -> anyhow::Result<()> {

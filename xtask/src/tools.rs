@@ -44,6 +44,25 @@ const SYNTH_PACKAGES: &[(&str, &str)] = &[
 
 /// Installs every synthesizer `hark data synth --preset standard` uses,
 /// enabling Debian's contrib and non-free components when MBROLA is missing.
+/// A Python virtual environment with PyTorch (CPU) under
+/// `~/.cache/hark/torchenv`, the measuring stick of the training benchmark.
+/// Not part of the product; PyPI's torch wheel is large (~1 GB with its
+/// CUDA libraries, which stay unused).
+pub fn ensure_torch() -> anyhow::Result<()> {
+    let home = std::env::var("HOME").context("HOME is not set")?;
+    let venv = Path::new(&home).join(".cache/hark/torchenv");
+    let python = venv.join("bin/python");
+    let has_torch = |p: &Path| Command::new(p).args(["-c", "import torch"]).status().is_ok_and(|s| s.success());
+    if has_torch(&python) {
+        return Ok(());
+    }
+    eprintln!("installing PyTorch into {} (once)", venv.display());
+    let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status()?.success()
+        && Command::new(&python).args(["-m", "pip", "install", "-q", "torch", "numpy"]).status()?.success();
+    anyhow::ensure!(ok && has_torch(&python), "could not install torch with pip into {}", venv.display());
+    Ok(())
+}
+
 pub fn ensure_synthesizers(install: bool) -> anyhow::Result<()> {
     let mbrola_missing =
         SYNTH_PACKAGES.iter().any(|(file, pkg)| pkg.starts_with("mbrola") && !Path::new(file).exists());

@@ -1,11 +1,16 @@
 //! `hark`: the command line of the hark cycle.
 //!
-//! Today: `hark data synth` (speak the query corpus with Debian's
-//! synthesizers, augment, write a JSONL manifest), `hark data stats`, and
-//! `hark train` (CPU training with Burn).
+//! `hark data synth` (speak the query corpus with Debian's synthesizers,
+//! augment, write a JSONL manifest), `hark data stats`, `hark train` (Burn,
+//! CPU), `hark eval` (error analysis report) and `hark transcribe` (WAV →
+//! JSON with the pipeline the browser uses).
 
+mod eval;
+mod model;
+mod plot;
 mod synth;
 mod train;
+mod transcribe;
 mod voices;
 
 use std::path::PathBuf;
@@ -37,9 +42,59 @@ enum Command {
         channels: usize,
         #[arg(long, default_value_t = 8)]
         blocks: usize,
+        /// Width of the depthwise convolutions (odd).
+        #[arg(long, default_value_t = 11)]
+        kernel: usize,
         /// Use at most this many utterances per split (quick runs).
         #[arg(long)]
         max_utterances: Option<usize>,
+        /// Seed for batch order and SpecAugment.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many epochs without a better dev WER.
+        #[arg(long, default_value_t = 3)]
+        patience: usize,
+        /// Save weights and optimizer state every this many steps (0: only at epoch ends).
+        #[arg(long, default_value_t = 250)]
+        checkpoint_every: usize,
+        /// Peak learning rate (reached after the warm-up).
+        #[arg(long, default_value_t = 3e-3)]
+        lr: f64,
+        /// Start from these weights (a .bpk of the same shape), e.g. to fine-tune a published model.
+        #[arg(long)]
+        init: Option<PathBuf>,
+    },
+    /// Transcribe WAV files (any rate, any length): one JSON object per file.
+    Transcribe {
+        /// A model: `hark train` output folder, weights file (.bpk) or manifest.json.
+        /// Default: the current entry of web/models/manifest.json.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Prefixes kept by the beam search.
+        #[arg(long, default_value_t = 16)]
+        beam: usize,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Error analysis on a corpus: report.html, summary.json, results.jsonl.
+    Eval {
+        /// A model (as for `transcribe`). Default: web/models/manifest.json's current entry.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Corpus folder (holding manifest.jsonl) or the manifest itself.
+        #[arg(long)]
+        data: PathBuf,
+        /// Report folder.
+        #[arg(long, default_value = "target/eval")]
+        out: PathBuf,
+        /// Utterances sampled from the train split (for the bias/variance table).
+        #[arg(long, default_value_t = 600)]
+        train_sample: usize,
+        /// At most this many utterances of dev and of test (default: all).
+        #[arg(long)]
+        max_utterances: Option<usize>,
+        #[arg(long, default_value_t = 16)]
+        beam: usize,
     },
     /// Data collection: synthesize and inspect the voice-search corpus.
     Data {
@@ -81,9 +136,46 @@ fn main() {
             synth::run(&synth::Options { preset, out, seed, jobs })
         }
         Command::Data { command: DataCommand::Stats { manifest } } => stats(manifest),
-        Command::Train { data, out, epochs, batch, channels, blocks, max_utterances } => {
-            train::run(&train::Options { data, out, epochs, batch, channels, blocks, max_utterances })
+        Command::Transcribe { model, beam, files } => {
+            match transcribe::run(&transcribe::Options { model, files, beam }) {
+                Ok(true) => Ok(()),
+                Ok(false) => std::process::exit(1),
+                Err(e) => Err(e),
+            }
         }
+        Command::Eval { model, data, out, train_sample, max_utterances, beam } => {
+            eval::run(&eval::Options { model, data, out, train_sample, max_utterances, beam })
+        }
+        Command::Train {
+            data,
+            out,
+            epochs,
+            batch,
+            channels,
+            blocks,
+            kernel,
+            max_utterances,
+            seed,
+            patience,
+            checkpoint_every,
+            lr,
+            init,
+        } => train::run(&train::Options {
+            data,
+            out,
+            epochs,
+            batch,
+            model: hark_model::AcousticModelConfig::new()
+                .with_channels(channels)
+                .with_blocks(blocks)
+                .with_kernel(kernel),
+            max_utterances,
+            seed,
+            patience,
+            checkpoint_every,
+            peak_lr: lr,
+            init,
+        }),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -16,15 +16,32 @@ fn trains_checkpoints_and_resumes() {
     hark(&["data", "synth", "--preset", "smoke", "--out", data_s]);
     let tiny = ["--batch", "8", "--channels", "32", "--blocks", "1"];
     hark(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "1"][..], &tiny].concat());
-    assert!(run.join("latest.bpk").is_file());
+    for file in ["best.bpk", "config.json", "progress.json", "training.svg"] {
+        assert!(run.join(file).is_file(), "no {file}");
+    }
+    let states = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("state-"))
+        .count();
+    assert_eq!(states, 1, "older checkpoints are removed");
+    assert!(std::fs::read_to_string(run.join("training.svg")).unwrap().contains("dev WER"));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(lines.iter().any(|l| l["loss"].as_f64().is_some_and(f64::is_finite)));
     assert!(lines.iter().any(|l| l["dev_wer"].is_number()));
 
     let again = hark(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "2"][..], &tiny].concat());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming after epoch 1"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming at epoch 2 batch 0"));
     let progress: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("progress.json")).unwrap()).unwrap();
     assert_eq!(progress["epoch"], 2);
+
+    // Another model shape in the same folder is refused, naming the problem.
+    let out = Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args(["train", "--data", data_s, "--out", run_s, "--epochs", "3", "--channels", "48", "--blocks", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was trained with model"));
 }

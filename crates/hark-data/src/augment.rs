@@ -312,6 +312,52 @@ impl Biquad {
     }
 }
 
+/// Voice and tempo perturbation in the feature domain: a vocal-tract-length
+/// style stretch of the mel axis and a tempo stretch of the time axis, each
+/// drawn uniformly in `1 ± max`. Cheap enough to apply at every training
+/// step, it turns each synthetic voice into a family of voices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureWarpConfig {
+    pub max_mel_stretch: f32,
+    pub max_tempo_stretch: f32,
+}
+
+impl Default for FeatureWarpConfig {
+    fn default() -> Self {
+        Self { max_mel_stretch: 0.12, max_tempo_stretch: 0.15 }
+    }
+}
+
+/// Warps `[frames, n_mels]` features: band `m` of the result reads band
+/// `m / mel` of the input, frame `t` reads frame `t × tempo` (both linearly
+/// interpolated, edges clamped). Returns the new features and frame count
+/// (`round(frames / tempo)`).
+pub fn warp_features(features: &[f32], n_mels: usize, mel: f32, tempo: f32) -> (Vec<f32>, usize) {
+    let frames = if n_mels == 0 { 0 } else { features.len() / n_mels };
+    if frames == 0 {
+        return (Vec::new(), 0);
+    }
+    let out_frames = ((frames as f32 / tempo).round() as usize).max(1);
+    let lerp = |pos: f32, len: usize| {
+        let p = pos.clamp(0.0, (len - 1) as f32);
+        let i = (p.floor() as usize).min(len - 1);
+        let j = (i + 1).min(len - 1);
+        (i, j, p - i as f32)
+    };
+    let mut out = vec![0.0f32; out_frames * n_mels];
+    for t in 0..out_frames {
+        let (t0, t1, ft) = lerp(t as f32 * tempo, frames);
+        for m in 0..n_mels {
+            let (m0, m1, fm) = lerp(m as f32 / mel, n_mels);
+            let at = |t: usize, m: usize| features[t * n_mels + m];
+            let a = at(t0, m0) * (1.0 - fm) + at(t0, m1) * fm;
+            let b = at(t1, m0) * (1.0 - fm) + at(t1, m1) * fm;
+            out[t * n_mels + m] = a * (1.0 - ft) + b * ft;
+        }
+    }
+    (out, out_frames)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,5 +467,21 @@ mod tests {
         assert!(zeros <= 2 * 15 * frames + 2 * 40 * mels);
         let full_bands = (0..mels).filter(|&m| (0..frames).all(|t| f[t * mels + m] == 0.0)).count();
         assert!(full_bands <= 30);
+    }
+
+    #[test]
+    fn feature_warp_stretches_time_and_moves_energy_along_the_mel_axis() {
+        let (frames, n_mels) = (100, 80);
+        // A ridge at band 40 that moves with time.
+        let features: Vec<f32> = (0..frames * n_mels).map(|i| if i % n_mels == 40 { 1.0 } else { 0.0 }).collect();
+        let (same, n) = warp_features(&features, n_mels, 1.0, 1.0);
+        assert_eq!((n, &same), (frames, &features));
+        let (slow, n) = warp_features(&features, n_mels, 1.0, 0.8);
+        assert_eq!(n, 125);
+        assert_eq!(slow.len(), 125 * n_mels);
+        let (up, _) = warp_features(&features, n_mels, 1.1, 1.0);
+        let peak = (0..n_mels).max_by(|&a, &b| up[a].total_cmp(&up[b])).unwrap();
+        assert_eq!(peak, 44, "band 40 × 1.1");
+        assert_eq!(warp_features(&[], n_mels, 1.1, 0.9).1, 0);
     }
 }

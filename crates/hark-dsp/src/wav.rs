@@ -19,8 +19,8 @@ impl Audio {
 /// A WAV that could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
-    #[error("{path}: not a readable WAV file ({source})")]
-    Decode { path: String, source: hound::Error },
+    #[error("{path}: not a readable WAV file ({cause})")]
+    Decode { path: String, cause: hound::Error },
     #[error("{path}: WAV holds no samples")]
     Empty { path: String },
     #[error(
@@ -32,19 +32,21 @@ pub enum WavError {
 /// Reads a WAV file of any common PCM/float format, downmixed to mono.
 pub fn read(path: &Path) -> Result<Audio, WavError> {
     let name = path.display().to_string();
-    let reader = hound::WavReader::open(path).map_err(|source| WavError::Decode { path: name.clone(), source })?;
+    let reader =
+        hound::WavReader::open(path).map_err(|source| WavError::Decode { path: name.clone(), cause: source })?;
     decode(reader, &name)
 }
 
 /// Like [`read`], from any seekable byte source; `name` is used in errors.
 pub fn read_from<R: Read>(source: R, name: &str) -> Result<Audio, WavError> {
-    let reader = hound::WavReader::new(source).map_err(|source| WavError::Decode { path: name.into(), source })?;
+    let reader =
+        hound::WavReader::new(source).map_err(|source| WavError::Decode { path: name.into(), cause: source })?;
     decode(reader, name)
 }
 
 fn decode<R: Read>(mut reader: hound::WavReader<R>, name: &str) -> Result<Audio, WavError> {
     let spec = reader.spec();
-    let decode_err = |source| WavError::Decode { path: name.into(), source };
+    let decode_err = |source| WavError::Decode { path: name.into(), cause: source };
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => reader.samples::<f32>().collect::<Result<_, _>>().map_err(decode_err)?,
         (hound::SampleFormat::Int, bits @ 8..=32) => {
@@ -67,6 +69,59 @@ fn decode<R: Read>(mut reader: hound::WavReader<R>, name: &str) -> Result<Audio,
         return Err(WavError::Empty { path: name.into() });
     }
     Ok(Audio { sample_rate: spec.sample_rate, samples })
+}
+
+/// Reads a WAV file of any common format in chunks of about `chunk` mono
+/// samples, handing each to `sink`, so memory stays bounded for files of any
+/// length. Returns the sample rate and the number of mono samples read.
+pub fn stream(path: &Path, chunk: usize, mut sink: impl FnMut(u32, &[f32])) -> Result<(u32, usize), WavError> {
+    let name = path.display().to_string();
+    let mut reader =
+        hound::WavReader::open(path).map_err(|source| WavError::Decode { path: name.clone(), cause: source })?;
+    let spec = reader.spec();
+    let decode_err = |source| WavError::Decode { path: name.clone(), cause: source };
+    let scale = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => None,
+        (hound::SampleFormat::Int, bits @ 8..=32) => Some(1.0 / (1u64 << (bits - 1)) as f32),
+        (format, bits) => {
+            let format = if format == hound::SampleFormat::Float { "float" } else { "integer" };
+            return Err(WavError::Unsupported { path: name, bits, format });
+        }
+    };
+    let channels = spec.channels.max(1) as usize;
+    let (mut frame, mut out, mut total) = (Vec::with_capacity(channels), Vec::with_capacity(chunk.max(1)), 0usize);
+    let mut push = |v: f32, frame: &mut Vec<f32>, out: &mut Vec<f32>| {
+        frame.push(v);
+        if frame.len() == channels {
+            out.push(frame.iter().sum::<f32>() / channels as f32);
+            frame.clear();
+            if out.len() >= chunk.max(1) {
+                sink(spec.sample_rate, out);
+                total += out.len();
+                out.clear();
+            }
+        }
+    };
+    match scale {
+        None => {
+            for s in reader.samples::<f32>() {
+                push(s.map_err(decode_err)?, &mut frame, &mut out);
+            }
+        }
+        Some(scale) => {
+            for s in reader.samples::<i32>() {
+                push(s.map_err(decode_err)? as f32 * scale, &mut frame, &mut out);
+            }
+        }
+    }
+    if !out.is_empty() {
+        sink(spec.sample_rate, &out);
+        total += out.len();
+    }
+    if total == 0 {
+        return Err(WavError::Empty { path: name });
+    }
+    Ok((spec.sample_rate, total))
 }
 
 /// Writes mono 16-bit PCM, the format the synthesizers and the fake
@@ -139,5 +194,40 @@ mod tests {
         write_pcm16_to(&mut bytes, &Audio { sample_rate: 16_000, samples: vec![] }).unwrap();
         let err = read_from(Cursor::new(bytes.into_inner()), "empty.wav").unwrap_err();
         assert!(matches!(err, WavError::Empty { .. }), "{err}");
+    }
+
+    #[test]
+    fn streaming_matches_whole_file_reading_for_stereo_44k() {
+        let dir = std::env::temp_dir().join(format!("hark-wav-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stereo.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..10_007i32 {
+            w.write_sample((i % 3000) as i16).unwrap();
+            w.write_sample(-((i % 700) as i16)).unwrap();
+        }
+        w.finalize().unwrap();
+        let whole = read(&path).unwrap();
+        let mut streamed = Vec::new();
+        let mut chunks = 0;
+        let (rate, n) = stream(&path, 1000, |r, c| {
+            assert_eq!(r, 44_100);
+            assert!(c.len() <= 1000);
+            chunks += 1;
+            streamed.extend_from_slice(c);
+        })
+        .unwrap();
+        assert_eq!((rate, n, chunks), (44_100, 10_007, 11));
+        assert_eq!(streamed, whole.samples);
+        std::fs::write(dir.join("text.wav"), "hello").unwrap();
+        let err = stream(&dir.join("text.wav"), 1000, |_, _| ()).unwrap_err();
+        assert!(err.to_string().contains("not a readable WAV"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

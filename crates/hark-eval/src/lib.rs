@@ -6,6 +6,9 @@
 //! noise type or SNR band) and [`Confusions`] (most frequent word confusions).
 //! The `hark eval` report is built from these.
 
+pub mod report;
+pub mod svg;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;

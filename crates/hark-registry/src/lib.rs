@@ -58,6 +58,19 @@ pub struct ModelEntry {
     /// Published evaluation figures, e.g. `"wer/test/clean": 0.08`.
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
+    /// Shape of the acoustic model the weights belong to (absent: the
+    /// default shape of the app that reads the manifest).
+    #[serde(default)]
+    pub architecture: Option<Architecture>,
+}
+
+/// Shape of hark's acoustic model (`hark_model::AcousticModelConfig` without
+/// the fixed input and output sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Architecture {
+    pub channels: usize,
+    pub blocks: usize,
+    pub kernel: usize,
 }
 
 fn full_rollout() -> u8 {
@@ -232,6 +245,7 @@ mod tests {
 
     fn entry(version: &str, min_app: &str) -> ModelEntry {
         ModelEntry {
+            architecture: None,
             version: version.parse().unwrap(),
             file: format!("hark-{version}.bin"),
             sha256: sha256_hex(version.as_bytes()),

@@ -1,0 +1,143 @@
+//! `hark eval`: run the shipped recognition pipeline over a corpus and write
+//! the error-analysis report (`report.html`, `summary.json`, and every
+//! utterance's result in `results.jsonl`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use burn::tensor::Device;
+use hark_data::Split;
+use hark_data::manifest::Utterance;
+use hark_decode::BeamConfig;
+use hark_eval::report::{Scored, Summary};
+use hark_recognizer::{Recognizer, corpus_decoder};
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Options {
+    pub model: Option<PathBuf>,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    /// Utterances of the train split to score (a sample: train is large).
+    pub train_sample: usize,
+    /// At most this many utterances of dev and of test.
+    pub max_utterances: Option<usize>,
+    pub beam: usize,
+}
+
+/// The slices an utterance belongs to.
+fn slices(u: &Utterance) -> Vec<(String, String)> {
+    let noise = u.tags.get("noise").cloned().unwrap_or_else(|| "clean".into());
+    // The augmentation label ends the id: "...-1-car5db" → "car5db".
+    let condition =
+        if noise == "clean" { "clean".to_string() } else { u.id.rsplit('-').next().unwrap_or("").to_string() };
+    let mut out = vec![
+        ("engine".into(), u.engine.clone()),
+        ("voice".into(), format!("{} {}", u.engine, u.voice)),
+        ("noise".into(), noise),
+        ("condition".into(), condition),
+        ("template".into(), u.template.to_string()),
+    ];
+    if let Some(snr) = u.tags.get("snr") {
+        out.push(("snr".into(), snr.clone()));
+    }
+    let open: Vec<&(String, String)> = u
+        .entities
+        .iter()
+        .filter(|(slot, _)| !matches!(slot.as_str(), "day" | "unit" | "number" | "time" | "date"))
+        .collect();
+    let entity = if open.is_empty() {
+        "no open-class entity"
+    } else if open.iter().all(|(_, name)| Split::of_name(name) == Split::Train) {
+        "seen entity"
+    } else {
+        "unseen entity"
+    };
+    out.push(("entity".into(), entity.into()));
+    out
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    let manifest = if o.data.is_dir() { o.data.join("manifest.jsonl") } else { o.data.clone() };
+    let root = manifest.parent().map(PathBuf::from).unwrap_or_default();
+    let utterances = hark_data::manifest::read(&manifest)?;
+    let loaded = crate::model::load(o.model.as_deref())?;
+    let config = BeamConfig { beam: o.beam, ..BeamConfig::default() };
+    let decoder_text = format!(
+        "prefix beam search (beam {}), word trigram LM over training-template queries (α {}, β {}), entity list = catalogue of all entity names (boost {})",
+        config.beam, config.alpha, config.beta, config.entity_boost
+    );
+    let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), corpus_decoder(config))?;
+    let limit = o.max_utterances.unwrap_or(usize::MAX);
+    let mut chosen: Vec<&Utterance> = Vec::new();
+    for split in Split::ALL {
+        let of_split = utterances.iter().filter(|u| u.split == split);
+        match split {
+            // Evenly spread over the train split (it is ordered by query).
+            Split::Train => {
+                let all: Vec<&Utterance> = of_split.collect();
+                let step = (all.len() / o.train_sample.max(1)).max(1);
+                chosen.extend(all.into_iter().step_by(step).take(o.train_sample));
+            }
+            _ => chosen.extend(of_split.take(limit)),
+        }
+    }
+    std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
+    let bar = ProgressBar::new(chosen.len() as u64);
+    bar.set_style(ProgressStyle::with_template("eval [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
+    let mut scored = Vec::with_capacity(chosen.len());
+    let mut lines = String::new();
+    for u in chosen {
+        let path = root.join(&u.audio);
+        let audio = match hark_dsp::wav::read(&path) {
+            Ok(a) => a,
+            Err(e) => {
+                bar.println(format!("skipping {}: {e}", u.id));
+                continue;
+            }
+        };
+        let samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
+        let (features, frames) = recognizer.features(&samples);
+        let log_probs = recognizer.log_probs(&features, frames)?;
+        let transcript = recognizer.decode(&log_probs);
+        let greedy = hark_decode::greedy(&log_probs).text;
+        let s = Scored {
+            id: u.id.clone(),
+            split: u.split.name().into(),
+            slices: slices(u),
+            reference: u.text.clone(),
+            hypothesis: transcript.text,
+            greedy,
+            confidence: transcript.confidence,
+        };
+        lines.push_str(&serde_json::to_string(&s)?);
+        lines.push('\n');
+        scored.push(s);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let summary = Summary::build(&loaded.describe, &manifest.display().to_string(), &decoder_text, &scored);
+    crate::train::write_atomic(&o.out.join("results.jsonl"), lines.as_bytes())?;
+    crate::train::write_atomic(&o.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    crate::train::write_atomic(&o.out.join("report.html"), summary.html().as_bytes())?;
+    for (name, s) in &summary.splits {
+        eprintln!(
+            "{name:>5}: {:>5} utterances  WER {:5.1} %  (greedy {:5.1} %)  CER {:5.1} %",
+            s.utterances,
+            100.0 * s.wer,
+            100.0 * s.greedy_wer,
+            100.0 * s.cer
+        );
+    }
+    if let Some(b) = &summary.bars {
+        eprintln!(
+            "bars: clean unseen-engine WER {:.1} % (≤ 10 %: {}), car 5 dB WER {:.1} % = {:.2}× clean (≤ 1.5×: {})",
+            100.0 * b.clean_unseen_engine_wer,
+            if b.clean_met { "met" } else { "NOT met" },
+            100.0 * b.car_5db_wer,
+            b.car_5db_ratio,
+            if b.car_met { "met" } else { "NOT met" }
+        );
+    }
+    eprintln!("report: {}", o.out.join("report.html").display());
+    Ok(())
+}

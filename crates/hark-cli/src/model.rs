@@ -1,0 +1,74 @@
+//! Finding the acoustic model a command should use.
+//!
+//! `--model` may name a training run folder (its `config.json` and
+//! `best.bpk`, else the latest checkpoint), a weights file (`.bpk`, with a
+//! `config.json` beside it or the default shape), or a `manifest.json` (its
+//! current stable entry, sha256-checked). Without `--model`: the current
+//! entry of `web/models/manifest.json`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use hark_model::AcousticModelConfig;
+use hark_registry::{Channel, Manifest, Version};
+
+pub struct LoadedModel {
+    pub config: AcousticModelConfig,
+    pub weights: Vec<u8>,
+    /// What was loaded, for messages and reports.
+    pub describe: String,
+}
+
+/// Where the repository's published models live: `web/models` under the
+/// current directory, else the one this binary was built from.
+pub fn default_models_dir() -> PathBuf {
+    let here = PathBuf::from("web/models");
+    if here.join("manifest.json").is_file() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/models"))
+}
+
+pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
+    let path = path.map(Path::to_path_buf).unwrap_or_else(|| default_models_dir().join("manifest.json"));
+    if path.is_dir() {
+        let config = read_config(&path.join("config.json"))?;
+        let weights = ["best.bpk", "latest.bpk"].iter().map(|f| path.join(f)).find(|p| p.is_file());
+        let weights = match weights {
+            Some(w) => w,
+            None => bail!("{} holds no best.bpk or latest.bpk; is it a `hark train --out` folder?", path.display()),
+        };
+        let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
+        return Ok(LoadedModel { config, weights: bytes, describe: weights.display().to_string() });
+    }
+    if path.extension().is_some_and(|e| e == "json") {
+        return from_manifest(&path);
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("reading model weights {}", path.display()))?;
+    let beside = path.with_file_name("config.json");
+    let config = if beside.is_file() { read_config(&beside)? } else { AcousticModelConfig::new() };
+    Ok(LoadedModel { config, weights: bytes, describe: path.display().to_string() })
+}
+
+fn read_config(path: &Path) -> anyhow::Result<AcousticModelConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a model config", path.display()))
+}
+
+fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest = Manifest::parse(&text).with_context(|| format!("in {}", path.display()))?;
+    let app: Version = env!("CARGO_PKG_VERSION").parse().context("the app's own version")?;
+    let Some(entry) = manifest.choose(app, Channel::Stable, 0) else {
+        bail!("{} lists no model for this app version; train one (`hark train`) and pass --model", path.display());
+    };
+    let file = path.parent().unwrap_or(Path::new(".")).join(&entry.file);
+    let bytes =
+        std::fs::read(&file).with_context(|| format!("reading {} (model {})", file.display(), entry.version))?;
+    hark_registry::verify_sha256(entry, &bytes)?;
+    let mut config = AcousticModelConfig::new();
+    if let Some(a) = entry.architecture {
+        config = config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel);
+    }
+    Ok(LoadedModel { config, weights: bytes, describe: format!("model {} ({})", entry.version, file.display()) })
+}

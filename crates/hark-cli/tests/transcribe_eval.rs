@@ -1,0 +1,116 @@
+//! `hark transcribe` on awkward input and `hark eval` on the smoke corpus,
+//! with a tiny model trained for one epoch.
+
+use std::path::Path;
+use std::process::Command;
+
+fn hark(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hark")).args(args).output().expect("the hark binary runs")
+}
+
+fn ok(args: &[&str]) -> std::process::Output {
+    let out = hark(args);
+    assert!(out.status.success(), "hark {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn write_wav(path: &Path, rate: u32, channels: u16, samples: impl Iterator<Item = f32>) {
+    let spec =
+        hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
+    ok(&["data", "synth", "--preset", "smoke", "--out", data_s]);
+    ok(&[
+        "train",
+        "--data",
+        data_s,
+        "--out",
+        run_s,
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--channels",
+        "32",
+        "--blocks",
+        "1",
+    ]);
+
+    // Awkward files.
+    let speech =
+        hark_dsp::wav::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../hark-recognizer/testdata/bangalore.wav"))
+            .unwrap();
+    let f = |name: &str| dir.path().join(name);
+    write_wav(&f("silence.wav"), 16_000, 1, std::iter::repeat_n(0.0, 32_000));
+    write_wav(&f("clipped.wav"), 16_000, 1, speech.samples.iter().map(|s| s * 40.0));
+    write_wav(&f("tiny.wav"), 16_000, 1, speech.samples.iter().take(1_600).copied());
+    // Stereo 44.1 kHz: the speech resampled by linear interpolation, twice.
+    let stereo = (0..(speech.samples.len() as f64 * 44_100.0 / 16_000.0) as usize).flat_map(|i| {
+        let s = speech.samples[((i as f64 * 16_000.0 / 44_100.0) as usize).min(speech.samples.len() - 1)];
+        [s, s]
+    });
+    write_wav(&f("stereo44k.wav"), 44_100, 2, stereo);
+    // Ten minutes: the utterance over and over with pauses.
+    let long = (0..10 * 60 * 16_000).map(|i| {
+        let j = i % (speech.samples.len() + 8_000);
+        speech.samples.get(j).copied().unwrap_or(0.0)
+    });
+    write_wav(&f("ten_minutes.wav"), 16_000, 1, long);
+    std::fs::write(f("notes.wav"), "these are not audio samples").unwrap();
+    std::fs::write(f("empty.wav"), "").unwrap();
+
+    let names =
+        ["silence.wav", "clipped.wav", "tiny.wav", "stereo44k.wav", "ten_minutes.wav", "notes.wav", "empty.wav"];
+    let paths: Vec<String> = names.iter().map(|n| f(n).to_str().unwrap().to_string()).collect();
+    let mut args = vec!["transcribe", "--model", run_s];
+    args.extend(paths.iter().map(String::as_str));
+    let out = hark(&args);
+    assert_eq!(out.status.code(), Some(1), "bad files make the exit status 1");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), names.len(), "one line per file, in order: {stdout}");
+    for (line, name) in lines.iter().zip(names) {
+        assert!(line["file"].as_str().unwrap().ends_with(name));
+        if name == "notes.wav" || name == "empty.wav" {
+            let err = line["error"].as_str().unwrap();
+            assert!(err.contains(name) && err.contains("WAV"), "{err}");
+        } else {
+            for key in ["text", "confidence", "audio_s", "decode_ms"] {
+                assert!(!line[key].is_null(), "{name}: no {key} in {line}");
+            }
+        }
+    }
+    let audio_s = |i: usize| lines[i]["audio_s"].as_f64().unwrap();
+    assert!((audio_s(0) - 2.0).abs() < 1e-3 && (audio_s(2) - 0.1).abs() < 1e-3);
+    assert!((audio_s(3) - speech.duration_s()).abs() < 0.01, "stereo 44.1k duration {}", audio_s(3));
+    assert!((audio_s(4) - 600.0).abs() < 1e-3);
+    // The first key order is the documented one.
+    assert!(stdout.lines().next().unwrap().starts_with("{\"file\":"), "{stdout}");
+
+    // Error analysis.
+    let report = dir.path().join("report");
+    ok(&["eval", "--model", run_s, "--data", data_s, "--out", report.to_str().unwrap(), "--train-sample", "10"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("summary.json")).unwrap()).unwrap();
+    for split in ["train", "dev", "test"] {
+        let s = &summary["splits"][split];
+        assert!(s["utterances"].as_u64().unwrap() > 0, "{split}");
+        assert!(s["wer"].as_f64().is_some() && s["words"]["substitutions"].is_number());
+    }
+    assert!(summary["bias_variance"]["diagnosis"].as_str().is_some());
+    assert!(summary["slices"]["test"]["slices"]["voice"].is_object());
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Bias and variance"));
+    let results = std::fs::read_to_string(report.join("results.jsonl")).unwrap();
+    assert!(results.lines().count() >= 10);
+}

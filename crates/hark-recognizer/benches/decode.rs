@@ -1,0 +1,59 @@
+//! Decode time of a 5 s utterance on one core: front end, acoustic model and
+//! beam search with the language model, as `hark transcribe` and the browser
+//! run them. Bar (issue 4): ≤ 1 % of the audio, i.e. ≤ 50 ms.
+//!
+//! Uses the shipped model (web/models/manifest.json's current entry); with
+//! none published yet, a randomly initialised default-shape model (the
+//! model's cost does not depend on its weights; the beam search is faster on
+//! a trained model's peaky output). Run through `cargo xtask bench`, which
+//! pins it to one core (RAYON_NUM_THREADS=1, taskset).
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use criterion::{Criterion, criterion_group, criterion_main};
+use hark_decode::BeamConfig;
+use hark_model::AcousticModelConfig;
+use hark_recognizer::{Recognizer, corpus_decoder};
+
+fn shipped_model() -> (AcousticModelConfig, Vec<u8>, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/models");
+    let manifest =
+        std::fs::read_to_string(dir.join("manifest.json")).ok().and_then(|t| hark_registry::Manifest::parse(&t).ok());
+    let entry = manifest.and_then(|m| {
+        m.choose(hark_registry::Version::new(u32::MAX, 0, 0), hark_registry::Channel::Stable, 0).cloned()
+    });
+    if let Some(e) = entry
+        && let Ok(bytes) = std::fs::read(dir.join(&e.file))
+    {
+        let mut config = AcousticModelConfig::new();
+        if let Some(a) = e.architecture {
+            config = config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel);
+        }
+        return (config, bytes, format!("model {}", e.version));
+    }
+    let config = AcousticModelConfig::new();
+    let bytes = config.init(&Device::flex()).to_bytes().expect("weights serialise");
+    (config, bytes, "untrained default-shape model (no model published)".into())
+}
+
+fn bench(c: &mut Criterion) {
+    let audio = hark_dsp::wav::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/five_seconds.wav"))
+        .expect("testdata");
+    assert_eq!(audio.sample_rate, 16_000);
+    let (config, weights, what) = shipped_model();
+    eprintln!("decode benchmark with {what}, {:.2} s of audio", audio.duration_s());
+    let mut r =
+        Recognizer::new(&config, weights, Device::flex(), corpus_decoder(BeamConfig::default())).expect("model loads");
+    let mut group = c.benchmark_group("decode_5s");
+    group.bench_function("features", |b| b.iter(|| r.features(&audio.samples)));
+    let (features, frames) = r.features(&audio.samples);
+    group.bench_function("acoustic_model", |b| b.iter(|| r.log_probs(&features, frames).expect("forward")));
+    let log_probs = r.log_probs(&features, frames).expect("forward");
+    group.bench_function("beam_search_lm", |b| b.iter(|| r.decode(&log_probs)));
+    group.bench_function("end_to_end", |b| b.iter(|| r.recognize(&audio.samples, 16_000).expect("recognize")));
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,293 @@
+//! hark's one recognition pipeline, used by `hark transcribe`, `hark eval`
+//! and the browser app alike, so what is measured is what ships:
+//!
+//! audio at any rate → [`hark_dsp::resample`] to 16 kHz → [`LogMel`] →
+//! per-utterance normalisation → [`AcousticModel`] → [`BeamDecoder`] with the
+//! query-corpus language model and entity list ([`corpus_decoder`]).
+//!
+//! Long audio is cut into segments of at most [`MAX_SEGMENT_S`] at the
+//! quietest moment near each boundary ([`Segmenter`]), so memory stays
+//! bounded however long the input is.
+//!
+//! **Architecture Invariant:** no IO here: samples and weight bytes in,
+//! transcripts out.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use hark_data::{Corpus, Split, normalize};
+use hark_decode::{Alphabet, BeamConfig, BeamDecoder, NgramLm, Transcript};
+use hark_dsp::{LogMel, LogMelConfig, SAMPLE_RATE, StreamResampler};
+use hark_model::{AcousticModel, AcousticModelConfig, WeightsError};
+
+/// Longest stretch of audio the model sees at once.
+pub const MAX_SEGMENT_S: f64 = 20.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecognizeError {
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Resample(#[from] hark_dsp::ResampleError),
+    #[error("the acoustic model returned no readable output: {0}")]
+    Output(String),
+}
+
+/// Model + front end + decoder.
+pub struct Recognizer {
+    model: AcousticModel,
+    device: Device,
+    decoder: BeamDecoder,
+    mel: LogMel,
+}
+
+impl Recognizer {
+    pub fn new(
+        config: &AcousticModelConfig,
+        weights: Vec<u8>,
+        device: Device,
+        decoder: BeamDecoder,
+    ) -> Result<Self, RecognizeError> {
+        let model = AcousticModel::from_bytes(config, weights, &device)?;
+        Ok(Self { model, device, decoder, mel: LogMel::new(LogMelConfig::default()) })
+    }
+
+    pub fn decoder_mut(&mut self) -> &mut BeamDecoder {
+        &mut self.decoder
+    }
+
+    /// Normalised log-mel features `[frames, n_mels]` of 16 kHz samples.
+    pub fn features(&mut self, samples: &[f32]) -> (Vec<f32>, usize) {
+        let n_mels = self.mel.config().n_mels;
+        let mut features = self.mel.compute(samples);
+        hark_dsp::normalize_utterance(&mut features, n_mels);
+        let frames = features.len() / n_mels;
+        (features, frames)
+    }
+
+    fn input(&self, features: &[f32], frames: usize) -> Tensor<3> {
+        let n_mels = features.len() / frames.max(1);
+        // [frames, mels] -> [1, mels, frames]
+        let mut data = vec![0.0f32; features.len()];
+        for t in 0..frames {
+            for m in 0..n_mels {
+                data[m * frames + t] = features[t * n_mels + m];
+            }
+        }
+        Tensor::from_data(TensorData::new(data, [1, n_mels, frames]), &self.device)
+    }
+
+    /// Per-frame log-probabilities `[frames / 2, Alphabet::SIZE]` (native:
+    /// synchronous read-back).
+    pub fn log_probs(&self, features: &[f32], frames: usize) -> Result<Vec<f32>, RecognizeError> {
+        if frames == 0 {
+            return Ok(Vec::new());
+        }
+        self.model
+            .forward(self.input(features, frames))
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| RecognizeError::Output(format!("{e:?}")))
+    }
+
+    /// [`Recognizer::log_probs`] with an asynchronous read-back, as WebGPU
+    /// requires in the browser.
+    pub async fn log_probs_async(&self, features: &[f32], frames: usize) -> Result<Vec<f32>, RecognizeError> {
+        if frames == 0 {
+            return Ok(Vec::new());
+        }
+        let data = self
+            .model
+            .forward(self.input(features, frames))
+            .into_data_async()
+            .await
+            .map_err(|e| RecognizeError::Output(format!("{e:?}")))?;
+        data.try_to_vec::<f32>().map_err(|e| RecognizeError::Output(format!("{e:?}")))
+    }
+
+    pub fn decode(&self, log_probs: &[f32]) -> Transcript {
+        self.decoder.decode(log_probs)
+    }
+
+    /// One segment of 16 kHz audio (at most [`MAX_SEGMENT_S`]; longer audio
+    /// goes through [`Segmenter`]).
+    pub fn recognize_segment(&mut self, samples: &[f32]) -> Result<Transcript, RecognizeError> {
+        let (features, frames) = self.features(samples);
+        let log_probs = self.log_probs(&features, frames)?;
+        Ok(self.decode(&log_probs))
+    }
+
+    /// Audio of any length and rate, whole in memory.
+    pub fn recognize(&mut self, samples: &[f32], sample_rate: u32) -> Result<Transcript, RecognizeError> {
+        let mut segmenter = Segmenter::new(sample_rate)?;
+        let mut parts = Vec::new();
+        for segment in segmenter.push(samples) {
+            parts.push(self.recognize_segment(&segment)?);
+        }
+        for segment in segmenter.finish() {
+            parts.push(self.recognize_segment(&segment)?);
+        }
+        Ok(join(parts))
+    }
+}
+
+/// Transcripts of consecutive segments as one (confidence: geometric mean
+/// over all words).
+pub fn join(parts: Vec<Transcript>) -> Transcript {
+    if parts.len() == 1 {
+        return parts.into_iter().next().expect("one part");
+    }
+    let words: Vec<_> = parts.into_iter().flat_map(|t| t.words).collect();
+    let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+    let confidence = if words.is_empty() {
+        0.0
+    } else {
+        (words.iter().map(|w| w.confidence.max(1e-6).ln()).sum::<f32>() / words.len() as f32).exp()
+    };
+    Transcript { text, words, confidence }
+}
+
+/// Streams audio of any rate into 16 kHz segments of at most
+/// [`MAX_SEGMENT_S`], each cut at the quietest 10 ms within the last 4 s
+/// before the limit, so a cut rarely falls inside a word.
+pub struct Segmenter {
+    resampler: Option<StreamResampler>,
+    buffer: Vec<f32>,
+}
+
+impl Segmenter {
+    pub fn new(sample_rate: u32) -> Result<Self, RecognizeError> {
+        let resampler =
+            if sample_rate == SAMPLE_RATE { None } else { Some(StreamResampler::new(sample_rate, SAMPLE_RATE)?) };
+        Ok(Self { resampler, buffer: Vec::new() })
+    }
+
+    /// Feeds samples; returns the segments completed by them.
+    pub fn push(&mut self, samples: &[f32]) -> Vec<Vec<f32>> {
+        match &mut self.resampler {
+            Some(r) => {
+                let out = r.push(samples);
+                self.buffer.extend_from_slice(&out);
+            }
+            None => self.buffer.extend_from_slice(samples),
+        }
+        let max = (MAX_SEGMENT_S * SAMPLE_RATE as f64) as usize;
+        let mut done = Vec::new();
+        while self.buffer.len() > max {
+            let cut = quietest_cut(&self.buffer[..max]);
+            done.push(self.buffer.drain(..cut).collect());
+        }
+        done
+    }
+
+    /// The remaining segments (none if no audio is left).
+    pub fn finish(mut self) -> Vec<Vec<f32>> {
+        if let Some(r) = self.resampler.take() {
+            let tail = r.finish();
+            self.buffer.extend_from_slice(&tail);
+        }
+        // The resampler's tail may push the buffer over the limit.
+        let mut done = self.push(&[]);
+        if !self.buffer.is_empty() {
+            done.push(self.buffer);
+        }
+        done
+    }
+}
+
+/// Index (a frame boundary) of the lowest-energy 10 ms frame in the last 4 s
+/// of `window`.
+fn quietest_cut(window: &[f32]) -> usize {
+    let frame = (SAMPLE_RATE / 100) as usize;
+    let search = (4 * SAMPLE_RATE) as usize;
+    let start = window.len().saturating_sub(search) / frame * frame;
+    let mut best = (f32::INFINITY, window.len());
+    let mut i = start;
+    while i + frame <= window.len() {
+        let energy: f32 = window[i..i + frame].iter().map(|s| s * s).sum();
+        if energy < best.0 {
+            best = (energy, i + frame / 2);
+        }
+        i += frame;
+    }
+    best.1.max(1)
+}
+
+/// The decoder the product uses: a word trigram LM over queries generated
+/// from the training templates and training-split entities, and the whole
+/// searchable catalogue (every entity name of every split, which the
+/// product knows as its search index) as the entity list. The drift pool of
+/// new names is not included: those arrive later through the entity list.
+pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
+    let corpus = Corpus::load();
+    let queries = corpus.generate(Split::Train, 30_000, 0x4c4d);
+    let lm = NgramLm::train(queries.iter().map(|q| q.text.as_str()));
+    let mut decoder = BeamDecoder::new(config, Some(lm));
+    let catalogue: Vec<String> = catalogue(&corpus);
+    decoder.set_entities(catalogue.iter().map(String::as_str));
+    decoder
+}
+
+/// Normalised names of every open-class entity in the corpus (all splits).
+pub fn catalogue(corpus: &Corpus) -> Vec<String> {
+    corpus
+        .open_names()
+        .map(|(_, name, _)| normalize(name))
+        .filter(|n| !n.is_empty() && Alphabet::encode(n).is_ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_audio_is_cut_into_bounded_segments_at_quiet_points() {
+        // 50 s at 48 kHz: a 220 Hz tone with 300 ms of silence every 3.1 s.
+        let rate = 48_000u32;
+        let samples: Vec<f32> = (0..50 * rate as usize)
+            .map(|i| {
+                let t = i as f32 / rate as f32;
+                if t % 3.1 < 0.3 { 0.0 } else { 0.3 * (2.0 * std::f32::consts::PI * 220.0 * t).sin() }
+            })
+            .collect();
+        let mut s = Segmenter::new(rate).unwrap();
+        let mut segments = Vec::new();
+        for chunk in samples.chunks(4096) {
+            segments.extend(s.push(chunk));
+        }
+        segments.extend(s.finish());
+        let max = (MAX_SEGMENT_S * SAMPLE_RATE as f64) as usize;
+        assert!(segments.len() >= 3, "{}", segments.len());
+        assert!(segments.iter().all(|seg| seg.len() <= max));
+        let total: usize = segments.iter().map(Vec::len).sum();
+        assert!((total as i64 - 50 * SAMPLE_RATE as i64).abs() < 100, "{total}");
+        // Every cut but the last falls in a silent gap.
+        let mut at = 0usize;
+        for seg in &segments[..segments.len() - 1] {
+            at += seg.len();
+            let t = at as f32 / SAMPLE_RATE as f32;
+            assert!(t % 3.1 < 0.3, "cut at {t} s is inside the tone");
+        }
+    }
+
+    #[test]
+    fn silence_and_tiny_clips_give_empty_transcripts_not_panics() {
+        let config = AcousticModelConfig::new().with_channels(16).with_blocks(1);
+        let weights = config.init(&Device::flex()).to_bytes().unwrap();
+        let decoder = BeamDecoder::new(BeamConfig::default(), None);
+        let mut r = Recognizer::new(&config, weights, Device::flex(), decoder).unwrap();
+        for samples in [vec![0.0f32; 16_000], vec![0.1; 100], vec![], vec![1.0; 1_600]] {
+            let t = r.recognize(&samples, 16_000).unwrap();
+            assert!(t.confidence.is_finite());
+        }
+    }
+
+    #[test]
+    fn the_catalogue_covers_every_split_but_not_the_drift_pool() {
+        let corpus = Corpus::load();
+        let names = catalogue(&corpus);
+        assert!(names.len() > 100);
+        for (_, name) in hark_data::corpus::new_names() {
+            assert!(!names.contains(&normalize(&name)), "{name} is in the drift pool");
+        }
+    }
+}
