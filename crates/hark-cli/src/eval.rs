@@ -21,7 +21,7 @@ pub struct Options {
     pub train_sample: usize,
     /// At most this many utterances of dev and of test.
     pub max_utterances: Option<usize>,
-    pub beam: usize,
+    pub beam: BeamConfig,
 }
 
 /// The slices an utterance belongs to.
@@ -61,10 +61,10 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let root = manifest.parent().map(PathBuf::from).unwrap_or_default();
     let utterances = hark_data::manifest::read(&manifest)?;
     let loaded = crate::model::load(o.model.as_deref())?;
-    let config = BeamConfig { beam: o.beam, ..BeamConfig::default() };
+    let config = o.beam.clone();
     let decoder_text = format!(
-        "prefix beam search (beam {}), word trigram LM over training-template queries (α {}, β {}), entity list = catalogue of all entity names (boost {})",
-        config.beam, config.alpha, config.beta, config.entity_boost
+        "prefix beam search (beam {}), word trigram LM over training-template queries (α {}, β {}), OOV penalty {} + {} per character, entity list = catalogue of all entity names (boost {})",
+        config.beam, config.alpha, config.beta, config.oov_penalty, config.oov_char_penalty, config.entity_boost
     );
     let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), corpus_decoder(config))?;
     let limit = o.max_utterances.unwrap_or(usize::MAX);

@@ -8,6 +8,7 @@
 mod eval;
 mod model;
 mod plot;
+mod publish;
 mod synth;
 mod train;
 mod transcribe;
@@ -95,6 +96,38 @@ enum Command {
         max_utterances: Option<usize>,
         #[arg(long, default_value_t = 16)]
         beam: usize,
+        /// Language-model weight (tune on dev).
+        #[arg(long)]
+        alpha: Option<f32>,
+        /// Word bonus.
+        #[arg(long)]
+        beta: Option<f32>,
+        /// Penalty per character of a word outside the lexicon.
+        #[arg(long)]
+        oov_char_penalty: Option<f32>,
+    },
+    /// Publish a trained model into the static model folder (f16 weights + manifest entry).
+    Publish {
+        /// `hark train --out` folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// `hark eval` summary.json of this model (its metrics go into the manifest).
+        #[arg(long)]
+        eval: PathBuf,
+        /// Version of the new model (higher than every published one).
+        #[arg(long)]
+        version: hark_registry::Version,
+        /// Description of the training data snapshot.
+        #[arg(long)]
+        training_data: String,
+        /// Model folder holding manifest.json.
+        #[arg(long, default_value = "web/models")]
+        models: PathBuf,
+        /// `stable` or `beta`.
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        #[arg(long, default_value_t = 100)]
+        rollout_percent: u8,
     },
     /// Data collection: synthesize and inspect the voice-search corpus.
     Data {
@@ -143,7 +176,20 @@ fn main() {
                 Err(e) => Err(e),
             }
         }
-        Command::Eval { model, data, out, train_sample, max_utterances, beam } => {
+        Command::Publish { run, eval, version, training_data, models, channel, rollout_percent } => {
+            publish::parse_channel(&channel).and_then(|channel| {
+                publish::run(&publish::Options { run, eval, version, models, training_data, channel, rollout_percent })
+            })
+        }
+        Command::Eval { model, data, out, train_sample, max_utterances, beam, alpha, beta, oov_char_penalty } => {
+            let d = hark_decode::BeamConfig::default();
+            let beam = hark_decode::BeamConfig {
+                beam,
+                alpha: alpha.unwrap_or(d.alpha),
+                beta: beta.unwrap_or(d.beta),
+                oov_char_penalty: oov_char_penalty.unwrap_or(d.oov_char_penalty),
+                ..d
+            };
             eval::run(&eval::Options { model, data, out, train_sample, max_utterances, beam })
         }
         Command::Train {

@@ -24,13 +24,16 @@ pub struct BeamConfig {
     pub entity_boost: f32,
     /// Penalty for a word outside the lexicon (applied once per word).
     pub oov_penalty: f32,
+    /// Further penalty per character of a word outside the lexicon, so one
+    /// long made-up word cannot stand in for several real ones.
+    pub oov_char_penalty: f32,
     /// Symbols less likely than this (log) in a frame are not expanded.
     pub prune_log_prob: f32,
 }
 
 impl Default for BeamConfig {
     fn default() -> Self {
-        Self { beam: 16, alpha: 0.8, beta: 1.0, entity_boost: 3.0, oov_penalty: -6.0, prune_log_prob: -10.0 }
+        Self { beam: 16, alpha: 0.8, beta: 1.0, entity_boost: 3.0, oov_penalty: -6.0, oov_char_penalty: -1.0, prune_log_prob: -10.0 }
     }
 }
 
@@ -225,6 +228,9 @@ impl BeamDecoder {
             if !child.partial_oov && !self.prefixes.is_empty() && !self.prefixes.contains(&child.partial) {
                 child.partial_oov = true;
                 child.word_score += self.config.oov_penalty;
+            }
+            if child.partial_oov {
+                child.word_score += self.config.oov_char_penalty;
             }
         }
         next.insert(key, child);

@@ -12,6 +12,8 @@
 //! **Architecture Invariant:** no IO here: samples and weight bytes in,
 //! transcripts out.
 
+pub mod listen;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use hark_data::{Corpus, Split, normalize};
 use hark_decode::{Alphabet, BeamConfig, BeamDecoder, NgramLm, Transcript};

@@ -1,0 +1,162 @@
+//! `hark publish`: put a trained model into the static model folder the
+//! browser pulls (`web/models/`): f16 weights named by version, and a
+//! manifest entry with sha256, size, architecture, per-slice metrics from a
+//! `hark eval` summary, the training-data snapshot and the parent version.
+//! Only the new model and the one before it stay in the folder (rollback
+//! needs one; the repository stays lean).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use hark_registry::{Architecture, Channel, Manifest, ModelEntry, Version};
+
+pub struct Options {
+    /// `hark train --out` folder (config.json + best.bpk).
+    pub run: PathBuf,
+    pub eval: PathBuf,
+    pub version: Version,
+    pub models: PathBuf,
+    pub training_data: String,
+    pub channel: Channel,
+    pub rollout_percent: u8,
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    let loaded = crate::model::load(Some(&o.run))?;
+    let device = burn::tensor::Device::flex();
+    let model = hark_model::AcousticModel::from_bytes(&loaded.config, loaded.weights, &device)?;
+    let bytes = model.to_bytes_f16()?;
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&o.eval).with_context(|| format!("reading {}", o.eval.display()))?,
+    )
+    .with_context(|| format!("{} is not a `hark eval` summary.json", o.eval.display()))?;
+    let metrics = metrics_of(&summary);
+    if metrics.is_empty() {
+        bail!("{} holds no split metrics; run `hark eval` on this model first", o.eval.display());
+    }
+
+    let manifest_path = o.models.join("manifest.json");
+    let mut manifest = match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => Manifest::parse(&text).with_context(|| format!("in {}", manifest_path.display()))?,
+        Err(_) => Manifest::empty(),
+    };
+    if manifest.models.iter().any(|e| e.version == o.version) {
+        bail!("version {} is already published; choose a higher one", o.version);
+    }
+    let parent = manifest.models.iter().map(|e| e.version).max();
+    if parent.is_some_and(|p| p >= o.version) {
+        bail!("version {} is not newer than the published {}", o.version, parent.expect("checked"));
+    }
+    let file = format!("hark-{}.bpk", o.version);
+    crate::train::write_atomic(&o.models.join(&file), &bytes)?;
+    let app: Version = env!("CARGO_PKG_VERSION").parse()?;
+    manifest.models.push(ModelEntry {
+        version: o.version,
+        file: file.clone(),
+        sha256: hark_registry::sha256_hex(&bytes),
+        size: bytes.len() as u64,
+        created: created_now(),
+        min_app_version: app,
+        channel: o.channel,
+        rollout_percent: o.rollout_percent,
+        parent_version: parent,
+        training_data: Some(o.training_data.clone()),
+        metrics,
+        architecture: Some(Architecture {
+            channels: loaded.config.channels,
+            blocks: loaded.config.blocks,
+            kernel: loaded.config.kernel,
+        }),
+    });
+    // Keep the newest two.
+    manifest.models.sort_by(|a, b| b.version.cmp(&a.version));
+    for old in manifest.models.split_off(2.min(manifest.models.len())) {
+        let path = o.models.join(&old.file);
+        if let Err(e) = std::fs::remove_file(&path) {
+            eprintln!("warning: could not remove {}: {e}", path.display());
+        }
+    }
+    manifest.models.reverse();
+    manifest.validate()?;
+    crate::train::write_atomic(&manifest_path, (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes())?;
+    eprintln!("published model {} as {} ({} bytes)", o.version, o.models.join(&file).display(), bytes.len());
+    Ok(())
+}
+
+/// Flat metric names: `test_wer`, `test_clean_wer`, `test_noise_car_wer`, ...
+fn metrics_of(summary: &serde_json::Value) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    if let Some(splits) = summary["splits"].as_object() {
+        for (split, s) in splits {
+            for key in ["wer", "cer", "greedy_wer"] {
+                if let Some(v) = s[key].as_f64() {
+                    m.insert(format!("{split}_{key}"), round4(v));
+                }
+            }
+        }
+    }
+    let rate = |row: &serde_json::Value| {
+        let w = &row["words"];
+        let errors = ["substitutions", "deletions", "insertions"].iter().filter_map(|k| w[k].as_f64()).sum::<f64>();
+        w["reference"].as_f64().filter(|r| *r > 0.0).map(|r| errors / r)
+    };
+    for slice in ["noise", "snr", "engine", "entity"] {
+        if let Some(values) = summary["slices"]["test"]["slices"][slice].as_object() {
+            for (value, row) in values {
+                if let Some(r) = rate(row) {
+                    let name = value.replace([' ', '-'], "_");
+                    m.insert(format!("test_{slice}_{name}_wer"), round4(r));
+                }
+            }
+        }
+    }
+    if let Some(b) = summary["bars"].as_object() {
+        for key in ["clean_unseen_engine_wer", "car_5db_wer", "car_5db_ratio"] {
+            if let Some(v) = b.get(key).and_then(|v| v.as_f64()) {
+                m.insert(format!("test_{key}"), round4(v));
+            }
+        }
+    }
+    m
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+/// RFC 3339 UTC time, from the system clock.
+fn created_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_rfc3339() {
+        let s = super::created_now();
+        assert_eq!(s.len(), 20, "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z'));
+    }
+}
+
+pub fn parse_channel(s: &str) -> anyhow::Result<Channel> {
+    match s {
+        "stable" => Ok(Channel::Stable),
+        "beta" => Ok(Channel::Beta),
+        _ => bail!("channel must be `stable` or `beta`, got {s:?}"),
+    }
+}
+
