@@ -16,7 +16,8 @@ const MODEL_READY: &str = r#"(() => {
 
 /// Word error rate of `hypothesis` against `reference` (Levenshtein over words).
 fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let (r, h): (Vec<&str>, Vec<&str>) = (reference.split_whitespace().collect(), hypothesis.split_whitespace().collect());
+    let (r, h): (Vec<&str>, Vec<&str>) =
+        (reference.split_whitespace().collect(), hypothesis.split_whitespace().collect());
     let mut row: Vec<usize> = (0..=h.len()).collect();
     for (i, rw) in r.iter().enumerate() {
         let mut prev = row[0];

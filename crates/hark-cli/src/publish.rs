@@ -159,4 +159,3 @@ pub fn parse_channel(s: &str) -> anyhow::Result<Channel> {
         _ => bail!("channel must be `stable` or `beta`, got {s:?}"),
     }
 }
-

@@ -11,7 +11,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::{Alphabet, NgramLm, Transcript, words_from_emissions};
 
-/// Search settings. Defaults are a starting point; `hark eval` tunes them.
+/// Search settings. Defaults were tuned on 400 dev utterances with model
+/// 0.1.0 (`hark eval --alpha --beta --oov-char-penalty`): dev WER 47.7 % → 35.7 %.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeamConfig {
     /// Prefixes kept per frame.
@@ -33,7 +34,15 @@ pub struct BeamConfig {
 
 impl Default for BeamConfig {
     fn default() -> Self {
-        Self { beam: 16, alpha: 0.8, beta: 1.0, entity_boost: 3.0, oov_penalty: -6.0, oov_char_penalty: -1.0, prune_log_prob: -10.0 }
+        Self {
+            beam: 16,
+            alpha: 0.5,
+            beta: 0.5,
+            entity_boost: 3.0,
+            oov_penalty: -6.0,
+            oov_char_penalty: -3.0,
+            prune_log_prob: -10.0,
+        }
     }
 }
 

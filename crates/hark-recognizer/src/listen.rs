@@ -34,7 +34,13 @@ impl Listener {
     pub fn new(sample_rate: u32) -> Result<Self, RecognizeError> {
         let resampler =
             if sample_rate == SAMPLE_RATE { None } else { Some(StreamResampler::new(sample_rate, SAMPLE_RATE)?) };
-        Ok(Self { resampler, endpointer: Endpointer::new(EndpointConfig::default()), audio: Vec::new(), offset: 0, start: None })
+        Ok(Self {
+            resampler,
+            endpointer: Endpointer::new(EndpointConfig::default()),
+            audio: Vec::new(),
+            offset: 0,
+            start: None,
+        })
     }
 
     pub fn in_speech(&self) -> bool {
@@ -127,7 +133,8 @@ mod tests {
             .map(|i| {
                 let t = i as f32 / rate as f32;
                 let env = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin().abs();
-                env * (1..8).map(|h| (2.0 * std::f32::consts::PI * 140.0 * h as f32 * t).sin() / h as f32).sum::<f32>() * 0.2
+                env * (1..8).map(|h| (2.0 * std::f32::consts::PI * 140.0 * h as f32 * t).sin() / h as f32).sum::<f32>()
+                    * 0.2
             })
             .collect()
     }
@@ -144,7 +151,8 @@ mod tests {
             heard.extend(l.push(block));
         }
         assert_eq!(heard.first(), Some(&Heard::SpeechStarted), "{:?}", heard.len());
-        let utterances: Vec<&Vec<f32>> = heard.iter().filter_map(|h| if let Heard::Utterance(u) = h { Some(u) } else { None }).collect();
+        let utterances: Vec<&Vec<f32>> =
+            heard.iter().filter_map(|h| if let Heard::Utterance(u) = h { Some(u) } else { None }).collect();
         assert_eq!(utterances.len(), 1);
         let secs = utterances[0].len() as f32 / 16_000.0;
         assert!((1.4..2.6).contains(&secs), "utterance of {secs} s for 1.5 s of speech");

@@ -29,7 +29,9 @@ pub fn explain(e: &JsValue) -> String {
 }
 
 fn js_string(v: &JsValue) -> String {
-    v.as_string().or_else(|| js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string())).unwrap_or_else(|| format!("{v:?}"))
+    v.as_string()
+        .or_else(|| js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| format!("{v:?}"))
 }
 
 impl Capture {
@@ -40,7 +42,8 @@ impl Capture {
         let devices = window.navigator().media_devices()?;
         let constraints = MediaStreamConstraints::new();
         constraints.set_audio(&JsValue::TRUE);
-        let stream: MediaStream = JsFuture::from(devices.get_user_media_with_constraints(&constraints)?).await?.dyn_into()?;
+        let stream: MediaStream =
+            JsFuture::from(devices.get_user_media_with_constraints(&constraints)?).await?.dyn_into()?;
         // The device's own rate: a mismatched AudioContext rate is rejected
         // by some browsers; hark-dsp resamples instead.
         let context = AudioContext::new()?;
@@ -49,7 +52,8 @@ impl Capture {
         let node = AudioWorkletNode::new(&context, "hark-capture")?;
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let data = event.data();
-            let rate = js_sys::Reflect::get(&data, &"sampleRate".into()).ok().and_then(|v| v.as_f64()).unwrap_or(48_000.0);
+            let rate =
+                js_sys::Reflect::get(&data, &"sampleRate".into()).ok().and_then(|v| v.as_f64()).unwrap_or(48_000.0);
             if let Ok(samples) = js_sys::Reflect::get(&data, &"samples".into()) {
                 let samples = js_sys::Float32Array::new(&samples).to_vec();
                 on_block(rate as u32, samples);
