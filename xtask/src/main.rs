@@ -162,18 +162,26 @@ fn up(root: &Path, target: &Path, addr: &str, port: u16) -> anyhow::Result<()> {
 
 fn bench(root: &Path) -> anyhow::Result<()> {
     step("front-end benchmarks (criterion; 16 Melem/s = 1000x real time)");
-    run(Command::new("cargo").args(["bench", "-p", "hark-dsp", "--bench", "frontend"]).current_dir(root))?;
+    // `--workspace` everywhere: `-p` would unify features differently and
+    // rebuild Burn.
+    let bench = |name: &str| {
+        let mut c = Command::new("cargo");
+        c.args(["bench", "--workspace", "--exclude", "hark-web", "--exclude", "hark-e2e", "--bench", name])
+            .current_dir(root);
+        c
+    };
+    run(&mut bench("frontend"))?;
 
     step("decode benchmark, one core (criterion; bar: end_to_end ≤ 50 ms for 5 s of audio)");
     let mut decode = Command::new("taskset");
-    decode.args(["-c", "0", "cargo", "bench", "-p", "hark-recognizer", "--bench", "decode"]);
-    run(decode.env("RAYON_NUM_THREADS", "1").current_dir(root))?;
+    decode.args(["-c", "0", "cargo", "bench", "--workspace", "--exclude", "hark-web", "--exclude", "hark-e2e"]);
+    run(decode.args(["--bench", "decode"]).env("RAYON_NUM_THREADS", "1").current_dir(root))?;
 
     step("training speed, Burn vs PyTorch on this CPU");
     if let Err(e) = tools::ensure_torch() {
         eprintln!("PyTorch is not available ({e:#}); its rows will say n/a");
     }
-    run(Command::new("cargo").args(["bench", "-p", "hark-train", "--bench", "train_step"]).current_dir(root))
+    run(&mut bench("train_step"))
 }
 
 fn test(root: &Path) -> anyhow::Result<()> {
