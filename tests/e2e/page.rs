@@ -83,3 +83,24 @@ async fn the_harness_catches_console_errors_and_exceptions() -> anyhow::Result<(
     assert!(errors.iter().any(|e| e.contains("bang")), "{errors:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_reports_no_installability_errors() -> anyhow::Result<()> {
+    use chromiumoxide::cdp::browser_protocol::page::GetInstallabilityErrorsParams;
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions::default()).await?;
+    let app = chromium.open(&server.base_url).await?;
+    let _: String = app.wait(MODEL_STATE, WAIT).await?;
+    let result = app.page.execute(GetInstallabilityErrorsParams::default()).await?;
+    let errors: Vec<String> = result
+        .result
+        .installability_errors
+        .iter()
+        .map(|e| {
+            format!("{} {:?}", e.error_id, e.error_arguments.iter().map(|a| (&a.name, &a.value)).collect::<Vec<_>>())
+        })
+        .collect();
+    chromium.close().await;
+    assert!(errors.is_empty(), "Chromium says the app is not installable: {errors:?}");
+    Ok(())
+}
