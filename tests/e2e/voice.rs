@@ -106,3 +106,40 @@ fn wer_counts_word_edits() {
     assert_eq!(wer("a b c", "a b c"), 0.0);
     assert!((wer("a b c d", "a x c") - 0.5).abs() < 1e-9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_weights_are_refused_and_the_previous_model_is_used() -> anyhow::Result<()> {
+    // A models folder whose newest weights were damaged after publishing.
+    let models = tempfile::tempdir()?;
+    let published = repo_root().join("web/models");
+    for entry in std::fs::read_dir(&published)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), models.path().join(entry.file_name()))?;
+    }
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(published.join("manifest.json"))?)?;
+    let newest = manifest["models"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
+    let file = models.path().join(newest["file"].as_str().unwrap_or_default());
+    let mut bytes = std::fs::read(&file)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, bytes)?;
+
+    let server = AppServer::start_with_models(models.path().to_path_buf()).await?;
+    let chromium = Chromium::launch(LaunchOptions::default()).await?;
+    let app = chromium.open(&server.base_url).await?;
+    let state: String = app.wait(MODEL_READY, LOAD).await?;
+    let text: String = app.wait("document.querySelector('#model-status').textContent", LOAD).await?;
+    chromium.close().await;
+    let previous = manifest["models"].as_array().and_then(|m| m.iter().rev().nth(1)).cloned();
+    let newest_version = newest["version"].as_str().unwrap_or("?");
+    assert!(text.contains("sha256") && text.contains(&format!("model {newest_version} was not loaded")), "{text}");
+    match previous {
+        // Rollback: the model before it is loaded instead.
+        Some(p) => {
+            assert_eq!(state, "ready", "{text}");
+            assert!(text.starts_with(&format!("Model {} is ready", p["version"].as_str().unwrap_or("?"))), "{text}");
+        }
+        None => assert_eq!(state, "failed", "{text}"),
+    }
+    Ok(())
+}

@@ -105,8 +105,14 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The clone `cargo xtask` was run in. Read at run time (`cargo run` sets
+/// `CARGO_MANIFEST_DIR`): with the target directory shared between clones,
+/// the xtask binary cargo runs may have been built from another clone, and
+/// the compile-time path would point there.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ lives in the repository root").to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let dir = dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().map(Path::to_path_buf).expect("xtask/ lives in the repository root")
 }
 
 /// `~/.cache/hark` (or `$XDG_CACHE_HOME/hark`): build outputs, tools, local data.

@@ -25,10 +25,20 @@ pub async fn fetch_manifest() -> Result<Manifest, String> {
     Manifest::parse(&text).map_err(|e| e.to_string())
 }
 
-/// The entry this app should run, if any.
-pub fn choose(manifest: &Manifest) -> Option<ModelEntry> {
+/// Entries this app may run, the one to use first: the chosen (newest
+/// compatible) entry, then older compatible ones to fall back on when a
+/// download is refused.
+pub fn candidates(manifest: &Manifest) -> Vec<ModelEntry> {
     let app: Version = APP_VERSION.parse().unwrap_or_default();
-    manifest.choose(app, Channel::Stable, 0).cloned()
+    let Some(first) = manifest.choose(app, Channel::Stable, 0).cloned() else { return Vec::new() };
+    let mut rest: Vec<ModelEntry> = manifest
+        .models
+        .iter()
+        .filter(|e| e.version < first.version && e.min_app_version <= app && e.channel == Channel::Stable)
+        .cloned()
+        .collect();
+    rest.sort_by(|a, b| b.version.cmp(&a.version));
+    std::iter::once(first).chain(rest).collect()
 }
 
 /// Downloads and checks `entry`'s weights, then builds the recognizer.

@@ -37,8 +37,15 @@ fn main() {
 enum ModelStatus {
     Loading,
     NonePublished,
-    Downloading { version: String },
-    Ready { version: String, metrics: Vec<(String, f64)> },
+    Downloading {
+        version: String,
+    },
+    /// `refused`: newer models whose download failed its check ("" if none).
+    Ready {
+        version: String,
+        metrics: Vec<(String, f64)>,
+        refused: String,
+    },
     Failed(String),
 }
 
@@ -67,17 +74,25 @@ fn App() -> impl IntoView {
             Ok(m) => m,
             Err(e) => return set_model.set(ModelStatus::Failed(e)),
         };
-        let Some(entry) = engine::choose(&manifest) else { return set_model.set(ModelStatus::NonePublished) };
-        let version = entry.version.to_string();
-        set_model.set(ModelStatus::Downloading { version: version.clone() });
-        match engine::load(&entry).await {
-            Ok(recognizer) => {
-                ENGINE.with(|e| *e.borrow_mut() = Some(recognizer));
-                let metrics = entry.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
-                set_model.set(ModelStatus::Ready { version, metrics });
-            }
-            Err(e) => set_model.set(ModelStatus::Failed(format!("model {version} was not loaded: {e}"))),
+        let candidates = engine::candidates(&manifest);
+        if candidates.is_empty() {
+            return set_model.set(ModelStatus::NonePublished);
         }
+        let mut refused: Vec<String> = Vec::new();
+        for entry in candidates {
+            let version = entry.version.to_string();
+            set_model.set(ModelStatus::Downloading { version: version.clone() });
+            match engine::load(&entry).await {
+                Ok(recognizer) => {
+                    ENGINE.with(|e| *e.borrow_mut() = Some(recognizer));
+                    let metrics = entry.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                    return set_model.set(ModelStatus::Ready { version, metrics, refused: refused.join("; ") });
+                }
+                // Fall back to the previous model rather than none.
+                Err(e) => refused.push(format!("model {version} was not loaded: {e}")),
+            }
+        }
+        set_model.set(ModelStatus::Failed(refused.join("; ")));
     });
 
     // Runs the recognizer on a finished utterance and fills the search box.
@@ -267,7 +282,12 @@ fn describe_model(status: &ModelStatus) -> String {
         ModelStatus::Loading => "Checking for published models…".into(),
         ModelStatus::NonePublished => "No model has been published yet; typed search works.".into(),
         ModelStatus::Downloading { version } => format!("Downloading model {version}…"),
-        ModelStatus::Ready { version, .. } => format!("Model {version} is ready (CPU, WebAssembly)."),
+        ModelStatus::Ready { version, refused, .. } if refused.is_empty() => {
+            format!("Model {version} is ready (CPU, WebAssembly).")
+        }
+        ModelStatus::Ready { version, refused, .. } => {
+            format!("Model {version} is ready (CPU, WebAssembly). Refused: {refused}")
+        }
         ModelStatus::Failed(why) => format!("Speech model unavailable: {why}"),
     }
 }
