@@ -14,23 +14,6 @@ const MODEL_READY: &str = r#"(() => {
     return el && ['ready', 'failed', 'none'].includes(el.dataset.state) ? el.dataset.state : null;
 })()"#;
 
-/// Word error rate of `hypothesis` against `reference` (Levenshtein over words).
-fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let (r, h): (Vec<&str>, Vec<&str>) =
-        (reference.split_whitespace().collect(), hypothesis.split_whitespace().collect());
-    let mut row: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, hw) in h.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(rw != hw)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[h.len()] as f64 / r.len().max(1) as f64
-}
-
 /// The utterance with a second of silence before it (the endpointer learns
 /// the noise floor) and three after (it hears the end).
 fn microphone_wav(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
@@ -77,7 +60,7 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
     let errors = app.console.errors();
     chromium.close().await;
     let bar = published_test_wer()? + 0.10;
-    let measured = wer(reference, &heard);
+    let measured = hark_eval::ErrorCounts::words(reference, &heard).rate();
     eprintln!("heard {heard:?} (WER {measured:.2}, bar {bar:.2}); end of speech → transcript {decode_ms} ms");
     assert!(measured <= bar, "heard {heard:?} for {reference:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
@@ -99,12 +82,6 @@ async fn without_a_microphone_the_page_says_so_and_typing_still_works() -> anyho
     assert_eq!(state, "idle");
     chromium.close().await;
     Ok(())
-}
-
-#[test]
-fn wer_counts_word_edits() {
-    assert_eq!(wer("a b c", "a b c"), 0.0);
-    assert!((wer("a b c d", "a x c") - 0.5).abs() < 1e-9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,8 +57,7 @@ fn slices(u: &Utterance) -> Vec<(String, String)> {
 }
 
 pub fn run(o: &Options) -> anyhow::Result<()> {
-    let manifest = if o.data.is_dir() { o.data.join("manifest.jsonl") } else { o.data.clone() };
-    let root = manifest.parent().map(PathBuf::from).unwrap_or_default();
+    let (manifest, root) = crate::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
     let loaded = crate::model::load(o.model.as_deref())?;
     let config = o.beam.clone();

@@ -230,10 +230,18 @@ fn main() {
 }
 
 fn stats(path: PathBuf) -> anyhow::Result<()> {
-    let path = if path.is_dir() { path.join("manifest.jsonl") } else { path };
+    let (path, _) = corpus_manifest(&path);
     let utterances = hark_data::manifest::read(&path)?;
     print!("{}", hark_data::manifest::Stats::of(&utterances).table());
     Ok(())
+}
+
+/// A corpus given as its folder or its manifest: the manifest's path, and
+/// the folder its audio paths are relative to.
+fn corpus_manifest(data: &std::path::Path) -> (PathBuf, PathBuf) {
+    let manifest = if data.is_dir() { data.join("manifest.jsonl") } else { data.to_path_buf() };
+    let root = manifest.parent().map(PathBuf::from).unwrap_or_default();
+    (manifest, root)
 }
 
 /// Generated data lives outside git: `$XDG_CACHE_HOME/hark/data` or `~/.cache/hark/data`.

@@ -57,8 +57,7 @@ struct Progress {
 }
 
 pub fn run(o: &Options) -> anyhow::Result<()> {
-    let manifest = if o.data.is_dir() { o.data.join("manifest.jsonl") } else { o.data.clone() };
-    let root = manifest.parent().map(PathBuf::from).unwrap_or_default();
+    let (manifest, root) = crate::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
     let limit = o.max_utterances.unwrap_or(usize::MAX);
     let pick = |split: Split| utterances.iter().filter(|u| u.split == split).take(limit).cloned().collect::<Vec<_>>();
@@ -203,12 +202,12 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
 /// pointing at them; older state files are removed afterwards.
 fn checkpoint(out: &Path, trainer: &Trainer, progress: &Progress) -> anyhow::Result<()> {
     let state = trainer.state()?;
-    write_atomic(&out.join(format!("state-{}.bpk", state.step)), &state.weights)?;
-    write_atomic(&out.join(format!("optim-{}.bpk", state.step)), &state.optimizer)?;
+    let keep = [format!("state-{}.bpk", state.step), format!("optim-{}.bpk", state.step)];
+    write_atomic(&out.join(&keep[0]), &state.weights)?;
+    write_atomic(&out.join(&keep[1]), &state.optimizer)?;
     write_atomic(&out.join("progress.json"), serde_json::to_string_pretty(progress)?.as_bytes())?;
     for entry in std::fs::read_dir(out)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let keep = [format!("state-{}.bpk", state.step), format!("optim-{}.bpk", state.step)];
         if (name.starts_with("state-") || name.starts_with("optim-")) && name.ends_with(".bpk") && !keep.contains(&name)
         {
             let _ = std::fs::remove_file(entry.path());

@@ -27,6 +27,20 @@ pub struct Transcript {
     pub confidence: f32,
 }
 
+impl Transcript {
+    /// The transcript of `words`: their texts joined by spaces, confidence
+    /// the geometric mean of theirs (0 for no words).
+    pub fn from_words(words: Vec<Word>) -> Self {
+        let confidence = if words.is_empty() {
+            0.0
+        } else {
+            (words.iter().map(|w| w.confidence.max(1e-6).ln()).sum::<f32>() / words.len() as f32).exp()
+        };
+        let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+        Transcript { text, words, confidence }
+    }
+}
+
 /// One decoded word.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Word {
@@ -62,13 +76,7 @@ fn words_from_emissions(emissions: &[(u32, usize, f32)]) -> Transcript {
         entry.3 = frame;
     }
     close(current, &mut words);
-    let confidence = if words.is_empty() {
-        0.0
-    } else {
-        (words.iter().map(|w| w.confidence.max(1e-6).ln()).sum::<f32>() / words.len() as f32).exp()
-    };
-    let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
-    Transcript { text, words, confidence }
+    Transcript::from_words(words)
 }
 
 /// Best-path decoding: the most likely symbol per frame, repeats merged,

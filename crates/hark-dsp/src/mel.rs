@@ -93,6 +93,14 @@ impl LogMel {
         out
     }
 
+    /// The model's input features: [`LogMel::compute`], then
+    /// [`normalize_utterance`]. Training and recognition both call this.
+    pub fn model_features(&mut self, samples: &[f32]) -> Vec<f32> {
+        let mut features = self.compute(samples);
+        normalize_utterance(&mut features, self.config.n_mels);
+        features
+    }
+
     /// Appends the `n_mels` log-mel values of one `n_fft`-sample frame.
     fn frame_into(&mut self, frame: &[f32], out: &mut Vec<f32>) {
         for ((dst, &x), &w) in self.frame.iter_mut().zip(frame).zip(&self.window) {

@@ -145,6 +145,23 @@ impl AcousticModel {
         frames.div_ceil(2)
     }
 
+    /// The model's input `[batch, n_mels, frames]` from per-utterance
+    /// row-major `[frames, n_mels]` features (as `hark-dsp` computes them),
+    /// zero-padded to the longest.
+    pub fn input(batch: &[&[f32]], n_mels: usize, device: &Device) -> Tensor<3> {
+        let frames_of = |f: &[f32]| f.len() / n_mels.max(1);
+        let max = batch.iter().map(|f| frames_of(f)).max().unwrap_or(0);
+        let mut data = vec![0.0f32; batch.len() * n_mels * max];
+        for (b, features) in batch.iter().enumerate() {
+            for t in 0..frames_of(features) {
+                for m in 0..n_mels {
+                    data[(b * n_mels + m) * max + t] = features[t * n_mels + m];
+                }
+            }
+        }
+        Tensor::from_data(burn::tensor::TensorData::new(data, [batch.len(), n_mels, max]), device)
+    }
+
     /// `features` `[batch, n_mels, frames]` → log-probabilities
     /// `[batch, frames / 2, vocab]`.
     pub fn forward(&self, features: Tensor<3>) -> Tensor<3> {

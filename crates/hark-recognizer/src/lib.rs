@@ -14,7 +14,7 @@
 
 pub mod listen;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use hark_data::{Corpus, Split, normalize};
 use hark_decode::{Alphabet, BeamConfig, BeamDecoder, NgramLm, Transcript};
 use hark_dsp::{LogMel, LogMelConfig, SAMPLE_RATE, StreamResampler};
@@ -58,23 +58,13 @@ impl Recognizer {
 
     /// Normalised log-mel features `[frames, n_mels]` of 16 kHz samples.
     pub fn features(&mut self, samples: &[f32]) -> (Vec<f32>, usize) {
-        let n_mels = self.mel.config().n_mels;
-        let mut features = self.mel.compute(samples);
-        hark_dsp::normalize_utterance(&mut features, n_mels);
-        let frames = features.len() / n_mels;
+        let features = self.mel.model_features(samples);
+        let frames = features.len() / self.mel.config().n_mels;
         (features, frames)
     }
 
-    fn input(&self, features: &[f32], frames: usize) -> Tensor<3> {
-        let n_mels = features.len() / frames.max(1);
-        // [frames, mels] -> [1, mels, frames]
-        let mut data = vec![0.0f32; features.len()];
-        for t in 0..frames {
-            for m in 0..n_mels {
-                data[m * frames + t] = features[t * n_mels + m];
-            }
-        }
-        Tensor::from_data(TensorData::new(data, [1, n_mels, frames]), &self.device)
+    fn input(&self, features: &[f32]) -> Tensor<3> {
+        AcousticModel::input(&[features], self.mel.config().n_mels, &self.device)
     }
 
     /// Per-frame log-probabilities `[frames / 2, Alphabet::SIZE]` (native:
@@ -84,7 +74,7 @@ impl Recognizer {
             return Ok(Vec::new());
         }
         self.model
-            .forward(self.input(features, frames))
+            .forward(self.input(features))
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| RecognizeError::Output(format!("{e:?}")))
@@ -98,7 +88,7 @@ impl Recognizer {
         }
         let data = self
             .model
-            .forward(self.input(features, frames))
+            .forward(self.input(features))
             .into_data_async()
             .await
             .map_err(|e| RecognizeError::Output(format!("{e:?}")))?;
@@ -134,65 +124,53 @@ impl Recognizer {
 /// Transcripts of consecutive segments as one (confidence: geometric mean
 /// over all words).
 pub fn join(parts: Vec<Transcript>) -> Transcript {
-    if parts.len() == 1 {
-        return parts.into_iter().next().expect("one part");
-    }
-    let words: Vec<_> = parts.into_iter().flat_map(|t| t.words).collect();
-    let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
-    let confidence = if words.is_empty() {
-        0.0
-    } else {
-        (words.iter().map(|w| w.confidence.max(1e-6).ln()).sum::<f32>() / words.len() as f32).exp()
-    };
-    Transcript { text, words, confidence }
+    Transcript::from_words(parts.into_iter().flat_map(|t| t.words).collect())
 }
 
 /// Streams audio of any rate into 16 kHz segments of at most
 /// [`MAX_SEGMENT_S`], each cut at the quietest 10 ms within the last 4 s
 /// before the limit, so a cut rarely falls inside a word.
 pub struct Segmenter {
-    resampler: Option<StreamResampler>,
+    /// Passes 16 kHz input through unchanged.
+    resampler: StreamResampler,
     buffer: Vec<f32>,
 }
 
 impl Segmenter {
     pub fn new(sample_rate: u32) -> Result<Self, RecognizeError> {
-        let resampler =
-            if sample_rate == SAMPLE_RATE { None } else { Some(StreamResampler::new(sample_rate, SAMPLE_RATE)?) };
-        Ok(Self { resampler, buffer: Vec::new() })
+        Ok(Self { resampler: StreamResampler::new(sample_rate, SAMPLE_RATE)?, buffer: Vec::new() })
     }
 
     /// Feeds samples; returns the segments completed by them.
     pub fn push(&mut self, samples: &[f32]) -> Vec<Vec<f32>> {
-        match &mut self.resampler {
-            Some(r) => {
-                let out = r.push(samples);
-                self.buffer.extend_from_slice(&out);
-            }
-            None => self.buffer.extend_from_slice(samples),
-        }
-        let max = (MAX_SEGMENT_S * SAMPLE_RATE as f64) as usize;
-        let mut done = Vec::new();
-        while self.buffer.len() > max {
-            let cut = quietest_cut(&self.buffer[..max]);
-            done.push(self.buffer.drain(..cut).collect());
-        }
-        done
+        let resampled = self.resampler.push(samples);
+        self.buffer.extend_from_slice(&resampled);
+        cut_segments(&mut self.buffer)
     }
 
     /// The remaining segments (none if no audio is left).
-    pub fn finish(mut self) -> Vec<Vec<f32>> {
-        if let Some(r) = self.resampler.take() {
-            let tail = r.finish();
-            self.buffer.extend_from_slice(&tail);
-        }
+    pub fn finish(self) -> Vec<Vec<f32>> {
+        let Self { resampler, mut buffer } = self;
+        buffer.extend(resampler.finish());
         // The resampler's tail may push the buffer over the limit.
-        let mut done = self.push(&[]);
-        if !self.buffer.is_empty() {
-            done.push(self.buffer);
+        let mut done = cut_segments(&mut buffer);
+        if !buffer.is_empty() {
+            done.push(buffer);
         }
         done
     }
+}
+
+/// Cuts complete segments (buffer longer than the limit) off the front of
+/// `buffer`.
+fn cut_segments(buffer: &mut Vec<f32>) -> Vec<Vec<f32>> {
+    let max = (MAX_SEGMENT_S * SAMPLE_RATE as f64) as usize;
+    let mut done = Vec::new();
+    while buffer.len() > max {
+        let cut = quietest_cut(&buffer[..max]);
+        done.push(buffer.drain(..cut).collect());
+    }
+    done
 }
 
 /// Index (a frame boundary) of the lowest-energy 10 ms frame in the last 4 s

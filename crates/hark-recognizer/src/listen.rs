@@ -22,7 +22,8 @@ pub enum Heard {
 }
 
 pub struct Listener {
-    resampler: Option<StreamResampler>,
+    /// Passes 16 kHz input through unchanged.
+    resampler: StreamResampler,
     endpointer: Endpointer,
     /// 16 kHz audio; `audio[0]` is stream sample `offset`.
     audio: Vec<f32>,
@@ -32,10 +33,8 @@ pub struct Listener {
 
 impl Listener {
     pub fn new(sample_rate: u32) -> Result<Self, RecognizeError> {
-        let resampler =
-            if sample_rate == SAMPLE_RATE { None } else { Some(StreamResampler::new(sample_rate, SAMPLE_RATE)?) };
         Ok(Self {
-            resampler,
+            resampler: StreamResampler::new(sample_rate, SAMPLE_RATE)?,
             endpointer: Endpointer::new(EndpointConfig::default()),
             audio: Vec::new(),
             offset: 0,
@@ -48,17 +47,10 @@ impl Listener {
     }
 
     pub fn push(&mut self, samples: &[f32]) -> Vec<Heard> {
-        let resampled;
-        let samples = match &mut self.resampler {
-            Some(r) => {
-                resampled = r.push(samples);
-                &resampled[..]
-            }
-            None => samples,
-        };
-        self.audio.extend_from_slice(samples);
+        let samples = self.resampler.push(samples);
+        self.audio.extend_from_slice(&samples);
         let mut heard = Vec::new();
-        for endpoint in self.endpointer.push(samples) {
+        for endpoint in self.endpointer.push(&samples) {
             match endpoint {
                 hark_dsp::Endpoint::SpeechStart { sample } => {
                     self.start = Some(sample.max(self.offset));

@@ -65,8 +65,7 @@ pub fn load_examples(root: &Path, utterances: &[Utterance]) -> Result<(Vec<Examp
     for u in utterances {
         let audio = hark_dsp::wav::read(&root.join(&u.audio))?;
         let samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
-        let mut features = mel.compute(&samples);
-        hark_dsp::normalize_utterance(&mut features, n_mels);
+        let features = mel.model_features(&samples);
         let frames = features.len() / n_mels;
         let targets = Alphabet::encode(&u.text).map_err(|source| TrainError::Text { id: u.id.clone(), source })?;
         // CTC needs at least one output frame per target (plus repeats).
@@ -101,18 +100,9 @@ pub fn epoch_order(batches: usize, epoch: usize, seed: u64) -> Vec<usize> {
 
 /// `[batch, n_mels, frames]` features (zero-padded) and their frame counts.
 fn feature_tensor(examples: &[&Example], device: &Device) -> (Tensor<3>, Vec<usize>) {
-    let n_mels = LogMelConfig::default().n_mels;
-    let max = examples.iter().map(|e| e.frames).max().unwrap_or(0);
-    let mut data = vec![0.0f32; examples.len() * n_mels * max];
-    for (b, e) in examples.iter().enumerate() {
-        for t in 0..e.frames {
-            for m in 0..n_mels {
-                data[(b * n_mels + m) * max + t] = e.features[t * n_mels + m];
-            }
-        }
-    }
+    let features: Vec<&[f32]> = examples.iter().map(|e| e.features.as_slice()).collect();
     let lengths = examples.iter().map(|e| e.frames).collect();
-    (Tensor::from_data(TensorData::new(data, [examples.len(), n_mels, max]), device), lengths)
+    (AcousticModel::input(&features, LogMelConfig::default().n_mels, device), lengths)
 }
 
 /// Optimiser settings.

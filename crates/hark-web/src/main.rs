@@ -128,16 +128,19 @@ fn App() -> impl IntoView {
         });
     };
 
-    let stop_listening = move |deliver: bool| {
+    // Closes the microphone; returns the listener with what it buffered.
+    let halt_capture = move || {
         if let Some(c) = CAPTURE.with(|c| c.borrow_mut().take()) {
             c.stop();
         }
         set_level.set(-100.0);
-        let rest = LISTENER.with(|l| l.borrow_mut().take()).and_then(Listener::finish);
-        match rest {
-            Some(samples) if deliver => recognize(samples),
-            _ => set_mic_state.set(MicState::Idle),
-        }
+        LISTENER.with(|l| l.borrow_mut().take())
+    };
+
+    // The stop button: recognise what was heard so far.
+    let stop_listening = move || match halt_capture().and_then(Listener::finish) {
+        Some(samples) => recognize(samples),
+        None => set_mic_state.set(MicState::Idle),
     };
 
     let start_listening = move || {
@@ -155,11 +158,7 @@ fn App() -> impl IntoView {
                 });
                 for h in heard {
                     if let Heard::Utterance(u) = h {
-                        LISTENER.with(|l| l.borrow_mut().take());
-                        if let Some(c) = CAPTURE.with(|c| c.borrow_mut().take()) {
-                            c.stop();
-                        }
-                        set_level.set(-100.0);
+                        halt_capture();
                         recognize(u);
                     }
                 }
@@ -176,7 +175,7 @@ fn App() -> impl IntoView {
 
     let on_mic = move |_| match mic_state.get_untracked() {
         MicState::Idle => start_listening(),
-        MicState::Listening => stop_listening(true),
+        MicState::Listening => stop_listening(),
         MicState::Recognizing => {}
     };
 
