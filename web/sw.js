@@ -1,21 +1,59 @@
-// hark service worker: keeps the app shell and the current model available
-// offline. Network first for the shell (so a new deploy is seen at once),
-// cache first for model files (they are immutable: named by version + sha256).
-// The collector API is never cached, and nothing is sent anywhere from here.
-const SHELL_CACHE = "hark-shell-v1";
+// hark service worker: the app works offline after the first visit.
+//
+// * App shell (index.html, the two wasm programs and their JS, styles, icons,
+//   the audio worklet): precached at install into a cache named after the
+//   build, served cache-first, so a page always runs one consistent version.
+// * A new deploy changes build.js (written by trunk's post_build hook, see
+//   Trunk.toml), so the browser installs the new worker beside the old one;
+//   it then *waits* until the person accepts "Reload to update" in the page,
+//   which posts "skip-waiting".
+// * Model weights and the manifest copy live in "hark-models-v1", written by
+//   the recognition worker's model manager (it checks sha256 and prunes old
+//   models); here model files are served cache-first and the manifest
+//   network-first with the stored copy as the offline fallback.
+// * The collector API is never cached, and nothing is sent anywhere from here.
+importScripts("build.js");
+
+const BUILD = self.HARK_BUILD || "dev";
+const SHELL_CACHE = `hark-shell-${BUILD}`;
 const MODEL_CACHE = "hark-models-v1";
+const FIXED_SHELL = [
+  "./",
+  "manifest.webmanifest",
+  "audio-worklet.js",
+  "hark-worker_loader.js",
+  "hark-worker.js",
+  "hark-worker_bg.wasm",
+  "icons/icon-192.png",
+  "icons/icon-512.png",
+];
+
+// Everything index.html links to (trunk gives those files hashed names).
+async function shellFiles() {
+  const response = await fetch("./", { cache: "no-store" });
+  const html = await response.text();
+  const linked = [...html.matchAll(/(?:href|src)="([^"]+)"/g)]
+    .map((m) => m[1])
+    .filter((u) => !/^[a-z]+:/i.test(u) && !u.startsWith("//") && !u.includes("models/"))
+    .map((u) => u.replace(/^\//, ""));
+  return [...new Set([...FIXED_SHELL, ...linked])];
+}
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
-    caches.open(SHELL_CACHE).then((cache) => cache.addAll(["./", "./manifest.webmanifest"]))
+    shellFiles().then(async (files) => {
+      const cache = await caches.open(SHELL_CACHE);
+      await cache.addAll(files);
+    })
   );
 });
 
 self.addEventListener("activate", (event) => {
-  const keep = new Set([SHELL_CACHE, MODEL_CACHE]);
   event.waitUntil(
     caches.keys()
-      .then((keys) => Promise.all(keys.filter((k) => !keep.has(k)).map((k) => caches.delete(k))))
+      .then((keys) =>
+        Promise.all(keys.filter((k) => k.startsWith("hark-shell-") && k !== SHELL_CACHE).map((k) => caches.delete(k)))
+      )
       .then(() => self.clients.claim())
   );
 });
@@ -29,31 +67,31 @@ self.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);
   if (request.method !== "GET" || url.origin !== self.location.origin) return;
-  if (url.pathname.includes("/api/")) return;
+  if (url.pathname.includes("/api/") || url.pathname.endsWith("/build.js")) return;
 
-  const isModelBlob = url.pathname.includes("/models/") && !url.pathname.endsWith("manifest.json");
-  if (isModelBlob) {
+  if (url.pathname.includes("/models/")) {
+    if (url.pathname.endsWith("manifest.json")) {
+      event.respondWith(fetch(request).catch(async () => (await caches.match(request, { ignoreSearch: true })) || Response.error()));
+      return;
+    }
     event.respondWith(
-      caches.open(MODEL_CACHE).then(async (cache) => {
-        const hit = await cache.match(request);
-        if (hit) return hit;
-        const response = await fetch(request);
-        if (response.ok) cache.put(request, response.clone());
-        return response;
-      })
+      caches.open(MODEL_CACHE).then(async (cache) => (await cache.match(request)) || fetch(request))
     );
     return;
   }
 
   event.respondWith(
-    fetch(request)
-      .then((response) => {
-        if (response.ok) {
-          const copy = response.clone();
-          caches.open(SHELL_CACHE).then((cache) => cache.put(request, copy));
-        }
-        return response;
-      })
-      .catch(async () => (await caches.match(request)) || (await caches.match("./")) || Response.error())
+    (async () => {
+      const cache = await caches.open(SHELL_CACHE);
+      // Navigations (any query string) get the cached index.html.
+      const key = request.mode === "navigate" ? "./" : request;
+      const hit = await cache.match(key, { ignoreSearch: request.mode === "navigate" });
+      if (hit) return hit;
+      try {
+        return await fetch(request);
+      } catch (e) {
+        return (await caches.match(request)) || Response.error();
+      }
+    })()
   );
 });

@@ -24,8 +24,15 @@ use futures::StreamExt;
 use tokio::task::JoinHandle;
 
 /// Repository root (the workspace that holds this crate).
+///
+/// Read at run time (`cargo test` sets `CARGO_MANIFEST_DIR` for the test
+/// process): with one target directory shared by several clones, this
+/// library may have been compiled in another clone, whose compile-time path
+/// would point there.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repository root").to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let dir = dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().map(Path::to_path_buf).expect("tests/ lives in the repository root")
 }
 
 /// The built web app: `$HARK_DIST`, else `dist/` in the repository root.

@@ -119,7 +119,7 @@ impl Corpus {
     }
 
     /// Every open-list name with its split (for "seen vs unseen" slicing).
-    pub fn open_names(&self) -> impl Iterator<Item = (&str, &str, Split)> {
+    pub fn open_names(&self) -> impl Iterator<Item = (&'static str, &str, Split)> {
         self.lists
             .iter()
             .filter(|(_, (open, _))| *open)

@@ -5,9 +5,11 @@
 //! Entry points: [`Corpus`] (templates × entities, unseen-name splits),
 //! [`normalize`](normalize::normalize), [`corpus::new_names`] (the drift pool),
 //! [`augment`] (noises, channels, SNR mixing, SpecAugment), [`manifest`]
-//! (JSONL dataset format, loader, stats).
+//! (JSONL dataset format, loader, stats), [`catalogue`] (the app's local
+//! search index of the corpus's entities).
 
 pub mod augment;
+pub mod catalogue;
 pub mod corpus;
 pub mod manifest;
 pub mod normalize;

@@ -1,52 +1,56 @@
-//! hark's browser app: a voice-search page whose recognition runs on the
-//! device (WebGPU when the browser has an adapter, else CPU WebAssembly).
-//!
-//! Only this crate touches `web-sys`. It reads the model manifest through
-//! `hark-registry`, the same schema the publishing side writes. Entry point:
-//! [`App`], mounted by `main`.
+//! hark's page: a voice-search box whose speech recognition runs on this
+//! device, in the `hark-worker` Web Worker (see the `hark_web` library for
+//! the protocol). This program is the UI only: microphone capture and
+//! endpointing (cheap, 20 ms blocks), the search box and local catalogue
+//! results, settings, consent and opt-in telemetry, and the service
+//! worker's "reload to update" prompt.
 
-mod engine;
-mod gpu;
+mod client;
 mod mic;
+mod settings;
+mod telemetry;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
-use hark_recognizer::Recognizer;
+use hark_data::catalogue::Catalogue;
 use hark_recognizer::listen::{Heard, Listener, level_dbfs};
+use hark_web::{EngineStatus, FromWorker, GpuProbe, ModelStatus, Recognized, Settings, ToWorker};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 
-use crate::engine::APP_VERSION;
-use crate::gpu::GpuProbe;
+use crate::client::Client;
+
+const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// A press on the microphone held at least this long is push-to-talk:
+/// releasing it ends the utterance.
+const HOLD_MS: f64 = 450.0;
 
 thread_local! {
-    /// The active recognizer (swapped whole when a new model is loaded).
-    static ENGINE: RefCell<Option<Recognizer>> = const { RefCell::new(None) };
+    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
     static CAPTURE: RefCell<Option<mic::Capture>> = const { RefCell::new(None) };
     static LISTENER: RefCell<Option<Listener>> = const { RefCell::new(None) };
+    static CATALOGUE: Catalogue = Catalogue::from_corpus(&hark_data::Corpus::load());
+    /// The utterance being recognised: its id and when speech ended.
+    static IN_FLIGHT: Cell<Option<(u32, f64)>> = const { Cell::new(None) };
+    static NEXT_ID: Cell<u32> = const { Cell::new(1) };
+    /// When the current press on the microphone began, if it started listening.
+    static PRESS: Cell<Option<f64>> = const { Cell::new(None) };
+    static RELOAD_ON_CONTROLLER_CHANGE: Cell<bool> = const { Cell::new(false) };
 }
 
 fn main() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(App);
-    register_service_worker();
 }
 
-/// What the page knows about the speech model.
-#[derive(Debug, Clone, PartialEq)]
-enum ModelStatus {
-    Loading,
-    NonePublished,
-    Downloading {
-        version: String,
-    },
-    /// `refused`: newer models whose download failed its check ("" if none).
-    Ready {
-        version: String,
-        metrics: Vec<(String, f64)>,
-        refused: String,
-    },
-    Failed(String),
+fn send(msg: ToWorker, samples: Option<Vec<f32>>) {
+    CLIENT.with(|c| {
+        if let Some(c) = c.borrow().as_ref() {
+            c.send(msg, samples)
+        }
+    });
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,76 +60,90 @@ enum MicState {
     Recognizing,
 }
 
+/// A search that was run: local catalogue hits and the web-search link.
+#[derive(Debug, Clone, PartialEq)]
+struct Results {
+    query: String,
+    hits: Vec<(String, &'static str)>,
+    web: String,
+}
+
 #[component]
 fn App() -> impl IntoView {
-    let (gpu, set_gpu) = signal(GpuProbe::Checking);
-    let (model, set_model) = signal(ModelStatus::Loading);
+    let (engine, set_engine) = signal(EngineStatus { gpu: GpuProbe::Checking, active: String::new() });
+    let (model, set_model) = signal(ModelStatus::default());
     let (query, set_query) = signal(String::new());
     let (history, set_history) = signal(Vec::<String>::new());
+    let (results, set_results) = signal(None::<Results>);
     let (mic_state, set_mic_state) = signal(MicState::Idle);
     let (mic_error, set_mic_error) = signal(None::<String>);
     let (level, set_level) = signal(-100.0f32);
-    let (words, set_words) = signal(Vec::<(String, f32)>::new());
-    let (decode_ms, set_decode_ms) = signal(None::<f64>);
+    let (heard, set_heard) = signal(None::<(Recognized, f64)>);
+    let (consent, set_consent) = signal(settings::consent());
+    let (shared, set_shared) = signal(0usize);
+    let (telemetry_note, set_telemetry_note) = signal(None::<String>);
+    let (search_url, set_search_url) = signal(settings::search_url());
+    let (search_url_error, set_search_url_error) = signal(None::<String>);
+    let (update_ready, set_update_ready) = signal(false);
+    let online = || web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
+    let (is_online, set_online) = signal(online());
 
-    spawn_local(async move { set_gpu.set(gpu::probe().await) });
-    spawn_local(async move {
-        let manifest = match engine::fetch_manifest().await {
-            Ok(m) => m,
-            Err(e) => return set_model.set(ModelStatus::Failed(e)),
-        };
-        let candidates = engine::candidates(&manifest);
-        if candidates.is_empty() {
-            return set_model.set(ModelStatus::NonePublished);
+    let on_event = move |msg: FromWorker, samples: Option<Vec<f32>>| match msg {
+        FromWorker::Hello => {}
+        FromWorker::Engine(e) => set_engine.set(e),
+        FromWorker::Model(m) => set_model.set(m),
+        FromWorker::Transcript(r) => {
+            let Some((id, ended)) = IN_FLIGHT.get() else { return };
+            if id != r.id {
+                return;
+            }
+            IN_FLIGHT.set(None);
+            let latency = js_sys::Date::now() - ended;
+            if settings::consent() {
+                telemetry::observe(&r, samples, latency);
+            }
+            set_query.set(r.text.clone());
+            set_heard.set(Some((r, latency)));
+            set_mic_state.set(MicState::Idle);
         }
-        let mut refused: Vec<String> = Vec::new();
-        for entry in candidates {
-            let version = entry.version.to_string();
-            set_model.set(ModelStatus::Downloading { version: version.clone() });
-            match engine::load(&entry).await {
-                Ok(recognizer) => {
-                    ENGINE.with(|e| *e.borrow_mut() = Some(recognizer));
-                    let metrics = entry.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
-                    return set_model.set(ModelStatus::Ready { version, metrics, refused: refused.join("; ") });
-                }
-                // Fall back to the previous model rather than none.
-                Err(e) => refused.push(format!("model {version} was not loaded: {e}")),
+        FromWorker::Failed { id, error } => {
+            if IN_FLIGHT.get().is_some_and(|(i, _)| i == id) {
+                IN_FLIGHT.set(None);
+                set_mic_error.set(Some(error));
+                set_mic_state.set(MicState::Idle);
             }
         }
-        set_model.set(ModelStatus::Failed(refused.join("; ")));
-    });
+    };
+    let on_worker_error = move |why: String| {
+        set_model.set(ModelStatus {
+            activity: hark_web::Activity::Failed { why: format!("the recognition worker stopped: {why}") },
+            ..Default::default()
+        })
+    };
+    match Client::spawn(on_event, on_worker_error) {
+        Ok(client) => {
+            client.send(
+                ToWorker::Start(Settings {
+                    update_minutes: settings::update_minutes(),
+                    rollout_bucket: settings::rollout_bucket(),
+                    backend: settings::backend(),
+                }),
+                None,
+            );
+            CLIENT.with(|c| *c.borrow_mut() = Some(client));
+        }
+        Err(e) => on_worker_error(format!("{e:?}")),
+    }
+    register_service_worker(set_update_ready);
+    watch_connectivity(set_online);
 
-    // Runs the recognizer on a finished utterance and fills the search box.
+    // A finished utterance goes to the worker.
     let recognize = move |samples: Vec<f32>| {
         set_mic_state.set(MicState::Recognizing);
-        spawn_local(async move {
-            let started = js_sys::Date::now();
-            let taken = ENGINE.with(|e| e.borrow_mut().take());
-            let Some(mut recognizer) = taken else {
-                set_mic_error.set(Some("No speech model is loaded yet; type your search.".into()));
-                set_mic_state.set(MicState::Idle);
-                return;
-            };
-            let (features, frames) = recognizer.features(&samples);
-            let result = recognizer.log_probs_async(&features, frames).await;
-            let transcript = result.map(|lp| recognizer.decode(&lp));
-            ENGINE.with(|e| {
-                // A model swapped in meanwhile wins.
-                let mut slot = e.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(recognizer);
-                }
-            });
-            match transcript {
-                Ok(t) => {
-                    set_words.set(t.words.iter().map(|w| (w.text.clone(), w.confidence)).collect());
-                    set_query.set(t.text);
-                    set_decode_ms.set(Some(js_sys::Date::now() - started));
-                }
-                Err(e) => set_mic_error.set(Some(format!("Recognition failed: {e}"))),
-            }
-            set_mic_state.set(MicState::Idle);
-        });
+        let id = NEXT_ID.get();
+        NEXT_ID.set(id + 1);
+        IN_FLIGHT.set(Some((id, js_sys::Date::now())));
+        send(ToWorker::Recognize { id, share_features: settings::consent() }, Some(samples));
     };
 
     // Closes the microphone; returns the listener with what it buffered.
@@ -137,7 +155,7 @@ fn App() -> impl IntoView {
         LISTENER.with(|l| l.borrow_mut().take())
     };
 
-    // The stop button: recognise what was heard so far.
+    // Stop (button or end of a hold): recognise what was heard so far.
     let stop_listening = move || match halt_capture().and_then(Listener::finish) {
         Some(samples) => recognize(samples),
         None => set_mic_state.set(MicState::Idle),
@@ -164,7 +182,14 @@ fn App() -> impl IntoView {
                 }
             };
             match mic::Capture::start(on_block).await {
-                Ok(c) => CAPTURE.with(|slot| *slot.borrow_mut() = Some(c)),
+                Ok(c) => {
+                    // Stopped (or a hold released) while the prompt was open.
+                    if mic_state.get_untracked() != MicState::Listening {
+                        c.stop();
+                    } else {
+                        CAPTURE.with(|slot| *slot.borrow_mut() = Some(c));
+                    }
+                }
                 Err(e) => {
                     set_mic_error.set(Some(mic::explain(&e)));
                     set_mic_state.set(MicState::Idle);
@@ -173,21 +198,83 @@ fn App() -> impl IntoView {
         });
     };
 
-    let on_mic = move |_| match mic_state.get_untracked() {
+    let toggle = move || match mic_state.get_untracked() {
         MicState::Idle => start_listening(),
         MicState::Listening => stop_listening(),
         MicState::Recognizing => {}
     };
+    // Tap to start (the endpointer stops), tap again to stop, or hold to
+    // talk: a press held past HOLD_MS ends the utterance on release.
+    let on_pointer_down = move |ev: leptos::ev::PointerEvent| {
+        if ev.button() != 0 {
+            return;
+        }
+        let starts = mic_state.get_untracked() == MicState::Idle;
+        PRESS.set(starts.then(js_sys::Date::now));
+        toggle();
+    };
+    let on_pointer_up = move |_: leptos::ev::PointerEvent| {
+        if let Some(began) = PRESS.take() {
+            if js_sys::Date::now() - began >= HOLD_MS && mic_state.get_untracked() == MicState::Listening {
+                stop_listening();
+            }
+        }
+    };
+    // Keyboard (Enter/Space) and scripted clicks arrive as clicks with no
+    // pointer position; pointer presses were handled above.
+    let on_click = move |ev: leptos::ev::MouseEvent| {
+        if ev.detail() == 0 {
+            toggle();
+        }
+    };
 
+    let run_search = move |q: String| {
+        let q = q.trim().to_owned();
+        if q.is_empty() {
+            return set_results.set(None);
+        }
+        set_history.update(|h| {
+            h.retain(|old| old != &q);
+            h.insert(0, q.clone());
+            h.truncate(10);
+        });
+        let hits = CATALOGUE.with(|c| c.search(&q, 8).into_iter().map(|e| (e.name.clone(), e.kind)).collect());
+        let web = settings::web_search_link(&search_url.get_untracked(), &q);
+        set_results.set(Some(Results { query: q.clone(), hits, web }));
+        if consent.get_untracked() {
+            telemetry::searched(&q);
+            spawn_local(async move {
+                match telemetry::flush(settings::install_id()).await {
+                    Ok(n) => {
+                        set_shared.update(|s| *s += n);
+                        set_telemetry_note.set(None);
+                    }
+                    Err(e) => set_telemetry_note.set(Some(format!("{e}; will retry with the next search."))),
+                }
+            });
+        }
+    };
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let q = query.get_untracked().trim().to_owned();
-        if !q.is_empty() {
-            set_history.update(|h| {
-                h.retain(|old| old != &q);
-                h.insert(0, q);
-                h.truncate(10);
-            });
+        run_search(query.get_untracked());
+    };
+
+    let on_consent = move |ev: leptos::ev::Event| {
+        let granted = event_target_checked(&ev);
+        settings::set_consent(granted);
+        if !granted {
+            telemetry::forget();
+        }
+        set_consent.set(granted);
+    };
+    let on_search_url = move |ev: leptos::ev::Event| {
+        let value = event_target_value(&ev);
+        match settings::set_search_url(&value) {
+            Ok(()) => {
+                set_search_url.set(value.trim().to_owned());
+                set_search_url_error.set(None);
+            }
+            Err(e) => set_search_url_error.set(Some(e)),
         }
     };
 
@@ -197,6 +284,12 @@ fn App() -> impl IntoView {
                 <h1>"hark"</h1>
                 <p>"Private voice search. Speech is recognised on this device; nothing leaves the browser unless you opt in."</p>
             </header>
+            <Show when=move || update_ready.get()>
+                <div id="update-banner" role="status" class="banner">
+                    "A new version of hark is ready. "
+                    <button id="reload" type="button" on:click=move |_| activate_waiting_service_worker()>"Reload to update"</button>
+                </div>
+            </Show>
             <form class="search" role="search" on:submit=on_submit>
                 <label for="query" class="visually-hidden">"Search query"</label>
                 <input
@@ -205,10 +298,7 @@ fn App() -> impl IntoView {
                     placeholder="Search, or tap the microphone and speak"
                     autocomplete="off"
                     prop:value=query
-                    on:input=move |ev| {
-                        set_words.set(Vec::new());
-                        set_query.set(event_target_value(&ev))
-                    }
+                    on:input=move |ev| set_query.set(event_target_value(&ev))
                 />
                 <button
                     id="mic"
@@ -216,36 +306,68 @@ fn App() -> impl IntoView {
                     class="mic"
                     data-state=move || match mic_state.get() { MicState::Idle => "idle", MicState::Listening => "listening", MicState::Recognizing => "recognizing" }
                     aria-pressed=move || (mic_state.get() == MicState::Listening).to_string()
-                    aria-label=move || match mic_state.get() { MicState::Listening => "Stop listening", _ => "Speak your search" }
-                    on:click=on_mic
+                    aria-label=move || match mic_state.get() { MicState::Listening => "Stop listening", MicState::Recognizing => "Recognising", _ => "Speak your search (tap, or hold to talk)" }
+                    title="Tap to speak, or hold to talk"
+                    on:pointerdown=on_pointer_down
+                    on:pointerup=on_pointer_up
+                    on:click=on_click
                 >
                     {move || match mic_state.get() { MicState::Idle => "🎤", MicState::Listening => "■", MicState::Recognizing => "…" }}
                 </button>
-                <button type="submit">"Search"</button>
+                <button id="search" type="submit">"Search"</button>
             </form>
             <meter id="level" min="-100" max="0" low="-60" high="-10" aria-label="Microphone level" prop:value=move || level.get() as f64></meter>
             <Show when=move || mic_error.get().is_some()>
                 <p id="mic-error" role="alert" class="error">{move || mic_error.get().unwrap_or_default()}</p>
             </Show>
-            <Show when=move || !words.get().is_empty()>
-                <p id="transcript" data-decode-ms=move || decode_ms.get().map(|m| format!("{m:.0}")).unwrap_or_default()>
+            <Show when=move || heard.get().is_some()>
+                <p id="transcript"
+                    data-decode-ms=move || heard.get().map(|(_, ms)| format!("{ms:.0}")).unwrap_or_default()
+                    data-compute-ms=move || heard.get().map(|(r, _)| format!("{:.0}", r.compute_ms)).unwrap_or_default()
+                    data-model=move || heard.get().map(|(r, _)| r.model_version).unwrap_or_default()>
                     "Heard: "
-                    <For each=move || words.get().into_iter().enumerate() key=|(i, w)| (*i, w.0.clone()) let((_, w))>
+                    <For each=move || heard.get().map(|(r, _)| r.words).unwrap_or_default().into_iter().enumerate() key=|(i, w)| (*i, w.0.clone()) let((_, w))>
                         <span class=if w.1 < 0.6 { "word low" } else { "word" } title=format!("confidence {:.0} %", 100.0 * w.1)>{w.0.clone()}" "</span>
                     </For>
+                    <span class="hint">"(edit the box to correct it)"</span>
                 </p>
+            </Show>
+            <Show when=move || results.get().is_some()>
+                <section id="results" aria-label="Search results">
+                    <h2>{move || results.get().map(|r| format!("Results for “{}”", r.query)).unwrap_or_default()}</h2>
+                    <Show when=move || !is_online.get()>
+                        <p id="offline-note">"You are offline: these results come from hark's own catalogue on this device."</p>
+                    </Show>
+                    <ul id="local-results">
+                        <For each=move || results.get().map(|r| r.hits).unwrap_or_default() key=|h| h.0.clone() let(h)>
+                            <li><span class="kind">{h.1}</span>" "{h.0}</li>
+                        </For>
+                    </ul>
+                    <Show when=move || results.get().is_some_and(|r| r.hits.is_empty())>
+                        <p class="muted">"Nothing in hark's catalogue matches."</p>
+                    </Show>
+                    <Show when=move || is_online.get()>
+                        <p><a id="web-search" target="_blank" rel="noopener noreferrer" href=move || results.get().map(|r| r.web).unwrap_or_default()>
+                            {move || results.get().map(|r| format!("Search the web for “{}”", r.query)).unwrap_or_default()}
+                        </a></p>
+                    </Show>
+                </section>
             </Show>
             <dl class="status" aria-live="polite">
                 <dt>"Recognition engine"</dt>
-                <dd id="webgpu-status" data-state=move || gpu.get().state()>{move || gpu.get().describe()}</dd>
+                <dd id="webgpu-status" data-state=move || engine.get().gpu.state()>{move || engine.get().gpu.describe()}</dd>
+                <dd id="engine">{move || engine.get().active}</dd>
                 <dt>"Speech model"</dt>
-                <dd id="model-status" data-state=move || model_state(&model.get())>{move || describe_model(&model.get())}</dd>
+                <dd id="model-status" data-state=move || model.get().state()>{move || model.get().describe()}</dd>
+                <Show when=move || model.get().progress().is_some()>
+                    <dd><progress id="model-progress" max="1" aria-label="Model download" prop:value=move || model.get().progress().unwrap_or(0.0)></progress></dd>
+                </Show>
             </dl>
-            <Show when=move || matches!(model.get(), ModelStatus::Ready { .. })>
+            <Show when=move || model.get().active.is_some()>
                 <details id="about-model">
-                    <summary>"About this model"</summary>
+                    <summary>{move || format!("About model {}", model.get().active.map(|a| a.version).unwrap_or_default())}</summary>
                     <table>
-                        <For each=move || match model.get() { ModelStatus::Ready { metrics, .. } => metrics, _ => Vec::new() } key=|m| m.0.clone() let(m)>
+                        <For each=move || model.get().active.map(|a| a.metrics.into_iter().collect::<Vec<_>>()).unwrap_or_default() key=|m| m.0.clone() let(m)>
                             <tr><td>{m.0.replace('_', " ")}</td><td>{format!("{:.1} %", 100.0 * m.1)}</td></tr>
                         </For>
                     </table>
@@ -256,53 +378,117 @@ fn App() -> impl IntoView {
                     <h2>"Recent searches"</h2>
                     <ul id="history">
                         <For each=move || history.get() key=|q| q.clone() let(q)>
-                            <li>{q}</li>
+                            <li><button type="button" class="link" on:click={ let q = q.clone(); move |_| { set_query.set(q.clone()); run_search(q.clone()) } }>{q.clone()}</button></li>
                         </For>
                     </ul>
                 </section>
             </Show>
+            <details id="settings">
+                <summary>"Settings and privacy"</summary>
+                <label class="check">
+                    <input id="consent" type="checkbox" prop:checked=consent on:change=on_consent />
+                    " Share prediction logs (what was heard, its confidence, your corrections and the audio features — never the audio itself) to help improve hark. Off unless you turn it on."
+                </label>
+                <p id="telemetry-status" data-shared=move || shared.get().to_string()>
+                    {move || if consent.get() { format!("Sharing is on. {} logs sent this visit.", shared.get()) } else { "Sharing is off: nothing leaves this device.".into() }}
+                    {move || telemetry_note.get().map(|n| format!(" {n}")).unwrap_or_default()}
+                </p>
+                <label for="search-url">"Web search address ({query} is replaced by your words)"</label>
+                <input id="search-url" type="url" prop:value=search_url on:change=on_search_url />
+                <Show when=move || search_url_error.get().is_some()>
+                    <p class="error" role="alert">{move || search_url_error.get().unwrap_or_default()}</p>
+                </Show>
+                <p><button id="check-updates" type="button" on:click=move |_| send(ToWorker::CheckForUpdates, None)>"Check for a new model now"</button></p>
+            </details>
             <footer>"hark " {APP_VERSION} " — open, on-device speech recognition."</footer>
         </main>
     }
 }
 
-fn model_state(status: &ModelStatus) -> &'static str {
-    match status {
-        ModelStatus::Loading => "loading",
-        ModelStatus::NonePublished => "none",
-        ModelStatus::Downloading { .. } => "downloading",
-        ModelStatus::Ready { .. } => "ready",
-        ModelStatus::Failed(_) => "failed",
+/// Keeps `online` current; coming back online also checks for model updates.
+fn watch_connectivity(set_online: WriteSignal<bool>) {
+    let Some(window) = web_sys::window() else { return };
+    let update = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
+        let up = ev.type_() == "online";
+        set_online.set(up);
+        if up {
+            send(ToWorker::CheckForUpdates, None);
+        }
+    });
+    for name in ["online", "offline"] {
+        let _ = window.add_event_listener_with_callback(name, update.as_ref().unchecked_ref());
     }
+    update.forget();
 }
 
-fn describe_model(status: &ModelStatus) -> String {
-    match status {
-        ModelStatus::Loading => "Checking for published models…".into(),
-        ModelStatus::NonePublished => "No model has been published yet; typed search works.".into(),
-        ModelStatus::Downloading { version } => format!("Downloading model {version}…"),
-        ModelStatus::Ready { version, refused, .. } if refused.is_empty() => {
-            format!("Model {version} is ready (CPU, WebAssembly).")
-        }
-        ModelStatus::Ready { version, refused, .. } => {
-            format!("Model {version} is ready (CPU, WebAssembly). Refused: {refused}")
-        }
-        ModelStatus::Failed(why) => format!("Speech model unavailable: {why}"),
-    }
-}
-
-/// Registers `sw.js` so the app shell works offline after the first visit.
-fn register_service_worker() {
+/// Registers `sw.js` (app shell + current model offline) and raises the
+/// "reload to update" prompt when a new version of the app is waiting.
+fn register_service_worker(set_update_ready: WriteSignal<bool>) {
     let Some(window) = web_sys::window() else { return };
     let container = window.navigator().service_worker();
     // `serviceWorker` is undefined on insecure origins; never fail the page.
-    if container.is_undefined() {
+    if JsValue::from(container.clone()).is_undefined() {
         return;
     }
+    let on_controller_change = Closure::<dyn FnMut()>::new(move || {
+        if RELOAD_ON_CONTROLLER_CHANGE.get() {
+            if let Some(w) = web_sys::window() {
+                let _ = w.location().reload();
+            }
+        }
+    });
+    container.set_oncontrollerchange(Some(on_controller_change.as_ref().unchecked_ref()));
+    on_controller_change.forget();
     let promise = container.register("sw.js");
     spawn_local(async move {
-        if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
-            leptos::logging::warn!("service worker registration failed: {e:?}");
+        let registration = match wasm_bindgen_futures::JsFuture::from(promise).await {
+            Ok(r) => r.unchecked_into::<web_sys::ServiceWorkerRegistration>(),
+            Err(e) => return leptos::logging::warn!("service worker registration failed: {e:?}"),
+        };
+        let has_controller = move || {
+            web_sys::window().and_then(|w| w.navigator().service_worker().controller()).is_some()
+        };
+        // An update found on an earlier visit may already be waiting.
+        if registration.waiting().is_some() && has_controller() {
+            set_update_ready.set(true);
+        }
+        let watched = registration.clone();
+        let on_update_found = Closure::<dyn FnMut()>::new(move || {
+            let Some(installing) = watched.installing() else { return };
+            let worker = installing.clone();
+            let on_state = Closure::<dyn FnMut()>::new(move || {
+                // Installed while a previous version controls the page: an update.
+                if worker.state() == web_sys::ServiceWorkerState::Installed && has_controller() {
+                    set_update_ready.set(true);
+                }
+            });
+            installing.set_onstatechange(Some(on_state.as_ref().unchecked_ref()));
+            on_state.forget();
+        });
+        registration.set_onupdatefound(Some(on_update_found.as_ref().unchecked_ref()));
+        on_update_found.forget();
+    });
+}
+
+/// The person agreed: the waiting service worker takes over, then the page reloads.
+fn activate_waiting_service_worker() {
+    let Some(window) = web_sys::window() else { return };
+    let container = window.navigator().service_worker();
+    spawn_local(async move {
+        let Ok(registration) = wasm_bindgen_futures::JsFuture::from(container.get_registration()).await else {
+            return;
+        };
+        let registration: web_sys::ServiceWorkerRegistration = registration.unchecked_into();
+        match registration.waiting() {
+            Some(waiting) => {
+                RELOAD_ON_CONTROLLER_CHANGE.set(true);
+                let _ = waiting.post_message(&"skip-waiting".into());
+            }
+            None => {
+                if let Some(w) = web_sys::window() {
+                    let _ = w.location().reload();
+                }
+            }
         }
     });
 }

@@ -1,4 +1,5 @@
-//! Does this browser offer a WebGPU adapter?
+//! Does this browser offer a WebGPU adapter? Asked from the worker
+//! (`navigator.gpu` exists in dedicated workers too).
 //!
 //! Read through `js_sys::Reflect` rather than `web-sys`'s WebGPU bindings,
 //! which still need the `web_sys_unstable_apis` cfg for the whole build.
@@ -7,40 +8,7 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// Outcome of asking `navigator.gpu` for an adapter.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GpuProbe {
-    Checking,
-    /// An adapter exists; `name` is what the browser tells about it.
-    Found {
-        name: String,
-    },
-    /// No WebGPU here; recognition will use the CPU (WebAssembly).
-    Absent {
-        why: String,
-    },
-}
-
-impl GpuProbe {
-    /// Machine-readable state, for `data-state` (tests read it).
-    pub fn state(&self) -> &'static str {
-        match self {
-            GpuProbe::Checking => "checking",
-            GpuProbe::Found { .. } => "found",
-            GpuProbe::Absent { .. } => "absent",
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            GpuProbe::Checking => "Looking for a WebGPU adapter…".into(),
-            GpuProbe::Found { name } => format!("WebGPU adapter found ({name})."),
-            GpuProbe::Absent { why } => {
-                format!("No WebGPU adapter ({why}); recognition will run on the CPU (WebAssembly).")
-            }
-        }
-    }
-}
+use hark_web::GpuProbe;
 
 pub async fn probe() -> GpuProbe {
     match request_adapter().await {
@@ -50,7 +18,7 @@ pub async fn probe() -> GpuProbe {
 }
 
 async fn request_adapter() -> Result<GpuProbe, JsValue> {
-    let navigator = web_sys::window().ok_or("no window")?.navigator();
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into())?;
     let gpu = Reflect::get(&navigator, &"gpu".into())?;
     if gpu.is_undefined() || gpu.is_null() {
         return Ok(GpuProbe::Absent { why: "navigator.gpu is not available in this browser".into() });
