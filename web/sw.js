@@ -71,7 +71,16 @@ self.addEventListener("fetch", (event) => {
 
   if (url.pathname.includes("/models/")) {
     if (url.pathname.endsWith("manifest.json")) {
-      event.respondWith(fetch(request).catch(async () => (await caches.match(request, { ignoreSearch: true })) || Response.error()));
+      // Offline: the stored copy, marked so the model manager can say so.
+      event.respondWith(
+        fetch(request).catch(async () => {
+          const stored = await caches.match(request, { ignoreSearch: true });
+          if (!stored) return Response.error();
+          const headers = new Headers(stored.headers);
+          headers.set("x-hark-offline", "1");
+          return new Response(await stored.blob(), { status: 200, headers });
+        })
+      );
       return;
     }
     event.respondWith(

@@ -104,3 +104,48 @@ async fn chromium_reports_no_installability_errors() -> anyhow::Result<()> {
     assert!(errors.is_empty(), "Chromium says the app is not installable: {errors:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_shows_catalogue_results_and_a_web_link_from_the_template() -> anyhow::Result<()> {
+    use chromiumoxide::cdp::browser_protocol::network::{EnableParams, OverrideNetworkStateParams};
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions::default()).await?;
+    let app = chromium.open(&server.base_url).await?;
+    let _: String = app.wait(MODEL_STATE, WAIT).await?;
+
+    app.type_into("#query", "weather in Lisbon").await?;
+    app.page.evaluate("document.querySelector('#search').click()").await?;
+    let hits: Vec<String> =
+        app.wait("(() => { const l = document.querySelectorAll('#local-results li'); return l.length ? [...l].map((e) => e.textContent) : null; })()", WAIT).await?;
+    assert!(hits[0].contains("lisbon") && hits[0].contains("place"), "{hits:?}");
+    let link: String = app.eval("document.querySelector('#web-search').href").await?;
+    assert_eq!(link, "https://duckduckgo.com/?q=weather%20in%20Lisbon");
+    let history: String = app.eval("document.querySelector('#history').textContent").await?;
+    assert!(history.contains("weather in Lisbon"), "{history}");
+
+    // The template is the person's to choose, and a bad one is refused.
+    app.type_into("#search-url", "example.org").await?;
+    let error: String = app.wait("document.querySelector('#settings .error')?.textContent", WAIT).await?;
+    assert!(error.contains("{query}"), "{error}");
+    app.type_into("#search-url", "https://search.example/find?q={query}&lang=en").await?;
+    app.page.evaluate("document.querySelector('#search').click()").await?;
+    let link: String = app
+        .wait("(() => { const a = document.querySelector('#web-search'); return a && a.href.startsWith('https://search.example') ? a.href : null; })()", WAIT)
+        .await?;
+    assert_eq!(link, "https://search.example/find?q=weather%20in%20Lisbon&lang=en");
+
+    // Offline: catalogue results still come, the web link does not.
+    app.page.execute(EnableParams::default()).await?;
+    app.page.execute(OverrideNetworkStateParams::new(true, 0.0, -1.0, -1.0)).await?;
+    let _: bool = app.wait("navigator.onLine === false ? true : null", WAIT).await?;
+    app.type_into("#query", "directions to the eiffel tower").await?;
+    app.page.evaluate("document.querySelector('#search').click()").await?;
+    let note: String = app.wait("document.querySelector('#offline-note')?.textContent", WAIT).await?;
+    let web_link: bool = app.eval("!!document.querySelector('#web-search')").await?;
+    let errors = app.console.errors();
+    chromium.close().await;
+    assert!(note.contains("offline"), "{note}");
+    assert!(!web_link, "no web link while offline");
+    assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
+    Ok(())
+}

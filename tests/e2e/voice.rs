@@ -2,42 +2,11 @@
 //! in training) is fed to headless Chromium as its microphone; the page must
 //! recognise it on the device and put the words in the search box.
 
-use std::path::Path;
 use std::time::Duration;
 
-use hark_e2e::{AppServer, Chromium, LaunchOptions, repo_root};
+use hark_e2e::{AppServer, Chromium, LaunchOptions, MODEL_READY, microphone_wav, published_test_wer, repo_root};
 
 const LOAD: Duration = Duration::from_secs(90);
-
-const MODEL_READY: &str = r#"(() => {
-    const el = document.querySelector('#model-status');
-    return el && ['ready', 'failed', 'none'].includes(el.dataset.state) ? el.dataset.state : null;
-})()"#;
-
-/// The utterance with a second of silence before it (the endpointer learns
-/// the noise floor) and three after (it hears the end).
-fn microphone_wav(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let source = repo_root().join("crates/hark-recognizer/testdata/bangalore.wav");
-    let mut reader = hound::WavReader::open(&source)?;
-    let spec = reader.spec();
-    let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
-    let path = dir.join("mic.wav");
-    let mut w = hound::WavWriter::create(&path, spec)?;
-    let pad = |s: u32| std::iter::repeat_n(0i16, (s * spec.sample_rate) as usize);
-    for s in pad(1).chain(samples).chain(pad(3)) {
-        w.write_sample(s)?;
-    }
-    w.finalize()?;
-    Ok(path)
-}
-
-fn published_test_wer() -> anyhow::Result<f64> {
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("web/models/manifest.json"))?)?;
-    let models = manifest["models"].as_array().cloned().unwrap_or_default();
-    let newest = models.last().ok_or_else(|| anyhow::anyhow!("web/models/manifest.json lists no model"))?;
-    newest["metrics"]["test_wer"].as_f64().ok_or_else(|| anyhow::anyhow!("the published model has no test_wer"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Result<()> {
@@ -118,5 +87,92 @@ async fn corrupted_weights_are_refused_and_the_previous_model_is_used() -> anyho
         }
         None => assert_eq!(state, "failed", "{text}"),
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prediction_logs_leave_the_browser_only_with_consent_and_carry_the_correction() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wav = microphone_wav(dir.path())?;
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav) }).await?;
+    let app = chromium.open(&server.base_url).await?;
+    let state: String = app.wait(MODEL_READY, LOAD).await?;
+    anyhow::ensure!(state == "ready", "the model did not load: {state}");
+    let stored = || -> anyhow::Result<Vec<(String, Option<String>, bool, String)>> {
+        let db = rusqlite::Connection::open(server.events_db())?;
+        let mut q = db.prepare("SELECT prediction, correction, features IS NOT NULL, model_version FROM events")?;
+        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+
+    // Off by default: a recognition and a search send nothing.
+    let consent: bool = app.eval("document.querySelector('#consent').checked").await?;
+    assert!(!consent, "consent must be off until the person turns it on");
+    let (heard, _) = app.speak(1, LOAD).await?;
+    app.page.evaluate("document.querySelector('#search').click()").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(stored()?.is_empty(), "a log left the browser without consent (heard {heard:?})");
+
+    // Opted in: the next recognition, corrected by typing, is logged once.
+    app.page.evaluate("document.querySelector('#consent').click()").await?;
+    let (heard, _) = app.speak(2, LOAD).await?;
+    let reference = "temperature in bangalore at three twenty p m";
+    app.type_into("#query", reference).await?;
+    app.page.evaluate("document.querySelector('#search').click()").await?;
+    let _: String = app
+        .wait("(() => { const s = document.querySelector('#telemetry-status'); return s.dataset.shared === '1' ? s.textContent : null; })()", LOAD)
+        .await?;
+    let rows = stored()?;
+    chromium.close().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (prediction, correction, has_features, model) = &rows[0];
+    assert_eq!(prediction, &heard);
+    if heard == reference {
+        assert_eq!(correction, &None);
+    } else {
+        assert_eq!(correction.as_deref(), Some(reference));
+    }
+    assert!(has_features, "the log should carry the input features");
+    assert!(!model.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holding_the_microphone_is_push_to_talk_and_a_tap_keeps_listening() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wav = microphone_wav(dir.path())?;
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav) }).await?;
+    let app = chromium.open(&server.base_url).await?;
+    let _: String = app.wait(MODEL_READY, LOAD).await?;
+    let press = "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerdown', {button: 0, bubbles: true}))";
+    let release = "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerup', {button: 0, bubbles: true}))";
+    let mic_state = "document.querySelector('#mic').dataset.state";
+
+    // A tap: listening goes on after the release (the endpointer ends it).
+    app.page.evaluate(press).await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.page.evaluate(release).await?;
+    let _: String = app.wait("document.querySelector('#mic').dataset.state === 'listening' ? 'yes' : null", LOAD).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_tap: String = app.eval(mic_state).await?;
+    assert_eq!(after_tap, "listening");
+    // A second tap stops it.
+    app.page.evaluate(press).await?;
+    app.page.evaluate(release).await?;
+    let _: String = app.wait("document.querySelector('#mic').dataset.state !== 'listening' ? 'yes' : null", LOAD).await?;
+    let _: String = app.wait("document.querySelector('#mic').dataset.state === 'idle' ? 'yes' : null", LOAD).await?;
+
+    // A hold: releasing it ends the utterance at once.
+    app.page.evaluate(press).await?;
+    let _: String = app.wait("document.querySelector('#mic').dataset.state === 'listening' ? 'yes' : null", LOAD).await?;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    app.page.evaluate(release).await?;
+    let after_hold: String = app.eval(mic_state).await?;
+    let errors = app.console.errors();
+    chromium.close().await;
+    assert_ne!(after_hold, "listening", "releasing a held microphone must stop listening");
+    assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     Ok(())
 }

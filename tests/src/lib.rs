@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chromiumoxide::cdp::browser_protocol::log::{self, EventEntryAdded, LogEntryLevel};
+use chromiumoxide::cdp::browser_protocol::target::SetAutoAttachParams;
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::cdp::js_protocol::runtime::{ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown};
 use chromiumoxide::{Browser, BrowserConfig, Page};
@@ -48,6 +49,38 @@ pub fn dist_dir() -> anyhow::Result<PathBuf> {
     Ok(dist)
 }
 
+/// The model manager's `data-state` once settled: `ready`, `failed` or `none`.
+pub const MODEL_READY: &str = r#"(() => {
+    const el = document.querySelector('#model-status');
+    return el && ['ready', 'failed', 'none'].includes(el.dataset.state) ? el.dataset.state : null;
+})()"#;
+
+/// The utterance with a second of silence before it (the endpointer learns
+/// the noise floor) and three after (it hears the end).
+pub fn microphone_wav(dir: &Path) -> anyhow::Result<PathBuf> {
+    let source = repo_root().join("crates/hark-recognizer/testdata/bangalore.wav");
+    let mut reader = hound::WavReader::open(&source)?;
+    let spec = reader.spec();
+    let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
+    let path = dir.join("mic.wav");
+    let mut w = hound::WavWriter::create(&path, spec)?;
+    let pad = |s: u32| std::iter::repeat_n(0i16, (s * spec.sample_rate) as usize);
+    for s in pad(1).chain(samples).chain(pad(3)) {
+        w.write_sample(s)?;
+    }
+    w.finalize()?;
+    Ok(path)
+}
+
+/// The newest published model's test-split WER (`web/models/manifest.json`).
+pub fn published_test_wer() -> anyhow::Result<f64> {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("web/models/manifest.json"))?)?;
+    let models = manifest["models"].as_array().cloned().unwrap_or_default();
+    let newest = models.last().ok_or_else(|| anyhow::anyhow!("web/models/manifest.json lists no model"))?;
+    newest["metrics"]["test_wer"].as_f64().ok_or_else(|| anyhow::anyhow!("the published model has no test_wer"))
+}
+
 /// hark's server (app + models + collector API) on a free loopback port.
 pub struct AppServer {
     pub base_url: String,
@@ -64,19 +97,31 @@ impl AppServer {
 
     /// Serves the built app with another models folder (tests that publish).
     pub async fn start_with_models(models: PathBuf) -> anyhow::Result<Self> {
+        Self::start_with(dist_dir()?, models, None).await
+    }
+
+    /// Serves `dist` and `models`, on `port` when given (a test that brings
+    /// the server back after taking it down needs the same origin).
+    pub async fn start_with(dist: PathBuf, models: PathBuf, port: Option<u16>) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let config = hark_collector::Config {
-            dist: Some(dist_dir()?),
-            models: Some(models),
-            db: data.path().join("events.sqlite3"),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let config =
+            hark_collector::Config { dist: Some(dist), models: Some(models), db: data.path().join("events.sqlite3") };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(hark_collector::serve_on(config, listener, async {
             let _ = stopped.await;
         }));
         Ok(Self { base_url, _data: data, stop: Some(stop), task: Some(task) })
+    }
+
+    /// The collector's SQLite event store.
+    pub fn events_db(&self) -> PathBuf {
+        self._data.path().join("events.sqlite3")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base_url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -93,6 +138,28 @@ impl Drop for AppServer {
             task.abort();
         }
     }
+}
+
+/// Copies the files of `from` (one level, as `dist/` and `web/models/` are
+/// laid out) into a new temporary folder a test may change.
+pub fn copy_folder(from: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let to = tempfile::tempdir()?;
+    copy_tree(from, to.path())?;
+    Ok(to)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// How to launch Chromium.
@@ -162,6 +229,19 @@ impl Chromium {
     /// page starts loading, so nothing it prints is missed.
     pub async fn open(&self, url: &str) -> anyhow::Result<AppPage> {
         let page = self.browser.new_page("about:blank").await?;
+        // chromiumoxide auto-attaches to new targets with "wait for debugger
+        // on start" and then detaches from service workers, which left them
+        // paused for good: registration never finished. Attach without
+        // pausing instead.
+        page.execute(
+            SetAutoAttachParams::builder()
+                .auto_attach(true)
+                .wait_for_debugger_on_start(false)
+                .flatten(true)
+                .build()
+                .map_err(anyhow::Error::msg)?,
+        )
+        .await?;
         let console = ConsoleLog::attach(&page).await?;
         page.goto(url).await.with_context(|| format!("navigating to {url}"))?;
         Ok(AppPage { page, console })
@@ -188,6 +268,46 @@ impl AppPage {
             let errors = self.console.errors();
             if errors.is_empty() { e } else { e.context(format!("the page reported:\n{}", errors.join("\n"))) }
         })
+    }
+}
+
+impl AppPage {
+    /// Evaluates `expression` once (awaiting a promise) and returns its value.
+    pub async fn eval<T: serde::de::DeserializeOwned>(&self, expression: &str) -> anyhow::Result<T> {
+        let params = EvaluateParams::builder()
+            .expression(expression)
+            .await_promise(true)
+            .return_by_value(true)
+            .build()
+            .map_err(anyhow::Error::msg)?;
+        let result = self.page.evaluate_expression(params).await?;
+        Ok(serde_json::from_value(result.value().cloned().unwrap_or(serde_json::Value::Null))?)
+    }
+
+    /// Types `text` into the input `selector` as a person would (the app
+    /// listens to `input` and `change` events).
+    pub async fn type_into(&self, selector: &str, text: &str) -> anyhow::Result<()> {
+        let js = format!(
+            "(() => {{ const el = document.querySelector({sel}); el.value = {text}; \
+             el.dispatchEvent(new Event('input', {{bubbles: true}})); \
+             el.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()",
+            sel = serde_json::to_string(selector)?,
+            text = serde_json::to_string(text)?,
+        );
+        let _: bool = self.eval(&js).await?;
+        Ok(())
+    }
+
+    /// Clicks the microphone and waits for transcript number `id` (1 for the
+    /// first utterance of the visit); returns the search box's text and the
+    /// end-of-speech → transcript time the page measured, in ms.
+    pub async fn speak(&self, id: u32, timeout: Duration) -> anyhow::Result<(String, f64)> {
+        self.page.evaluate("document.querySelector('#mic').click()").await?;
+        let wait = format!(
+            "(() => {{ const t = document.querySelector('#transcript'); \
+             return t && t.dataset.id === '{id}' ? [document.querySelector('#query').value, Number(t.dataset.decodeMs)] : null; }})()"
+        );
+        self.wait(&wait, timeout).await
     }
 }
 

@@ -324,7 +324,8 @@ fn App() -> impl IntoView {
                 <p id="transcript"
                     data-decode-ms=move || heard.get().map(|(_, ms)| format!("{ms:.0}")).unwrap_or_default()
                     data-compute-ms=move || heard.get().map(|(r, _)| format!("{:.0}", r.compute_ms)).unwrap_or_default()
-                    data-model=move || heard.get().map(|(r, _)| r.model_version).unwrap_or_default()>
+                    data-model=move || heard.get().map(|(r, _)| r.model_version).unwrap_or_default()
+                    data-id=move || heard.get().map(|(r, _)| r.id.to_string()).unwrap_or_default()>
                     "Heard: "
                     <For each=move || heard.get().map(|(r, _)| r.words).unwrap_or_default().into_iter().enumerate() key=|(i, w)| (*i, w.0.clone()) let((_, w))>
                         <span class=if w.1 < 0.6 { "word low" } else { "word" } title=format!("confidence {:.0} %", 100.0 * w.1)>{w.0.clone()}" "</span>

@@ -88,8 +88,8 @@ impl Manager {
         report: &dyn Fn(&ModelStatus),
     ) -> Outcome {
         let manifest = match fetch_manifest().await {
-            Ok(m) => {
-                self.status.offline = false;
+            Ok((m, offline)) => {
+                self.status.offline = offline;
                 m
             }
             Err(e) => match stored_manifest().await {
@@ -246,14 +246,19 @@ async fn response_text(response: &Response) -> Result<String, String> {
 }
 
 /// The published manifest; on success a copy is stored for offline use.
-async fn fetch_manifest() -> Result<Manifest, String> {
+/// The `bool` is true when the service worker answered with its stored copy
+/// because the network failed.
+async fn fetch_manifest() -> Result<(Manifest, bool), String> {
     let response = fetch_response(MANIFEST_URL, true).await?;
+    let offline = response.headers().get("x-hark-offline").ok().flatten().is_some();
     let text = response_text(&response).await?;
     let manifest = Manifest::parse(&text).map_err(|e| format!("{MANIFEST_URL}: {e}"))?;
-    if let Ok(cache) = open_cache().await {
-        store(&cache, MANIFEST_URL, text.as_bytes()).await;
+    if !offline {
+        if let Ok(cache) = open_cache().await {
+            store(&cache, MANIFEST_URL, text.as_bytes()).await;
+        }
     }
-    Ok(manifest)
+    Ok((manifest, offline))
 }
 
 async fn stored_manifest() -> Option<Manifest> {
