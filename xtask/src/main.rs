@@ -77,9 +77,14 @@ fn main() -> anyhow::Result<()> {
 
     let install = match cli.command {
         Cmd::Up { no_install, .. } | Cmd::Test { no_install } | Cmd::Build { no_install } => !no_install,
-        // Neither needs the web toolchain.
+        // Icons and data need no web toolchain; bench runs the native
+        // benchmarks first, then the browser one on a fresh release build.
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
-        Cmd::Bench => return bench(&root),
+        Cmd::Bench => {
+            bench(&root)?;
+            step("browser benchmark: the release app in headless Chromium");
+            true
+        }
         Cmd::Data { preset, seed, no_install } => {
             tools::ensure_synthesizers(!no_install)?;
             step(&format!("synthesizing the {preset} corpus (hark data synth)"));
@@ -101,7 +106,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Up { port, addr, .. } => up(&root, &target, &addr, port),
         Cmd::Test { .. } => test(&root),
         Cmd::Build { .. } => Ok(()),
-        Cmd::Icons | Cmd::Bench | Cmd::Data { .. } => unreachable!("returned before the web build"),
+        Cmd::Bench => run(Command::new("cargo")
+            .args(["bench", "--workspace", "--exclude", "hark-web", "--bench", "web"])
+            .env("HARK_DIST", root.join("dist"))
+            .current_dir(&root)),
+        Cmd::Icons | Cmd::Data { .. } => unreachable!("returned before the web build"),
     }
 }
 

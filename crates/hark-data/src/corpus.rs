@@ -8,7 +8,7 @@
 //! numbers, times, dates) are shared. `new_names.txt` is a separate pool for
 //! the drift scenario and is never used here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -132,27 +132,36 @@ impl Corpus {
         let pools: BTreeMap<&str, Vec<&str>> =
             self.lists.keys().map(|slot| (*slot, self.entities(slot, split))).collect();
         let mut seen = BTreeSet::new();
+        // Most attempts repeat a query already drawn; the same written form
+        // always normalises to the same text, so those skip `normalize` (the
+        // expensive step). Same queries, same order as checking text alone.
+        let mut seen_written = HashSet::new();
         let mut out = Vec::with_capacity(count);
         let mut attempts = 0;
         while out.len() < count && attempts < count * 50 {
             attempts += 1;
             let template = rng.random_range(0..self.templates.len());
-            if let Some(query) = self.fill(template, split, &pools, &mut rng) {
-                if seen.insert(query.text.clone()) {
-                    out.push(query);
-                }
+            let Some((written, entities)) = self.fill(template, &pools, &mut rng) else { continue };
+            if !seen_written.insert(written.clone()) {
+                continue;
+            }
+            let text = normalize(&written);
+            if seen.insert(text.clone()) {
+                out.push(Query { text, written, split, template, entities });
             }
         }
         out
     }
 
+    /// Template `template` with a random name in each slot: the written
+    /// query and the entities used.
+    #[allow(clippy::type_complexity)]
     fn fill(
         &self,
         template: usize,
-        split: Split,
         pools: &BTreeMap<&str, Vec<&str>>,
         rng: &mut ChaCha8Rng,
-    ) -> Option<Query> {
+    ) -> Option<(String, Vec<(String, String)>)> {
         let mut written = String::new();
         let mut entities = Vec::new();
         let mut rest = self.templates[template].as_str();
@@ -167,7 +176,7 @@ impl Corpus {
             rest = &rest[close + 1..];
         }
         written.push_str(rest);
-        Some(Query { text: normalize(&written), written, split, template, entities })
+        Some((written, entities))
     }
 }
 

@@ -47,6 +47,7 @@ impl Default for BeamConfig {
 }
 
 /// Decoder with its language model, lexicon and entity list.
+#[derive(Clone)]
 pub struct BeamDecoder {
     config: BeamConfig,
     lm: Option<NgramLm>,

@@ -210,12 +210,21 @@ pub struct Recognized {
     pub words: Vec<(String, f32)>,
     pub confidence: f32,
     pub audio_s: f32,
-    /// Time spent in the worker (features, model, beam search).
+    /// Time spent in the worker, whole and by stage.
     pub compute_ms: f64,
+    pub timings: Timings,
     pub model_version: String,
     /// `cpu` or `webgpu` (the telemetry event's vocabulary).
     pub backend: String,
     pub feature_mels: Option<u32>,
+}
+
+/// Where a recognition's time went, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub features_ms: f64,
+    pub model_ms: f64,
+    pub search_ms: f64,
 }
 
 /// A message with its optional samples, as posted: `{msg, samples?}` and the

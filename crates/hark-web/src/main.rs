@@ -45,6 +45,11 @@ fn main() {
     leptos::mount::mount_to_body(App);
 }
 
+/// `performance.now()`: milliseconds since navigation start.
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
+}
+
 fn send(msg: ToWorker, samples: Option<Vec<f32>>) {
     CLIENT.with(|c| {
         if let Some(c) = c.borrow().as_ref() {
@@ -72,6 +77,7 @@ struct Results {
 fn App() -> impl IntoView {
     let (engine, set_engine) = signal(EngineStatus { gpu: GpuProbe::Checking, active: String::new() });
     let (model, set_model) = signal(ModelStatus::default());
+    let (ready_ms, set_ready_ms) = signal(None::<f64>);
     let (query, set_query) = signal(String::new());
     let (history, set_history) = signal(Vec::<String>::new());
     let (results, set_results) = signal(None::<Results>);
@@ -91,14 +97,20 @@ fn App() -> impl IntoView {
     let on_event = move |msg: FromWorker, samples: Option<Vec<f32>>| match msg {
         FromWorker::Hello => {}
         FromWorker::Engine(e) => set_engine.set(e),
-        FromWorker::Model(m) => set_model.set(m),
+        FromWorker::Model(m) => {
+            // Cold load: navigation start → first model ready.
+            if m.active.is_some() && ready_ms.get_untracked().is_none() {
+                set_ready_ms.set(Some(now_ms()));
+            }
+            set_model.set(m)
+        }
         FromWorker::Transcript(r) => {
             let Some((id, ended)) = IN_FLIGHT.get() else { return };
             if id != r.id {
                 return;
             }
             IN_FLIGHT.set(None);
-            let latency = js_sys::Date::now() - ended;
+            let latency = now_ms() - ended;
             if settings::consent() {
                 telemetry::observe(&r, samples, latency);
             }
@@ -142,7 +154,7 @@ fn App() -> impl IntoView {
         set_mic_state.set(MicState::Recognizing);
         let id = NEXT_ID.get();
         NEXT_ID.set(id + 1);
-        IN_FLIGHT.set(Some((id, js_sys::Date::now())));
+        IN_FLIGHT.set(Some((id, now_ms())));
         send(ToWorker::Recognize { id, share_features: settings::consent() }, Some(samples));
     };
 
@@ -323,7 +335,8 @@ fn App() -> impl IntoView {
             <Show when=move || heard.get().is_some()>
                 <p id="transcript"
                     data-decode-ms=move || heard.get().map(|(_, ms)| format!("{ms:.0}")).unwrap_or_default()
-                    data-compute-ms=move || heard.get().map(|(r, _)| format!("{:.0}", r.compute_ms)).unwrap_or_default()
+                    data-compute-ms=move || heard.get().map(|(r, _)| format!("{:.1}", r.compute_ms)).unwrap_or_default()
+                    data-timings=move || heard.get().map(|(r, _)| format!("{:.1} {:.1} {:.1}", r.timings.features_ms, r.timings.model_ms, r.timings.search_ms)).unwrap_or_default()
                     data-model=move || heard.get().map(|(r, _)| r.model_version).unwrap_or_default()
                     data-id=move || heard.get().map(|(r, _)| r.id.to_string()).unwrap_or_default()>
                     "Heard: "
@@ -359,7 +372,7 @@ fn App() -> impl IntoView {
                 <dd id="webgpu-status" data-state=move || engine.get().gpu.state()>{move || engine.get().gpu.describe()}</dd>
                 <dd id="engine">{move || engine.get().active}</dd>
                 <dt>"Speech model"</dt>
-                <dd id="model-status" data-state=move || model.get().state()>{move || model.get().describe()}</dd>
+                <dd id="model-status" data-state=move || model.get().state() data-ready-ms=move || ready_ms.get().map(|ms| format!("{ms:.0}")).unwrap_or_default()>{move || model.get().describe()}</dd>
                 <Show when=move || model.get().progress().is_some()>
                     <dd><progress id="model-progress" max="1" aria-label="Model download" prop:value=move || model.get().progress().unwrap_or(0.0)></progress></dd>
                 </Show>

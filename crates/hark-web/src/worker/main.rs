@@ -12,7 +12,9 @@ mod manager;
 use std::cell::{Cell, RefCell};
 
 use hark_recognizer::MAX_SEGMENT_S;
-use hark_web::{EngineStatus, FromWorker, GpuProbe, ModelStatus, Recognized, Settings, ToWorker, decode, encode};
+use hark_web::{
+    EngineStatus, FromWorker, GpuProbe, ModelStatus, Recognized, Settings, Timings, ToWorker, decode, encode,
+};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -38,6 +40,11 @@ fn main() {
 
 fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
+}
+
+/// High-resolution clock (`performance.now()`), in milliseconds.
+fn now_ms() -> f64 {
+    scope().performance().map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
 }
 
 fn post(msg: &FromWorker, samples: Option<&[f32]>) {
@@ -68,9 +75,10 @@ fn handle(data: JsValue) {
 async fn start(settings: Settings) {
     BUCKET.set(settings.rollout_bucket);
     post(&FromWorker::Engine(EngineStatus { gpu: GpuProbe::Checking, active: cpu_engine() }), None);
+    // The model first (the person is waiting for it), the adapter probe after.
+    check_for_updates().await;
     let gpu = gpu::probe().await;
     post(&FromWorker::Engine(EngineStatus { gpu, active: cpu_engine() }), None);
-    check_for_updates().await;
     if settings.update_minutes > 0.0 {
         let millis = (settings.update_minutes * 60_000.0).clamp(1_000.0, i32::MAX as f64) as u32;
         gloo_timers::callback::Interval::new(millis, || spawn_local(check_for_updates())).forget();
@@ -89,7 +97,13 @@ async fn check_for_updates() {
     let active = ACTIVE.with(|a| a.borrow().as_ref().map(|l| l.entry.clone()));
     let report = |status: &ModelStatus| post(&FromWorker::Model(status.clone()), None);
     let outcome = manager.check(active.as_ref(), BUCKET.get(), &report).await;
-    if let Outcome::Swap(loaded) = outcome {
+    if let Outcome::Swap(mut loaded) = outcome {
+        // One recognition of silence first, so the person's first utterance
+        // does not pay for first-use allocation and code warm-up.
+        let (features, frames) = loaded.recognizer.features(&vec![0.0; hark_dsp::SAMPLE_RATE as usize]);
+        if let Ok(lp) = loaded.recognizer.log_probs_async(&features, frames).await {
+            loaded.recognizer.decode(&lp);
+        }
         // Hot swap: the next utterance uses the new model; one being decoded
         // finishes on the old one.
         ACTIVE.with(|a| *a.borrow_mut() = Some(*loaded));
@@ -98,7 +112,7 @@ async fn check_for_updates() {
 }
 
 async fn recognize(id: u32, samples: Vec<f32>, share_features: bool) {
-    let started = js_sys::Date::now();
+    let started = now_ms();
     let Some(mut loaded) = ACTIVE.with(|a| a.borrow_mut().take()) else {
         return post(&FromWorker::Failed { id, error: "No speech model is loaded yet; type your search.".into() }, None);
     };
@@ -107,8 +121,13 @@ async fn recognize(id: u32, samples: Vec<f32>, share_features: bool) {
     let max = (MAX_SEGMENT_S * hark_dsp::SAMPLE_RATE as f64) as usize;
     let samples = &samples[..samples.len().min(max)];
     let (features, frames) = loaded.recognizer.features(samples);
+    let featured = now_ms();
     let result = loaded.recognizer.log_probs_async(&features, frames).await;
+    let modelled = now_ms();
     let transcript = result.map(|lp| loaded.recognizer.decode(&lp));
+    let searched = now_ms();
+    let timings =
+        Timings { features_ms: featured - started, model_ms: modelled - featured, search_ms: searched - modelled };
     let model_version = loaded.entry.version.to_string();
     ACTIVE.with(|a| {
         let mut slot = a.borrow_mut();
@@ -126,7 +145,8 @@ async fn recognize(id: u32, samples: Vec<f32>, share_features: bool) {
                 words: t.words.into_iter().map(|w| (w.text, w.confidence)).collect(),
                 confidence: t.confidence,
                 audio_s: samples.len() as f32 / hark_dsp::SAMPLE_RATE as f32,
-                compute_ms: js_sys::Date::now() - started,
+                compute_ms: searched - started,
+                timings,
                 model_version,
                 backend: "cpu".into(),
                 feature_mels: mels.filter(|_| share_features),

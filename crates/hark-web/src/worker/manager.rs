@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use burn::tensor::Device;
-use hark_decode::BeamConfig;
+use hark_decode::{BeamConfig, BeamDecoder};
 use hark_model::AcousticModelConfig;
 use hark_recognizer::{Recognizer, corpus_decoder};
 use hark_registry::{Channel, Manifest, ModelEntry, Version};
@@ -204,10 +204,20 @@ impl Manager {
         if let Some(a) = entry.architecture {
             config = config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel);
         }
-        let recognizer = Recognizer::new(&config, bytes, Device::flex(), corpus_decoder(BeamConfig::default()))
-            .map_err(|e| e.to_string())?;
+        let recognizer = Recognizer::new(&config, bytes, Device::flex(), decoder()).map_err(|e| e.to_string())?;
         Ok((recognizer, from_cache))
     }
+}
+
+thread_local! {
+    static DECODER: std::cell::OnceCell<BeamDecoder> = const { std::cell::OnceCell::new() };
+}
+
+/// The beam decoder with the corpus language model and entity list. Built
+/// once per worker (a few hundred ms: it generates the LM's training
+/// queries) and cloned for every model, since it does not depend on one.
+pub fn decoder() -> BeamDecoder {
+    DECODER.with(|d| d.get_or_init(|| corpus_decoder(BeamConfig::default())).clone())
 }
 
 fn model_url(file: &str) -> String {
