@@ -1,8 +1,9 @@
 // hark service worker: the app works offline after the first visit.
 //
-// * App shell (index.html, the two wasm programs and their JS, styles, icons,
-//   the audio worklet): precached at install into a cache named after the
-//   build, served cache-first, so a page always runs one consistent version.
+// * App shell (index.html, the page's and the CPU worker's wasm and JS,
+//   styles, icons, the audio worklet): precached at install into a cache
+//   named after the build, served cache-first, so a page always runs one
+//   consistent version. The WebGPU worker joins it when first used.
 // * A new deploy changes build.js (written by trunk's post_build hook, see
 //   Trunk.toml), so the browser installs the new worker beside the old one;
 //   it then *waits* until the person accepts "Reload to update" in the page,
@@ -97,7 +98,11 @@ self.addEventListener("fetch", (event) => {
       const hit = await cache.match(key, { ignoreSearch: request.mode === "navigate" });
       if (hit) return hit;
       try {
-        return await fetch(request);
+        const response = await fetch(request);
+        // Files fetched on use (the WebGPU engine, only on machines with an
+        // adapter) join this build's shell, so they work offline too.
+        if (response.ok && request.mode !== "navigate") cache.put(request, response.clone());
+        return response;
       } catch (e) {
         return (await caches.match(request)) || Response.error();
       }

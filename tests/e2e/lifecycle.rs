@@ -68,7 +68,7 @@ async fn a_model_published_while_the_page_is_open_is_swapped_in_without_a_reload
     let wav = microphone_wav(dir.path())?;
     let models = copy_folder(&repo_root().join("web/models"))?;
     let server = AppServer::start_with_models(models.path().to_path_buf()).await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav) }).await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     // Check for updates every ~2 s instead of every 30 minutes.
     let app = chromium.open(&server.url("/?update-minutes=0.03")).await?;
     let state: String = app.wait(MODEL_READY, LOAD).await?;
@@ -111,7 +111,7 @@ async fn after_one_visit_an_offline_reload_still_transcribes() -> anyhow::Result
     let wav = microphone_wav(dir.path())?;
     let server = AppServer::start().await?;
     let origin = server.base_url.trim_start_matches("http://").to_owned();
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav) }).await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
     let state: String = app.wait(MODEL_READY, LOAD).await?;
     anyhow::ensure!(state == "ready", "the model did not load: {state}");

@@ -14,7 +14,7 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
     let wav = microphone_wav(dir.path())?;
     let reference = "temperature in bangalore at three twenty p m";
     let server = AppServer::start().await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav) }).await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
     let state: String = app.wait(MODEL_READY, LOAD).await?;
     anyhow::ensure!(state == "ready", "the model did not load: {state}");
@@ -26,6 +26,8 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
         )
         .await?;
     let decode_ms: String = app.wait("document.querySelector('#transcript').dataset.decodeMs", LOAD).await?;
+    let backend: String = app.eval("document.querySelector('#transcript').dataset.backend").await?;
+    assert_eq!(backend, "cpu", "without an adapter the CPU engine recognises");
     let errors = app.console.errors();
     chromium.close().await;
     let bar = published_test_wer()? + 0.10;
@@ -33,6 +35,54 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
     eprintln!("heard {heard:?} (WER {measured:.2}, bar {bar:.2}); end of speech → transcript {decode_ms} ms");
     assert!(measured <= bar, "heard {heard:?} for {reference:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoken_query_reaches_the_search_box_on_the_webgpu_path() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wav = microphone_wav(dir.path())?;
+    let reference = "temperature in bangalore at three twenty p m";
+    let server = AppServer::start().await?;
+    // An adapter (SwiftShader) is offered; `?backend=webgpu` overrides the
+    // warm-up choice, which on SwiftShader picks the CPU.
+    let chromium = Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let app = chromium.open(&server.url("/?backend=webgpu")).await?;
+    let engine: String = app
+        .wait("(() => { const e = document.querySelector('#engine'); return e && e.dataset.backend === 'webgpu' ? e.textContent : null; })()", LOAD)
+        .await?;
+    let (heard, decode_ms) = app.speak(1, LOAD).await?;
+    let backend: String = app.eval("document.querySelector('#transcript').dataset.backend").await?;
+    let errors = app.console.errors();
+    chromium.close().await;
+    let bar = published_test_wer()? + 0.10;
+    let measured = hark_eval::ErrorCounts::words(reference, &heard).rate();
+    eprintln!("WebGPU: heard {heard:?} (WER {measured:.2}, bar {bar:.2}) in {decode_ms} ms; {engine}");
+    assert_eq!(backend, "webgpu", "{engine}");
+    assert!(measured <= bar, "heard {heard:?} for {reference:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
+    assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_is_chosen_by_a_warm_up_benchmark_when_both_exist() -> anyhow::Result<()> {
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: true, ..Default::default() }).await?;
+    let app = chromium.open(&server.base_url).await?;
+    // Both benchmarks reported: the text names both times.
+    let engine: String = app
+        .wait("(() => { const t = document.querySelector('#engine')?.textContent || ''; return t.includes('WebGPU ') && t.includes('CPU ') && t.includes('warm-up') ? t : null; })()", LOAD)
+        .await?;
+    let backend: String = app.eval("document.querySelector('#engine').dataset.backend").await?;
+    chromium.close().await;
+    let ms = |name: &str| -> f64 {
+        let at = engine.find(&format!("{name} ")).map(|i| i + name.len() + 1).unwrap_or(0);
+        engine[at..].split(" ms").next().and_then(|n| n.trim().parse().ok()).unwrap_or(f64::NAN)
+    };
+    let (cpu, gpu) = (ms("CPU"), ms("WebGPU"));
+    eprintln!("{engine}");
+    let faster = if gpu < cpu { "webgpu" } else { "cpu" };
+    assert_eq!(backend, faster, "{engine}");
     Ok(())
 }
 
@@ -50,6 +100,41 @@ async fn without_a_microphone_the_page_says_so_and_typing_still_works() -> anyho
     let state: String = app.wait("document.querySelector('#mic').dataset.state", LOAD).await?;
     assert_eq!(state, "idle");
     chromium.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_microphone_permission_says_so_and_typing_still_works() -> anyhow::Result<()> {
+    use chromiumoxide::cdp::browser_protocol::browser::{PermissionDescriptor, PermissionSetting, SetPermissionParams};
+    let dir = tempfile::tempdir()?;
+    let server = AppServer::start().await?;
+    // A microphone exists, but the person said no.
+    let chromium = Chromium::launch(LaunchOptions {
+        fake_microphone: Some(microphone_wav(dir.path())?),
+        no_auto_accept: true,
+        ..Default::default()
+    })
+    .await?;
+    let deny = SetPermissionParams::builder()
+        .permission(PermissionDescriptor::new("microphone"))
+        .setting(PermissionSetting::Denied)
+        .origin(server.base_url.clone())
+        .build()
+        .map_err(anyhow::Error::msg)?;
+    chromium.browser.execute(deny).await?;
+    let app = chromium.open(&server.base_url).await?;
+    let _: String = app.wait(MODEL_READY, LOAD).await?;
+    app.page.evaluate("document.querySelector('#mic').click()").await?;
+    let message: String = app.wait("document.querySelector('#mic-error')?.textContent", LOAD).await?;
+    let state: String = app.wait("document.querySelector('#mic').dataset.state", LOAD).await?;
+    app.type_into("#query", "weather in lisbon").await?;
+    app.page.evaluate("document.querySelector('#search').click()").await?;
+    let hits: usize = app.wait("document.querySelectorAll('#local-results li').length || null", LOAD).await?;
+    chromium.close().await;
+    assert!(message.starts_with("Microphone access was denied"), "{message}");
+    assert!(message.contains("type your search"), "{message}");
+    assert_eq!(state, "idle");
+    assert!(hits > 0, "typed search must still work");
     Ok(())
 }
 
@@ -95,7 +180,7 @@ async fn prediction_logs_leave_the_browser_only_with_consent_and_carry_the_corre
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
     let server = AppServer::start().await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav) }).await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
     let state: String = app.wait(MODEL_READY, LOAD).await?;
     anyhow::ensure!(state == "ready", "the model did not load: {state}");
@@ -143,7 +228,7 @@ async fn holding_the_microphone_is_push_to_talk_and_a_tap_keeps_listening() -> a
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
     let server = AppServer::start().await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav) }).await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
     let _: String = app.wait(MODEL_READY, LOAD).await?;
     let press = "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerdown', {button: 0, bubbles: true}))";

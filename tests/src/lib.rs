@@ -170,6 +170,9 @@ pub struct LaunchOptions {
     pub webgpu: bool,
     /// Feed this WAV file as the microphone (and auto-accept the prompt).
     pub fake_microphone: Option<PathBuf>,
+    /// With `fake_microphone`: do not auto-accept the permission prompt
+    /// (a test then denies it over CDP).
+    pub no_auto_accept: bool,
 }
 
 /// A headless Chromium with its own throwaway profile.
@@ -207,7 +210,10 @@ impl Chromium {
         }
         let wav = options.fake_microphone.as_ref().map(|p| p.display().to_string());
         if wav.is_some() {
-            flags.extend(["use-fake-ui-for-media-stream", "use-fake-device-for-media-stream"]);
+            flags.push("use-fake-device-for-media-stream");
+            if !options.no_auto_accept {
+                flags.push("use-fake-ui-for-media-stream");
+            }
         }
         let config = BrowserConfig::builder()
             .chrome_executable(exe)
@@ -269,18 +275,10 @@ impl AppPage {
             if errors.is_empty() { e } else { e.context(format!("the page reported:\n{}", errors.join("\n"))) }
         })
     }
-}
 
-impl AppPage {
     /// Evaluates `expression` once (awaiting a promise) and returns its value.
     pub async fn eval<T: serde::de::DeserializeOwned>(&self, expression: &str) -> anyhow::Result<T> {
-        let params = EvaluateParams::builder()
-            .expression(expression)
-            .await_promise(true)
-            .return_by_value(true)
-            .build()
-            .map_err(anyhow::Error::msg)?;
-        let result = self.page.evaluate_expression(params).await?;
+        let result = self.page.evaluate_expression(evaluate(expression)?).await?;
         Ok(serde_json::from_value(result.value().cloned().unwrap_or(serde_json::Value::Null))?)
     }
 
@@ -366,6 +364,16 @@ impl ConsoleLog {
     }
 }
 
+/// `expression` evaluated in the page, promises awaited, the value returned as JSON.
+fn evaluate(expression: &str) -> anyhow::Result<EvaluateParams> {
+    EvaluateParams::builder()
+        .expression(expression)
+        .await_promise(true)
+        .return_by_value(true)
+        .build()
+        .map_err(anyhow::Error::msg)
+}
+
 /// Polls `expression` in the page (awaiting it if it is a promise) until it
 /// yields a non-null JSON value, or
 /// fails after `timeout` naming what it waited for.
@@ -377,13 +385,7 @@ pub async fn wait_for_value<T: serde::de::DeserializeOwned>(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last_error = None;
     loop {
-        let params = EvaluateParams::builder()
-            .expression(expression)
-            .await_promise(true)
-            .return_by_value(true)
-            .build()
-            .map_err(anyhow::Error::msg)?;
-        match page.evaluate_expression(params).await {
+        match page.evaluate_expression(evaluate(expression)?).await {
             Ok(result) => match result.value() {
                 Some(v) if !v.is_null() => return Ok(serde_json::from_value(v.clone())?),
                 _ => {}

@@ -14,6 +14,7 @@
 
 pub mod listen;
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use hark_data::{Corpus, Split, normalize};
 use hark_decode::{Alphabet, BeamConfig, BeamDecoder, NgramLm, Transcript};
@@ -48,7 +49,13 @@ impl Recognizer {
         device: Device,
         decoder: BeamDecoder,
     ) -> Result<Self, RecognizeError> {
-        let model = AcousticModel::from_bytes(config, weights, &device)?;
+        // Weights are read and widened to f32 on the CPU, then moved: a GPU
+        // without f16 shaders (WebGPU's `shader-f16` is optional; SwiftShader
+        // lacks it) cannot run the f16 → f32 cast itself. Inference only, so
+        // moving loses nothing (training loads with `from_bytes` directly).
+        let cpu = Device::flex();
+        let model = AcousticModel::from_bytes(config, weights, &cpu)?;
+        let model = if device == cpu { model } else { model.to_device(&device) };
         Ok(Self { model, device, decoder, mel: LogMel::new(LogMelConfig::default()) })
     }
 

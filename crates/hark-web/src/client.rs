@@ -4,12 +4,17 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use hark_web::{FromWorker, ToWorker, WORKER_SCRIPT, decode, encode};
+use hark_web::{Backend, FromWorker, ToWorker, decode, encode};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 type Queued = (ToWorker, Option<Vec<f32>>);
+
+thread_local! {
+    /// Terminated clients: kept so no closure is dropped while running.
+    static RETIRED: RefCell<Vec<Client>> = const { RefCell::new(Vec::new()) };
+}
 
 pub struct Client {
     worker: Worker,
@@ -20,13 +25,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts the worker. `on_event` gets every message it sends;
+    /// Starts `backend`'s worker. `on_event` gets every message it sends;
     /// `on_error` a description when it cannot start or crashes.
     pub fn spawn(
+        backend: Backend,
         mut on_event: impl FnMut(FromWorker, Option<Vec<f32>>) + 'static,
         mut on_error: impl FnMut(String) + 'static,
     ) -> Result<Self, JsValue> {
-        let worker = Worker::new(WORKER_SCRIPT)?;
+        let worker = Worker::new(backend.script())?;
         let queue: Rc<RefCell<Option<Vec<Queued>>>> = Rc::new(RefCell::new(Some(Vec::new())));
         let flush = {
             let queue = queue.clone();
@@ -51,6 +57,16 @@ impl Client {
         });
         worker.set_onerror(Some(on_error_closure.as_ref().unchecked_ref()));
         Ok(Self { worker, queue, _on_message: on_message, _on_error: on_error_closure })
+    }
+
+    /// Stops the worker at once (its device and memory are freed). Its
+    /// handlers are detached first; the closures themselves stay alive in a
+    /// retired list, since this may run inside one of them.
+    pub fn terminate(self) {
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
+        self.worker.terminate();
+        RETIRED.with(|r| r.borrow_mut().push(self));
     }
 
     pub fn send(&self, msg: ToWorker, samples: Option<Vec<f32>>) {

@@ -3,21 +3,58 @@
 //! * `hark-web` (`src/main.rs`): the page — Leptos UI, microphone, endpointing,
 //!   local catalogue search, consent and telemetry. No Burn code runs here, so
 //!   the page stays responsive while a model loads or decodes.
-//! * `hark-worker` (`src/worker/main.rs`): a dedicated Web Worker — model
-//!   manager (manifest, download with progress, sha256, Cache Storage, update
-//!   checks, hot swap, rollback), backend choice, and recognition.
+//! * `hark-worker` and `hark-worker-gpu` ([`worker`]): dedicated Web Workers —
+//!   model manager (manifest, download with progress, sha256, Cache Storage,
+//!   update checks, hot swap, rollback), warm-up benchmark, recognition — on
+//!   Burn's CPU backend, or (cargo feature `webgpu`) on WebGPU.
 //!
-//! This library is what both sides share: the message protocol and how a
+//! This library holds the message protocol both sides share and how a
 //! message travels (a `serde-wasm-bindgen` value, with audio or features as a
-//! transferred `Float32Array` beside it rather than a JS array of numbers).
+//! transferred `Float32Array` beside it rather than a JS array of numbers),
+//! and the worker itself.
+
+pub mod worker;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// The worker's loader script, written by trunk (`data-loader-shim`).
-pub const WORKER_SCRIPT: &str = "hark-worker_loader.js";
+/// The recognition engines a page can start, each a worker program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// `hark-worker`: Burn `flex` on the CPU (WebAssembly); always there.
+    Cpu,
+    /// `hark-worker-gpu`: Burn's WebGPU backend; started when the browser
+    /// offers an adapter.
+    Webgpu,
+}
+
+impl Backend {
+    /// The worker's loader script, written by trunk (`data-loader-shim`).
+    pub fn script(self) -> &'static str {
+        match self {
+            Backend::Cpu => "hark-worker_loader.js",
+            Backend::Webgpu => "hark-worker-gpu_loader.js",
+        }
+    }
+
+    /// The telemetry event's vocabulary (`cpu`, `webgpu`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Webgpu => "webgpu",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Backend::Cpu => "CPU (WebAssembly)",
+            Backend::Webgpu => "WebGPU",
+        }
+    }
+}
 
 /// Cache Storage cache holding published weights and the last manifest seen.
 /// The service worker (`web/sw.js`) reads the same cache.
@@ -68,7 +105,15 @@ pub enum FromWorker {
     Model(ModelStatus),
     Transcript(Recognized),
     Failed { id: u32, error: String },
+    /// Warm-up benchmark of the loaded model on this worker's backend: the
+    /// median time to recognise 3 s of audio (features + model + search).
+    Benchmark { backend: Backend, ms: f64 },
+    /// This worker's backend cannot run (no device, device lost).
+    Unavailable { backend: Backend, why: String },
 }
+
+/// Length of the warm-up benchmark's audio, in seconds.
+pub const BENCHMARK_AUDIO_S: f64 = 3.0;
 
 /// What the browser offers for running the model, and what runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,8 +259,7 @@ pub struct Recognized {
     pub compute_ms: f64,
     pub timings: Timings,
     pub model_version: String,
-    /// `cpu` or `webgpu` (the telemetry event's vocabulary).
-    pub backend: String,
+    pub backend: Backend,
     pub feature_mels: Option<u32>,
 }
 

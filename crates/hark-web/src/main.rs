@@ -6,6 +6,7 @@
 //! worker's "reload to update" prompt.
 
 mod client;
+mod engines;
 mod mic;
 mod settings;
 mod telemetry;
@@ -14,13 +15,13 @@ use std::cell::{Cell, RefCell};
 
 use hark_data::catalogue::Catalogue;
 use hark_recognizer::listen::{Heard, Listener, level_dbfs};
-use hark_web::{EngineStatus, FromWorker, GpuProbe, ModelStatus, Recognized, Settings, ToWorker};
+use hark_web::{Backend, BackendPreference, FromWorker, GpuProbe, ModelStatus, Recognized, ToWorker};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::client::Client;
+use crate::engines::Choice;
 
 const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A press on the microphone held at least this long is push-to-talk:
@@ -28,7 +29,6 @@ const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
 const HOLD_MS: f64 = 450.0;
 
 thread_local! {
-    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
     static CAPTURE: RefCell<Option<mic::Capture>> = const { RefCell::new(None) };
     static LISTENER: RefCell<Option<Listener>> = const { RefCell::new(None) };
     static CATALOGUE: Catalogue = Catalogue::from_corpus(&hark_data::Corpus::load());
@@ -50,13 +50,6 @@ fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
 }
 
-fn send(msg: ToWorker, samples: Option<Vec<f32>>) {
-    CLIENT.with(|c| {
-        if let Some(c) = c.borrow().as_ref() {
-            c.send(msg, samples)
-        }
-    });
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum MicState {
@@ -75,7 +68,11 @@ struct Results {
 
 #[component]
 fn App() -> impl IntoView {
-    let (engine, set_engine) = signal(EngineStatus { gpu: GpuProbe::Checking, active: String::new() });
+    let (gpu_probe, set_gpu_probe) = signal(GpuProbe::Checking);
+    let (choice, set_choice) = signal(Choice::default());
+    let (gpu_model, set_gpu_model) = signal(ModelStatus::default());
+    let (gpu_wanted, set_gpu_wanted) = signal(false);
+    let (gpu_error, set_gpu_error) = signal(None::<String>);
     let (model, set_model) = signal(ModelStatus::default());
     let (ready_ms, set_ready_ms) = signal(None::<f64>);
     let (query, set_query) = signal(String::new());
@@ -94,16 +91,52 @@ fn App() -> impl IntoView {
     let online = || web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
     let (is_online, set_online) = signal(online());
 
-    let on_event = move |msg: FromWorker, samples: Option<Vec<f32>>| match msg {
+    // Re-chooses the engine after a benchmark or a failure.
+    let rechoose = move || {
+        let mut c = choice.get_untracked();
+        c.forced = settings::backend() != BackendPreference::Auto;
+        c.active = engines::choose(settings::backend(), &c);
+        if let Some(active) = c.active {
+            engines::activate(active);
+        }
+        set_choice.set(c);
+    };
+    let on_event = move |from: Backend, msg: FromWorker, samples: Option<Vec<f32>>| match msg {
         FromWorker::Hello => {}
-        FromWorker::Engine(e) => set_engine.set(e),
+        FromWorker::Engine(e) => {
+            // Only the CPU worker probes; an adapter means WebGPU is worth a try.
+            let found = matches!(e.gpu, GpuProbe::Found { .. });
+            set_gpu_probe.set(e.gpu);
+            if found && settings::backend() != BackendPreference::Cpu {
+                set_gpu_wanted.set(true);
+            }
+        }
         FromWorker::Model(m) => {
+            if from == Backend::Webgpu {
+                return set_gpu_model.set(m);
+            }
             // Cold load: navigation start → first model ready.
             if m.active.is_some() && ready_ms.get_untracked().is_none() {
                 set_ready_ms.set(Some(now_ms()));
+                if engines::active().is_none() {
+                    set_choice.update(|c| c.active = Some(Backend::Cpu));
+                    engines::activate(Backend::Cpu);
+                }
             }
             set_model.set(m)
         }
+        FromWorker::Benchmark { backend, ms } => {
+            set_choice.update(|c| match backend {
+                Backend::Cpu => c.cpu_ms = Some(ms),
+                Backend::Webgpu => c.gpu_ms = Some(ms),
+            });
+            rechoose();
+        }
+        FromWorker::Unavailable { backend: Backend::Webgpu, why } => set_gpu_error.set(Some(why)),
+        FromWorker::Unavailable { backend: Backend::Cpu, why } => set_model.set(ModelStatus {
+            activity: hark_web::Activity::Failed { why: format!("the CPU engine cannot run: {why}") },
+            ..Default::default()
+        }),
         FromWorker::Transcript(r) => {
             let Some((id, ended)) = IN_FLIGHT.get() else { return };
             if id != r.id {
@@ -118,6 +151,8 @@ fn App() -> impl IntoView {
             set_heard.set(Some((r, latency)));
             set_mic_state.set(MicState::Idle);
         }
+        // WebGPU failing mid-utterance: gpu_failed (from Unavailable) retries on the CPU.
+        FromWorker::Failed { .. } if from == Backend::Webgpu => {}
         FromWorker::Failed { id, error } => {
             if IN_FLIGHT.get().is_some_and(|(i, _)| i == id) {
                 IN_FLIGHT.set(None);
@@ -126,28 +161,38 @@ fn App() -> impl IntoView {
             }
         }
     };
-    let on_worker_error = move |why: String| {
-        set_model.set(ModelStatus {
+    let on_worker_error = move |backend: Backend, why: String| match backend {
+        Backend::Webgpu => set_gpu_error.set(Some(format!("the WebGPU worker stopped: {why}"))),
+        Backend::Cpu => set_model.set(ModelStatus {
             activity: hark_web::Activity::Failed { why: format!("the recognition worker stopped: {why}") },
             ..Default::default()
-        })
+        }),
     };
-    match Client::spawn(on_event, on_worker_error) {
-        Ok(client) => {
-            client.send(
-                ToWorker::Start(Settings {
-                    update_minutes: settings::update_minutes(),
-                    rollout_bucket: settings::rollout_bucket(),
-                    backend: settings::backend(),
-                }),
-                None,
-            );
-            CLIENT.with(|c| *c.borrow_mut() = Some(client));
+    // An adapter was found: start the WebGPU engine beside the CPU one.
+    Effect::new(move |_| {
+        if gpu_wanted.get() && !engines::is_started(Backend::Webgpu) {
+            engines::start(Backend::Webgpu, on_event, on_worker_error);
         }
-        Err(e) => on_worker_error(format!("{e:?}")),
-    }
+    });
+    // WebGPU cannot run (no device, device lost): CPU from now on, and the
+    // utterance it was recognising goes to the CPU.
+    Effect::new(move |_| {
+        let Some(why) = gpu_error.get() else { return };
+        set_choice.update(|c| c.gpu_failure = Some(why));
+        rechoose();
+        if let Some((id, samples, share)) = engines::drop_gpu() {
+            if IN_FLIGHT.get().is_some_and(|(i, _)| i == id) {
+                engines::recognize(id, samples, share);
+            }
+        }
+    });
+    engines::start(Backend::Cpu, on_event, on_worker_error);
     register_service_worker(set_update_ready);
     watch_connectivity(set_online);
+
+    // The model status of the engine in use.
+    let shown_model =
+        move || if choice.get().active == Some(Backend::Webgpu) { gpu_model.get() } else { model.get() };
 
     // A finished utterance goes to the worker.
     let recognize = move |samples: Vec<f32>| {
@@ -155,7 +200,7 @@ fn App() -> impl IntoView {
         let id = NEXT_ID.get();
         NEXT_ID.set(id + 1);
         IN_FLIGHT.set(Some((id, now_ms())));
-        send(ToWorker::Recognize { id, share_features: settings::consent() }, Some(samples));
+        engines::recognize(id, samples, settings::consent());
     };
 
     // Closes the microphone; returns the listener with what it buffered.
@@ -338,7 +383,8 @@ fn App() -> impl IntoView {
                     data-compute-ms=move || heard.get().map(|(r, _)| format!("{:.1}", r.compute_ms)).unwrap_or_default()
                     data-timings=move || heard.get().map(|(r, _)| format!("{:.1} {:.1} {:.1}", r.timings.features_ms, r.timings.model_ms, r.timings.search_ms)).unwrap_or_default()
                     data-model=move || heard.get().map(|(r, _)| r.model_version).unwrap_or_default()
-                    data-id=move || heard.get().map(|(r, _)| r.id.to_string()).unwrap_or_default()>
+                    data-id=move || heard.get().map(|(r, _)| r.id.to_string()).unwrap_or_default()
+                    data-backend=move || heard.get().map(|(r, _)| r.backend.name()).unwrap_or_default()>
                     "Heard: "
                     <For each=move || heard.get().map(|(r, _)| r.words).unwrap_or_default().into_iter().enumerate() key=|(i, w)| (*i, w.0.clone()) let((_, w))>
                         <span class=if w.1 < 0.6 { "word low" } else { "word" } title=format!("confidence {:.0} %", 100.0 * w.1)>{w.0.clone()}" "</span>
@@ -369,19 +415,19 @@ fn App() -> impl IntoView {
             </Show>
             <dl class="status" aria-live="polite">
                 <dt>"Recognition engine"</dt>
-                <dd id="webgpu-status" data-state=move || engine.get().gpu.state()>{move || engine.get().gpu.describe()}</dd>
-                <dd id="engine">{move || engine.get().active}</dd>
+                <dd id="webgpu-status" data-state=move || gpu_probe.get().state()>{move || gpu_probe.get().describe()}</dd>
+                <dd id="engine" data-backend=move || choice.get().active.map(|b| b.name()).unwrap_or_default()>{move || choice.get().describe()}</dd>
                 <dt>"Speech model"</dt>
-                <dd id="model-status" data-state=move || model.get().state() data-ready-ms=move || ready_ms.get().map(|ms| format!("{ms:.0}")).unwrap_or_default()>{move || model.get().describe()}</dd>
-                <Show when=move || model.get().progress().is_some()>
-                    <dd><progress id="model-progress" max="1" aria-label="Model download" prop:value=move || model.get().progress().unwrap_or(0.0)></progress></dd>
+                <dd id="model-status" data-state=move || shown_model().state() data-ready-ms=move || ready_ms.get().map(|ms| format!("{ms:.0}")).unwrap_or_default()>{move || shown_model().describe()}</dd>
+                <Show when=move || shown_model().progress().is_some()>
+                    <dd><progress id="model-progress" max="1" aria-label="Model download" prop:value=move || shown_model().progress().unwrap_or(0.0)></progress></dd>
                 </Show>
             </dl>
-            <Show when=move || model.get().active.is_some()>
+            <Show when=move || shown_model().active.is_some()>
                 <details id="about-model">
-                    <summary>{move || format!("About model {}", model.get().active.map(|a| a.version).unwrap_or_default())}</summary>
+                    <summary>{move || format!("About model {}", shown_model().active.map(|a| a.version).unwrap_or_default())}</summary>
                     <table>
-                        <For each=move || model.get().active.map(|a| a.metrics.into_iter().collect::<Vec<_>>()).unwrap_or_default() key=|m| m.0.clone() let(m)>
+                        <For each=move || shown_model().active.map(|a| a.metrics.into_iter().collect::<Vec<_>>()).unwrap_or_default() key=|m| m.0.clone() let(m)>
                             <tr><td>{m.0.replace('_', " ")}</td><td>{format!("{:.1} %", 100.0 * m.1)}</td></tr>
                         </For>
                     </table>
@@ -412,7 +458,7 @@ fn App() -> impl IntoView {
                 <Show when=move || search_url_error.get().is_some()>
                     <p class="error" role="alert">{move || search_url_error.get().unwrap_or_default()}</p>
                 </Show>
-                <p><button id="check-updates" type="button" on:click=move |_| send(ToWorker::CheckForUpdates, None)>"Check for a new model now"</button></p>
+                <p><button id="check-updates" type="button" on:click=move |_| engines::broadcast(ToWorker::CheckForUpdates)>"Check for a new model now"</button></p>
             </details>
             <footer>"hark " {APP_VERSION} " — open, on-device speech recognition."</footer>
         </main>
@@ -426,7 +472,7 @@ fn watch_connectivity(set_online: WriteSignal<bool>) {
         let up = ev.type_() == "online";
         set_online.set(up);
         if up {
-            send(ToWorker::CheckForUpdates, None);
+            engines::broadcast(ToWorker::CheckForUpdates);
         }
     });
     for name in ["online", "offline"] {

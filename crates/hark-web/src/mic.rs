@@ -12,6 +12,7 @@ use web_sys::{AudioContext, AudioWorkletNode, MediaStream, MediaStreamConstraint
 pub struct Capture {
     context: AudioContext,
     stream: MediaStream,
+    node: AudioWorkletNode,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
 }
 
@@ -64,10 +65,16 @@ impl Capture {
         if context.state() == web_sys::AudioContextState::Suspended {
             let _ = JsFuture::from(context.resume()?).await;
         }
-        Ok(Self { context, stream, _on_message: on_message })
+        Ok(Self { context, stream, node, _on_message: on_message })
     }
 
     pub fn stop(self) {
+        // Detach the handler first: blocks the worklet already queued must
+        // not reach a closure that is about to be dropped.
+        if let Ok(port) = self.node.port() {
+            port.set_onmessage(None);
+        }
+        let _ = self.node.disconnect();
         for track in self.stream.get_tracks().iter() {
             if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
                 track.stop();

@@ -29,7 +29,7 @@ pub fn observe(recognized: &Recognized, features: Option<Vec<f32>>, decode_ms: f
         created_ms: js_sys::Date::now() as u64,
         app_version: env!("CARGO_PKG_VERSION").into(),
         model_version: recognized.model_version.clone(),
-        backend: recognized.backend.clone(),
+        backend: recognized.backend.name().into(),
         prediction: recognized.text.clone(),
         confidence: recognized.confidence.clamp(0.0, 1.0),
         correction: None,

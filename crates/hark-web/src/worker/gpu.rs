@@ -8,7 +8,7 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use hark_web::GpuProbe;
+use crate::GpuProbe;
 
 pub async fn probe() -> GpuProbe {
     match request_adapter().await {

@@ -12,7 +12,7 @@ use hark_decode::{BeamConfig, BeamDecoder};
 use hark_model::AcousticModelConfig;
 use hark_recognizer::{Recognizer, corpus_decoder};
 use hark_registry::{Channel, Manifest, ModelEntry, Version};
-use hark_web::{ActiveModel, Activity, MODEL_CACHE, ModelStatus};
+use crate::{ActiveModel, Activity, MODEL_CACHE, ModelStatus};
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -29,8 +29,9 @@ pub struct Loaded {
 }
 
 /// Everything the manager remembers between checks.
-#[derive(Default)]
 pub struct Manager {
+    /// Where models are loaded (CPU or WebGPU).
+    device: Device,
     /// The previous model's entry (its weights stay in Cache Storage), for rollback.
     pub previous: Option<ModelEntry>,
     /// `(version, sha256)` of refused models: not retried until republished.
@@ -47,6 +48,10 @@ pub enum Outcome {
 }
 
 impl Manager {
+    pub fn new(device: Device) -> Self {
+        Self { device, previous: None, refused_ids: BTreeSet::new(), status: ModelStatus::default() }
+    }
+
     fn refuse(&mut self, entry: &ModelEntry, why: String) {
         self.refused_ids.insert((entry.version, entry.sha256.clone()));
         self.status.refused.push(format!("model {} was not loaded: {why}", entry.version));
@@ -204,7 +209,7 @@ impl Manager {
         if let Some(a) = entry.architecture {
             config = config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel);
         }
-        let recognizer = Recognizer::new(&config, bytes, Device::flex(), decoder()).map_err(|e| e.to_string())?;
+        let recognizer = Recognizer::new(&config, bytes, self.device.clone(), decoder()).map_err(|e| e.to_string())?;
         Ok((recognizer, from_cache))
     }
 }

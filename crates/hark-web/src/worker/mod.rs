@@ -1,35 +1,59 @@
 //! hark's recognition worker: a dedicated Web Worker that owns the model.
 //!
-//! It answers the page's [`ToWorker`] messages with [`FromWorker`] ones (the
-//! protocol is in the `hark_web` library): on `Start` it probes WebGPU, loads
-//! a model through the [`manager`] and schedules update checks; on
-//! `Recognize` it runs features → acoustic model → beam search. Decoding
-//! here keeps the page's main thread free for the UI.
+//! One source, two programs: `hark-worker` runs the model on Burn's `flex`
+//! CPU backend; `hark-worker-gpu` (cargo feature `webgpu`) on Burn's WebGPU
+//! backend. It answers the page's [`ToWorker`] messages with [`FromWorker`]
+//! ones (the protocol is in the `hark_web` library): on `Start` it acquires
+//! its device, loads a model through the [`manager`], runs a warm-up
+//! benchmark (the page picks the faster engine with it) and schedules update
+//! checks; on `Recognize` it runs features → acoustic model → beam search.
+//! Decoding here keeps the page's main thread free for the UI.
 
 mod gpu;
 mod manager;
 
 use std::cell::{Cell, RefCell};
 
+use burn::tensor::Device;
 use hark_recognizer::MAX_SEGMENT_S;
-use hark_web::{
-    EngineStatus, FromWorker, GpuProbe, ModelStatus, Recognized, Settings, Timings, ToWorker, decode, encode,
+use crate::{
+    BENCHMARK_AUDIO_S, Backend, EngineStatus, FromWorker, GpuProbe, ModelStatus, Recognized, Settings, Timings,
+    ToWorker, decode, encode,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use crate::manager::{Loaded, Manager, Outcome};
+use self::manager::{Loaded, Manager, Outcome};
+
+#[cfg(not(feature = "webgpu"))]
+const BACKEND: Backend = Backend::Cpu;
+#[cfg(feature = "webgpu")]
+const BACKEND: Backend = Backend::Webgpu;
 
 thread_local! {
     static ACTIVE: RefCell<Option<Loaded>> = const { RefCell::new(None) };
-    /// `None` while a check runs (one at a time).
-    static MANAGER: RefCell<Option<Manager>> = RefCell::new(Some(Manager::default()));
+    /// `None` before `Start` and while a check runs (one at a time).
+    static MANAGER: RefCell<Option<Manager>> = const { RefCell::new(None) };
     static BUCKET: Cell<u8> = const { Cell::new(0) };
+    static BENCHMARKED: Cell<bool> = const { Cell::new(false) };
 }
 
-fn main() {
+/// This program's device: the CPU, or the browser's WebGPU adapter.
+async fn acquire_device() -> Result<Device, String> {
+    #[cfg(feature = "webgpu")]
+    {
+        Device::wgpu_options().init_async().await.map_err(|e| format!("WebGPU device: {e}"))
+    }
+    #[cfg(not(feature = "webgpu"))]
+    {
+        Ok(Device::flex())
+    }
+}
+
+/// The worker program's entry point (`hark-worker`, `hark-worker-gpu`).
+pub fn run() {
     console_error_panic_hook::set_once();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| handle(event.data()));
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -74,22 +98,24 @@ fn handle(data: JsValue) {
 
 async fn start(settings: Settings) {
     BUCKET.set(settings.rollout_bucket);
-    post(&FromWorker::Engine(EngineStatus { gpu: GpuProbe::Checking, active: cpu_engine() }), None);
+    let device = match acquire_device().await {
+        Ok(d) => d,
+        Err(why) => return post(&FromWorker::Unavailable { backend: BACKEND, why }, None),
+    };
+    MANAGER.with(|m| *m.borrow_mut() = Some(Manager::new(device)));
+    if BACKEND == Backend::Cpu {
+        post(&FromWorker::Engine(EngineStatus { gpu: GpuProbe::Checking, active: String::new() }), None);
+    }
     // The model first (the person is waiting for it), the adapter probe after.
     check_for_updates().await;
-    let gpu = gpu::probe().await;
-    post(&FromWorker::Engine(EngineStatus { gpu, active: cpu_engine() }), None);
+    if BACKEND == Backend::Cpu {
+        let gpu = gpu::probe().await;
+        post(&FromWorker::Engine(EngineStatus { gpu, active: String::new() }), None);
+    }
     if settings.update_minutes > 0.0 {
         let millis = (settings.update_minutes * 60_000.0).clamp(1_000.0, i32::MAX as f64) as u32;
         gloo_timers::callback::Interval::new(millis, || spawn_local(check_for_updates())).forget();
     }
-}
-
-/// Recognition runs on Burn's CPU backend compiled to WebAssembly. WebGPU is
-/// probed and reported, but this build carries no WebGPU kernels: on the
-/// machines measured, the CPU path was the faster of the two for this model.
-fn cpu_engine() -> String {
-    "CPU (WebAssembly) in a background worker".into()
 }
 
 async fn check_for_updates() {
@@ -107,8 +133,57 @@ async fn check_for_updates() {
         // Hot swap: the next utterance uses the new model; one being decoded
         // finishes on the old one.
         ACTIVE.with(|a| *a.borrow_mut() = Some(*loaded));
+        if !BENCHMARKED.replace(true) {
+            benchmark().await;
+        }
     }
     MANAGER.with(|m| *m.borrow_mut() = Some(manager));
+}
+
+/// Times recognition of [`BENCHMARK_AUDIO_S`] of noise three times (after
+/// the warm-up run) and reports the median, for the page's engine choice.
+async fn benchmark() {
+    let Some(mut loaded) = ACTIVE.with(|a| a.borrow_mut().take()) else { return };
+    let n = (BENCHMARK_AUDIO_S * hark_dsp::SAMPLE_RATE as f64) as usize;
+    // Deterministic low-level noise: the search does real work on it.
+    let mut state = 0x2545_f491u32;
+    let audio: Vec<f32> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state as f32 / u32::MAX as f32 - 0.5) * 0.02
+        })
+        .collect();
+    let mut times = Vec::new();
+    let mut failure = None;
+    for _ in 0..3 {
+        let started = now_ms();
+        let (features, frames) = loaded.recognizer.features(&audio);
+        match loaded.recognizer.log_probs_async(&features, frames).await {
+            Ok(lp) => {
+                loaded.recognizer.decode(&lp);
+                times.push(now_ms() - started);
+            }
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    ACTIVE.with(|a| {
+        let mut slot = a.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(loaded);
+        }
+    });
+    match failure {
+        Some(why) => post(&FromWorker::Unavailable { backend: BACKEND, why }, None),
+        None => {
+            times.sort_by(f64::total_cmp);
+            post(&FromWorker::Benchmark { backend: BACKEND, ms: times[times.len() / 2] }, None);
+        }
+    }
 }
 
 async fn recognize(id: u32, samples: Vec<f32>, share_features: bool) {
@@ -148,12 +223,18 @@ async fn recognize(id: u32, samples: Vec<f32>, share_features: bool) {
                 compute_ms: searched - started,
                 timings,
                 model_version,
-                backend: "cpu".into(),
+                backend: BACKEND,
                 feature_mels: mels.filter(|_| share_features),
             };
             let shared = share_features.then_some(features.as_slice());
             post(&FromWorker::Transcript(recognized), shared);
         }
-        Err(e) => post(&FromWorker::Failed { id, error: format!("Recognition failed: {e}") }, None),
+        Err(e) => {
+            post(&FromWorker::Failed { id, error: format!("Recognition failed: {e}") }, None);
+            if BACKEND == Backend::Webgpu {
+                // A lost or failing GPU device: the page moves to the CPU.
+                post(&FromWorker::Unavailable { backend: BACKEND, why: e.to_string() }, None);
+            }
+        }
     }
 }
