@@ -37,6 +37,9 @@ thread_local! {
     static NEXT_ID: Cell<u32> = const { Cell::new(1) };
     /// When the current press on the microphone began, if it started listening.
     static PRESS: Cell<Option<f64>> = const { Cell::new(None) };
+    /// Bumped at every start and stop of listening: a microphone that opens
+    /// after its session ended (slow `getUserMedia`) is closed at once.
+    static SESSION: Cell<u32> = const { Cell::new(0) };
     static RELOAD_ON_CONTROLLER_CHANGE: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -205,6 +208,7 @@ fn App() -> impl IntoView {
 
     // Closes the microphone; returns the listener with what it buffered.
     let halt_capture = move || {
+        SESSION.set(SESSION.get().wrapping_add(1));
         if let Some(c) = CAPTURE.with(|c| c.borrow_mut().take()) {
             c.stop();
         }
@@ -221,6 +225,8 @@ fn App() -> impl IntoView {
     let start_listening = move || {
         set_mic_error.set(None);
         set_mic_state.set(MicState::Listening);
+        let session = SESSION.get().wrapping_add(1);
+        SESSION.set(session);
         spawn_local(async move {
             let on_block = move |rate: u32, samples: Vec<f32>| {
                 set_level.set(level_dbfs(&samples));
@@ -240,17 +246,19 @@ fn App() -> impl IntoView {
             };
             match mic::Capture::start(on_block).await {
                 Ok(c) => {
-                    // Stopped (or a hold released) while the prompt was open.
-                    if mic_state.get_untracked() != MicState::Listening {
+                    // Stopped (or a hold released) while the microphone was opening.
+                    if mic_state.get_untracked() != MicState::Listening || SESSION.get() != session {
                         c.stop();
-                    } else {
-                        CAPTURE.with(|slot| *slot.borrow_mut() = Some(c));
+                    } else if let Some(old) = CAPTURE.with(|slot| slot.borrow_mut().replace(c)) {
+                        old.stop();
                     }
                 }
-                Err(e) => {
+                Err(e) if SESSION.get() == session => {
                     set_mic_error.set(Some(mic::explain(&e)));
                     set_mic_state.set(MicState::Idle);
                 }
+                // A session already over: nothing to tell.
+                Err(_) => {}
             }
         });
     };

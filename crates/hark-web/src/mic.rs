@@ -69,17 +69,21 @@ impl Capture {
     }
 
     pub fn stop(self) {
+        let Self { context, stream, node, _on_message: on_message } = self;
         // Detach the handler first: blocks the worklet already queued must
-        // not reach a closure that is about to be dropped.
-        if let Ok(port) = self.node.port() {
+        // not reach a closure that is being dropped.
+        if let Ok(port) = node.port() {
             port.set_onmessage(None);
         }
-        let _ = self.node.disconnect();
-        for track in self.stream.get_tracks().iter() {
+        let _ = node.disconnect();
+        for track in stream.get_tracks().iter() {
             if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
                 track.stop();
             }
         }
-        let _ = self.context.close();
+        let _ = context.close();
+        // `stop` may run inside that very handler (the endpointer heard the
+        // end of speech): drop the closure only after it has returned.
+        wasm_bindgen_futures::spawn_local(async move { drop(on_message) });
     }
 }
