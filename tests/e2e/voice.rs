@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hark_e2e::{AppServer, Chromium, LaunchOptions, MODEL_READY, microphone_wav, published_test_wer, repo_root};
+use hark_e2e::{AppServer, Chromium, DevTools, LaunchOptions, MODEL_READY, microphone_wav, published_test_wer, repo_root};
 
 const LOAD: Duration = Duration::from_secs(90);
 
@@ -61,6 +61,50 @@ async fn a_spoken_query_reaches_the_search_box_on_the_webgpu_path() -> anyhow::R
     assert_eq!(backend, "webgpu", "{engine}");
     assert!(measured <= bar, "heard {heard:?} for {reference:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_gpu_device_falls_back_to_the_cpu_without_a_reload() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wav = microphone_wav(dir.path())?;
+    let reference = "temperature in bangalore at three twenty p m";
+    let server = AppServer::start().await?;
+    let chromium = Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let app = chromium.open(&server.url("/?backend=webgpu")).await?;
+    app.wait::<String>("(() => { const e = document.querySelector('#engine'); return e && e.dataset.backend === 'webgpu' ? e.textContent : null; })()", LOAD)
+        .await?;
+    app.wait::<String>(MODEL_READY, LOAD).await?;
+    let document: f64 = app.eval("performance.timeOrigin").await?;
+    // Inside the WebGPU worker, the device is destroyed the next time work
+    // is submitted to it: the utterance below is recognising when the GPU
+    // goes away, as when a driver resets or the tab's GPU process crashes.
+    let mut devtools = DevTools::connect(&chromium).await?;
+    let hooked = devtools
+        .eval_in_worker(
+            "hark-worker-gpu",
+            "(() => { const encoder = GPUDevice.prototype.createCommandEncoder; \
+              GPUDevice.prototype.createCommandEncoder = function (d) { \
+                if (!self.lostForTest) { self.lostForTest = true; this.destroy(); } \
+                return encoder.call(this, d); }; return true; })()",
+            LOAD,
+        )
+        .await?;
+    assert_eq!(hooked, serde_json::json!(true));
+    let (heard, decode_ms) = app.speak(1, LOAD).await?;
+    let backend: String = app.eval("document.querySelector('#transcript').dataset.backend").await?;
+    let engine: String = app
+        .wait("(() => { const e = document.querySelector('#engine'); return e.dataset.backend === 'cpu' ? e.textContent : null; })()", LOAD)
+        .await?;
+    let same_document: f64 = app.eval("performance.timeOrigin").await?;
+    chromium.close().await;
+    let bar = published_test_wer()? + 0.10;
+    let measured = hark_eval::ErrorCounts::words(reference, &heard).rate();
+    eprintln!("device lost: heard {heard:?} on {backend} (WER {measured:.2}, bar {bar:.2}) in {decode_ms} ms; {engine}");
+    assert_eq!(backend, "cpu", "the utterance in flight is recognised again on the CPU: {engine}");
+    assert!(engine.contains("WebGPU is not used"), "the page says why WebGPU was dropped: {engine}");
+    assert_eq!(document, same_document, "no reload");
+    assert!(measured <= bar, "heard {heard:?} for {reference:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
     Ok(())
 }
 

@@ -309,6 +309,99 @@ impl AppPage {
     }
 }
 
+/// A second DevTools connection to a [`Chromium`], for the targets that
+/// chromiumoxide does not expose as pages: the app's Web Workers.
+pub struct DevTools {
+    socket: async_tungstenite::WebSocketStream<async_tungstenite::tokio::ConnectStream>,
+    next_id: u64,
+}
+
+impl DevTools {
+    pub async fn connect(chromium: &Chromium) -> anyhow::Result<Self> {
+        let url = chromium.browser.websocket_address().clone();
+        let (socket, _) = async_tungstenite::tokio::connect_async(&url)
+            .await
+            .with_context(|| format!("connecting to DevTools at {url}"))?;
+        Ok(Self { socket, next_id: 1 })
+    }
+
+    /// Sends one command (to `session`'s target, or the browser) and returns
+    /// its result; events arriving meanwhile are skipped.
+    pub async fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        use async_tungstenite::tungstenite::Message;
+        use futures::SinkExt;
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut command = serde_json::json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = session {
+            command["sessionId"] = session.into();
+        }
+        self.socket.send(Message::text(command.to_string())).await?;
+        let answer = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(message) = self.socket.next().await {
+                if let Message::Text(text) = message? {
+                    let value: serde_json::Value = serde_json::from_str(&text)?;
+                    if value["id"] == id {
+                        return Ok(value);
+                    }
+                }
+            }
+            bail!("DevTools closed the connection")
+        })
+        .await
+        .with_context(|| format!("no answer to {method} in 30 s"))??;
+        if let Some(error) = answer.get("error") {
+            bail!("{method} failed: {error}");
+        }
+        Ok(answer["result"].clone())
+    }
+
+    /// Evaluates `expression` in the dedicated worker whose script URL
+    /// contains `url_part` (waiting up to `timeout` for it to exist) and
+    /// returns its value.
+    pub async fn eval_in_worker(
+        &mut self,
+        url_part: &str,
+        expression: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let target = loop {
+            let targets = self.call(None, "Target.getTargets", serde_json::json!({})).await?;
+            let found = targets["targetInfos"].as_array().into_iter().flatten().find(|t| {
+                t["type"] == "worker" && t["url"].as_str().is_some_and(|u| u.contains(url_part))
+            });
+            if let Some(t) = found {
+                break t["targetId"].clone();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("no worker whose URL contains {url_part:?} appeared in {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let attached = self
+            .call(None, "Target.attachToTarget", serde_json::json!({ "targetId": target, "flatten": true }))
+            .await?;
+        let session = attached["sessionId"].as_str().context("attachToTarget gave no sessionId")?.to_owned();
+        let result = self
+            .call(
+                Some(&session),
+                "Runtime.evaluate",
+                serde_json::json!({ "expression": expression, "awaitPromise": true, "returnByValue": true }),
+            )
+            .await?;
+        if let Some(exception) = result.get("exceptionDetails") {
+            bail!("the worker threw: {exception}");
+        }
+        Ok(result["result"]["value"].clone())
+    }
+}
+
 /// Errors a page reported: console errors, uncaught exceptions, and browser
 /// log entries at error level (failed loads, CSP, ...).
 #[derive(Clone, Default)]

@@ -64,6 +64,10 @@ enum Command {
         /// Start from these weights (a .bpk of the same shape), e.g. to fine-tune a published model.
         #[arg(long)]
         init: Option<PathBuf>,
+        /// Split each batch into this many shards trained in parallel (default: one per core).
+        /// Resume a run with the value it started with.
+        #[arg(long)]
+        shards: Option<usize>,
     },
     /// Transcribe WAV files (any rate, any length): one JSON object per file.
     Transcribe {
@@ -206,6 +210,7 @@ fn main() {
             checkpoint_every,
             lr,
             init,
+            shards,
         } => train::run(&train::Options {
             data,
             out,
@@ -221,6 +226,7 @@ fn main() {
             checkpoint_every,
             peak_lr: lr,
             init,
+            shards: shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
         }),
     };
     if let Err(e) = result {

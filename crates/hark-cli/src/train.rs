@@ -41,6 +41,8 @@ pub struct Options {
     pub peak_lr: f64,
     /// Start from these weights (same shape) instead of random ones.
     pub init: Option<PathBuf>,
+    /// Batch shards trained in parallel ([`TrainConfig::shards`]).
+    pub shards: usize,
 }
 
 /// Where a run stands; `progress.json`.
@@ -94,7 +96,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     );
 
     let device = Device::flex().autodiff();
-    let train_config = TrainConfig { peak_lr: o.peak_lr, seed: o.seed, ..TrainConfig::default() };
+    let train_config = TrainConfig { peak_lr: o.peak_lr, seed: o.seed, shards: o.shards, ..TrainConfig::default() };
     let mut trainer = Trainer::new(o.model.clone(), train_config, device.clone());
     let progress_path = o.out.join("progress.json");
     let mut progress = Progress::default();

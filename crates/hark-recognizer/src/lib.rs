@@ -59,6 +59,17 @@ impl Recognizer {
         Ok(Self { model, device, decoder, mel: LogMel::new(LogMelConfig::default()) })
     }
 
+    /// The same recognizer with its model on `device` (the browser keeps a
+    /// CPU and a WebGPU copy side by side).
+    pub fn on_device(&self, device: &Device) -> Self {
+        Self {
+            model: self.model.clone().to_device(device),
+            device: device.clone(),
+            decoder: self.decoder.clone(),
+            mel: LogMel::new(LogMelConfig::default()),
+        }
+    }
+
     pub fn decoder_mut(&mut self) -> &mut BeamDecoder {
         &mut self.decoder
     }

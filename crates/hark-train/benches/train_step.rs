@@ -24,7 +24,7 @@ const BATCH: usize = 16;
 const FRAMES: usize = 400;
 const STEPS: usize = 8;
 
-fn burn_flex(model: &AcousticModelConfig) -> f64 {
+fn burn_flex(model: &AcousticModelConfig, shards: usize) -> f64 {
     let text = "weather in san francisco tomorrow";
     let examples: Vec<Example> = (0..BATCH)
         .map(|b| Example {
@@ -36,7 +36,7 @@ fn burn_flex(model: &AcousticModelConfig) -> f64 {
         })
         .collect();
     let refs: Vec<&Example> = examples.iter().collect();
-    let config = TrainConfig { spec_augment: None, warp: None, ..TrainConfig::default() };
+    let config = TrainConfig { spec_augment: None, warp: None, shards, ..TrainConfig::default() };
     let mut t = Trainer::new(model.clone(), config, Device::flex().autodiff());
     t.step(&refs);
     let start = Instant::now();
@@ -82,8 +82,12 @@ fn main() {
         model.kernel,
         FRAMES / 100
     );
-    let ours = burn_flex(&model);
-    println!("{:<44} {:>10.1} s of audio / s", "burn 0.22 flex (all cores)", ours);
+    // One shard: flex's own parallelism (matmuls) only; one per core: the
+    // batch split across cores as `hark train` does by default.
+    let single = burn_flex(&model, 1);
+    println!("{:<44} {:>10.1} s of audio / s", "burn 0.22 flex, 1 shard", single);
+    let ours = burn_flex(&model, cores);
+    println!("{:<44} {:>10.1} s of audio / s", format!("burn 0.22 flex, {cores} shards (hark train)"), ours);
     for threads in [cores.min(2), 1] {
         match pytorch(&model, threads) {
             Ok((theirs, backend)) => println!(

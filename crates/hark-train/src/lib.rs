@@ -29,6 +29,7 @@ use hark_eval::ErrorCounts;
 use hark_model::{AcousticModel, AcousticModelConfig};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 /// One utterance ready for the model.
 #[derive(Debug, Clone)]
@@ -116,6 +117,14 @@ pub struct TrainConfig {
     /// Voice/tempo warp applied (before the masks) at every step.
     pub warp: Option<FeatureWarpConfig>,
     pub seed: u64,
+    /// Each step's batch is split into this many shards whose forward and
+    /// backward passes run in parallel (on the rayon pool), their gradients
+    /// summed: the same step as one pass over the whole batch, up to float
+    /// rounding and padding (each shard is padded to its own longest
+    /// utterance). Burn's `flex` runs element-wise operations on one
+    /// thread, so on the CPU this is what keeps every core busy; 1 on a GPU.
+    /// Part of a run's identity: resume with the same value.
+    pub shards: usize,
 }
 
 impl Default for TrainConfig {
@@ -127,6 +136,7 @@ impl Default for TrainConfig {
             spec_augment: Some(SpecAugmentConfig::default()),
             warp: Some(FeatureWarpConfig::default()),
             seed: 0,
+            shards: 1,
         }
     }
 }
@@ -163,6 +173,69 @@ impl ModuleMapper for SetIds {
         let id = self.0.next().map(ParamId::from).unwrap_or(id);
         Param::from_mapped_value(id, tensor, mapper)
     }
+}
+
+/// Gives every float parameter a fresh autodiff leaf (same values, same
+/// [`ParamId`]): shards running in parallel then build separate graphs
+/// (Burn merges graphs that share a leaf, and one graph is differentiated
+/// under one lock).
+struct FreshLeaves;
+
+impl ModuleMapper for FreshLeaves {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        Param::from_mapped_value(id, tensor.detach().require_grad(), mapper)
+    }
+}
+
+/// Adds the gradients in `from` to those in `into`, parameter by parameter.
+struct AddGradients<'a> {
+    into: &'a mut GradientsParams,
+    from: &'a mut GradientsParams,
+}
+
+impl ModuleVisitor for AddGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.from.remove::<D>(param.id) {
+            let sum = match self.into.remove::<D>(param.id) {
+                Some(acc) => acc + g,
+                None => g,
+            };
+            self.into.register(param.id, sum);
+        }
+    }
+}
+
+/// CTC loss of one shard, scaled so that shards' losses (and gradients) add
+/// up to the mean over the whole batch of `batch` utterances, with its
+/// gradients.
+fn shard_gradients(
+    model: AcousticModel,
+    ctc: &CTCLoss,
+    examples: &[&Example],
+    batch: usize,
+    device: &Device,
+) -> (f32, GradientsParams) {
+    let model = model.map(&mut FreshLeaves);
+    let (features, lengths) = feature_tensor(examples, device);
+    // [batch, frames, vocab] -> [frames, batch, vocab] as CTCLoss wants.
+    let log_probs = model.forward(features).swap_dims(0, 1);
+    let max_target = examples.iter().map(|e| e.targets.len()).max().unwrap_or(0);
+    let mut targets = vec![0i64; examples.len() * max_target];
+    for (b, e) in examples.iter().enumerate() {
+        for (j, &t) in e.targets.iter().enumerate() {
+            targets[b * max_target + j] = t as i64;
+        }
+    }
+    let int = |v: Vec<i64>, shape: Vec<usize>| Tensor::<1, Int>::from_data(TensorData::new(v, shape), device);
+    let input_lengths =
+        int(lengths.iter().map(|&f| AcousticModel::output_frames(f) as i64).collect(), vec![examples.len()]);
+    let target_lengths = int(examples.iter().map(|e| e.targets.len() as i64).collect(), vec![examples.len()]);
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [examples.len(), max_target]), device);
+    let loss = ctc.forward(log_probs, targets, input_lengths, target_lengths).sum() / batch as f32;
+    let value: f32 = loss.clone().into_scalar();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (value, grads)
 }
 
 /// Model + optimizer + schedule on one autodiff device.
@@ -277,24 +350,24 @@ impl Trainer {
             examples.to_vec()
         };
         let examples = &examples[..];
-        let (features, lengths) = feature_tensor(examples, &self.device);
-        // [batch, frames, vocab] -> [frames, batch, vocab] as CTCLoss wants.
-        let log_probs = self.model.forward(features).swap_dims(0, 1);
-        let max_target = examples.iter().map(|e| e.targets.len()).max().unwrap_or(0);
-        let mut targets = vec![0i64; examples.len() * max_target];
-        for (b, e) in examples.iter().enumerate() {
-            for (j, &t) in e.targets.iter().enumerate() {
-                targets[b * max_target + j] = t as i64;
-            }
+        // Contiguous shards of (nearly) equal size, in batch order.
+        let n = examples.len();
+        let shards = self.config.shards.clamp(1, n.max(1));
+        let bounds: Vec<(usize, usize)> = (0..shards).map(|i| (i * n / shards, (i + 1) * n / shards)).collect();
+        let work: Vec<(AcousticModel, &[&Example])> =
+            bounds.iter().map(|&(a, b)| (self.model.clone(), &examples[a..b])).collect();
+        let (loss, device) = (&self.loss, &self.device);
+        let results: Vec<(f32, GradientsParams)> = if shards == 1 {
+            work.into_iter().map(|(model, part)| shard_gradients(model, loss, part, n, device)).collect()
+        } else {
+            work.into_par_iter().map(|(model, part)| shard_gradients(model, loss, part, n, device)).collect()
+        };
+        let mut value = 0.0;
+        let mut grads = GradientsParams::new();
+        for (shard_loss, mut shard_grads) in results {
+            value += shard_loss;
+            self.model.visit(&mut AddGradients { into: &mut grads, from: &mut shard_grads });
         }
-        let int = |v: Vec<i64>, shape: Vec<usize>| Tensor::<1, Int>::from_data(TensorData::new(v, shape), &self.device);
-        let input_lengths =
-            int(lengths.iter().map(|&f| AcousticModel::output_frames(f) as i64).collect(), vec![examples.len()]);
-        let target_lengths = int(examples.iter().map(|e| e.targets.len() as i64).collect(), vec![examples.len()]);
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [examples.len(), max_target]), &self.device);
-        let loss = self.loss.forward(log_probs, targets, input_lengths, target_lengths).mean();
-        let value: f32 = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let lr = self.learning_rate();
         self.model = self.optim.step(lr, self.model.clone(), grads);
         self.step += 1;
@@ -339,7 +412,7 @@ mod tests {
     fn schedule_warms_up_then_decays() {
         let mut t = Trainer::new(
             AcousticModelConfig::new().with_channels(16).with_blocks(1),
-            TrainConfig { peak_lr: 1e-3, warmup_steps: 10, weight_decay: 0.0, spec_augment: None, warp: None, seed: 0 },
+            TrainConfig { peak_lr: 1e-3, warmup_steps: 10, weight_decay: 0.0, spec_augment: None, warp: None, seed: 0, shards: 1 },
             Device::flex().autodiff(),
         );
         let lr0 = t.learning_rate();
@@ -356,7 +429,7 @@ mod tests {
         let refs: Vec<&Example> = examples.iter().collect();
         let mut t = Trainer::new(
             AcousticModelConfig::new().with_channels(32).with_blocks(2),
-            TrainConfig { peak_lr: 5e-3, warmup_steps: 1, weight_decay: 0.0, spec_augment: None, warp: None, seed: 0 },
+            TrainConfig { peak_lr: 5e-3, warmup_steps: 1, weight_decay: 0.0, spec_augment: None, warp: None, seed: 0, shards: 1 },
             Device::flex().autodiff(),
         );
         let first = t.step(&refs);
@@ -381,6 +454,7 @@ mod tests {
             spec_augment: Some(Default::default()),
             warp: Some(Default::default()),
             seed: 7,
+            shards: 2,
         };
         // Every trainer starts from the same initial weights.
         let initial = Trainer::new(model.clone(), config.clone(), Device::flex().autodiff()).state().unwrap();
@@ -424,6 +498,48 @@ mod tests {
         let c = out(&lossy);
         let diff = a.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(diff > 1e-4, "fresh moments should change the trajectory ({diff})");
+    }
+
+    #[test]
+    fn a_step_split_into_parallel_shards_is_the_same_step() {
+        // Equal lengths: no padding difference between the split and whole batch.
+        let examples =
+            [example("a", 120, "yes"), example("b", 120, "no"), example("c", 120, "stop"), example("d", 120, "go")];
+        let refs: Vec<&Example> = examples.iter().collect();
+        let model = AcousticModelConfig::new().with_channels(16).with_blocks(1);
+        let config = |shards| TrainConfig {
+            peak_lr: 5e-3,
+            warmup_steps: 1,
+            weight_decay: 1e-3,
+            spec_augment: None,
+            warp: None,
+            seed: 3,
+            shards,
+        };
+        let initial = Trainer::new(model.clone(), config(1), Device::flex().autodiff()).state().unwrap();
+        let probe = Tensor::<3>::from_data(
+            TensorData::new((0..80 * 50).map(|i| (i as f32 * 0.1).cos()).collect::<Vec<f32>>(), [1, 80, 50]),
+            &Device::flex(),
+        );
+        // Losses of three steps on `batch`, and the model's output on a probe after them.
+        let run = |shards, batch: &[&Example]| {
+            let mut t = Trainer::new(model.clone(), config(shards), Device::flex().autodiff());
+            t.restore(&model, initial.clone()).unwrap();
+            let losses: Vec<f32> = (0..3).map(|_| t.step(batch)).collect();
+            let out = t.model.valid().forward(probe.clone()).into_data().try_to_vec::<f32>().unwrap();
+            (losses, out)
+        };
+        let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let (whole, whole_out) = run(1, &refs);
+        for shards in [2, 3] {
+            let (split, split_out) = run(shards, &refs);
+            assert!(max_diff(&whole, &split) < 1e-4, "{shards} shards: losses {split:?} vs {whole:?}");
+            let diff = max_diff(&whole_out, &split_out);
+            assert!(diff < 1e-4, "{shards} shards: the model differs by {diff} after three steps");
+        }
+        // The comparison can tell different steps apart.
+        let (_, other_out) = run(2, &refs[..2]);
+        assert!(max_diff(&whole_out, &other_out) > 1e-4, "a different batch should give a different model");
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The page's recognition engines: the CPU worker, always started, and the
-//! WebGPU worker, started when the browser offers an adapter. Each loads the
-//! model and reports a warm-up benchmark; the faster one recognises (or the
-//! one the person forced with `?backend=`). When the WebGPU engine fails (a
-//! lost device), the page moves to the CPU without a reload and the
-//! utterance in flight is recognised again there.
+//! The page's recognition engine: one Web Worker. Where the browser offers
+//! a WebGPU adapter it is `hark-worker-gpu`, which holds the model on the
+//! CPU and on the GPU and reports a warm-up benchmark for each; the faster
+//! one recognises (or the one the person forced with `?backend=`). Elsewhere
+//! it is the smaller CPU-only `hark-worker`. When the GPU fails (a lost
+//! device) the worker says so and recognises on the CPU; when the GPU
+//! worker itself dies, the page starts the CPU worker and sends it the
+//! utterance in flight — no reload either way.
 
 use std::cell::RefCell;
 
@@ -53,21 +55,26 @@ pub fn choose(preference: BackendPreference, choice: &Choice) -> Option<Backend>
         (_, Some(_), _) => Some(Backend::Cpu),
         // Only WebGPU has a model so far (the CPU one comes soon).
         (BackendPreference::Auto | BackendPreference::Webgpu, None, Some(_)) if gpu_ok => Some(Backend::Webgpu),
+        // WebGPU failed before the CPU engine had a model: it will have one.
+        _ if !gpu_ok => Some(Backend::Cpu),
         _ => choice.active,
     }
 }
 
+/// The running worker and the utterance last sent to it (kept to send it
+/// again if the worker dies).
 #[derive(Default)]
-struct Engines {
-    cpu: Option<Client>,
-    gpu: Option<Client>,
-    active: Option<Backend>,
-    /// The utterance last sent, kept to retry it on the CPU if WebGPU fails.
-    last: Option<(u32, Vec<f32>, bool)>,
+struct Engine {
+    worker: Option<(Backend, Client)>,
+    last: Option<Utterance>,
 }
 
+/// An utterance to recognise: its id, 16 kHz samples, and whether the
+/// worker should send its features back (for opted-in telemetry).
+pub type Utterance = (u32, Vec<f32>, bool);
+
 thread_local! {
-    static ENGINES: RefCell<Engines> = RefCell::new(Engines::default());
+    static ENGINE: RefCell<Engine> = RefCell::new(Engine::default());
 }
 
 pub fn settings() -> Settings {
@@ -78,87 +85,54 @@ pub fn settings() -> Settings {
     }
 }
 
-/// Starts `backend`'s worker; `on_event` gets its messages tagged with it.
+/// Starts the worker program for `backend` (stopping one running before);
+/// `on_event` gets its messages.
 pub fn start(
     backend: Backend,
-    on_event: impl Fn(Backend, FromWorker, Option<Vec<f32>>) + 'static,
+    on_event: impl Fn(FromWorker, Option<Vec<f32>>) + 'static,
     on_error: impl Fn(Backend, String) + Clone + 'static,
 ) {
     let report = on_error.clone();
-    let client = Client::spawn(backend, move |m, s| on_event(backend, m, s), move |e| report(backend, e));
-    match client {
+    match Client::spawn(backend, on_event, move |e| report(backend, e)) {
         Ok(client) => {
             client.send(ToWorker::Start(settings()), None);
-            ENGINES.with(|e| {
-                let mut e = e.borrow_mut();
-                match backend {
-                    Backend::Cpu => e.cpu = Some(client),
-                    Backend::Webgpu => e.gpu = Some(client),
-                }
-            });
+            let old = ENGINE.with(|e| e.borrow_mut().worker.replace((backend, client)));
+            if let Some((_, old)) = old {
+                old.terminate();
+            }
         }
         Err(e) => on_error(backend, format!("{e:?}")),
     }
 }
 
-pub fn is_started(backend: Backend) -> bool {
-    ENGINES.with(|e| match backend {
-        Backend::Cpu => e.borrow().cpu.is_some(),
-        Backend::Webgpu => e.borrow().gpu.is_some(),
-    })
+/// The worker program running, if any.
+pub fn program() -> Option<Backend> {
+    ENGINE.with(|e| e.borrow().worker.as_ref().map(|(b, _)| *b))
 }
 
-/// Routes recognition to `backend`; an unused WebGPU worker is stopped.
-pub fn activate(backend: Backend) {
-    ENGINES.with(|e| {
+/// Sends an utterance to the worker, asking for `backend`.
+pub fn recognize(backend: Backend, (id, samples, share_features): Utterance) {
+    ENGINE.with(|e| {
         let mut e = e.borrow_mut();
-        e.active = Some(backend);
-        if backend == Backend::Cpu && crate::settings::backend() != BackendPreference::Webgpu {
-            if let Some(gpu) = e.gpu.take() {
-                gpu.terminate();
-            }
-        }
-    });
-}
-
-/// WebGPU failed: stop its worker, use the CPU, and return the utterance
-/// that was in flight on it (to recognise again).
-pub fn drop_gpu() -> Option<(u32, Vec<f32>, bool)> {
-    ENGINES.with(|e| {
-        let mut e = e.borrow_mut();
-        if let Some(gpu) = e.gpu.take() {
-            gpu.terminate();
-        }
-        let was_gpu = e.active == Some(Backend::Webgpu);
-        e.active = Some(Backend::Cpu);
-        if was_gpu { e.last.take() } else { None }
-    })
-}
-
-/// Sends an utterance to the active engine.
-pub fn recognize(id: u32, samples: Vec<f32>, share_features: bool) {
-    ENGINES.with(|e| {
-        let mut e = e.borrow_mut();
-        let target = if e.active == Some(Backend::Webgpu) { e.gpu.as_ref() } else { e.cpu.as_ref() };
-        if let Some(client) = target {
-            client.send(ToWorker::Recognize { id, share_features }, Some(samples.clone()));
+        if let Some((_, client)) = &e.worker {
+            client.send(ToWorker::Recognize { id, share_features, backend }, Some(samples.clone()));
         }
         e.last = Some((id, samples, share_features));
     });
 }
 
-/// Sends `msg` to every running engine.
-pub fn broadcast(msg: ToWorker) {
-    ENGINES.with(|e| {
-        let e = e.borrow();
-        for client in [e.cpu.as_ref(), e.gpu.as_ref()].into_iter().flatten() {
-            client.send(msg.clone(), None);
-        }
-    });
+/// The utterance last sent, taken (to send again after a worker died).
+pub fn take_last() -> Option<Utterance> {
+    ENGINE.with(|e| e.borrow_mut().last.take())
 }
 
-pub fn active() -> Option<Backend> {
-    ENGINES.with(|e| e.borrow().active)
+/// Sends `msg` to the worker.
+pub fn broadcast(msg: ToWorker) {
+    ENGINE.with(|e| {
+        if let Some((_, client)) = &e.borrow().worker {
+            client.send(msg, None);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -179,5 +153,11 @@ mod tests {
         let mut failed = choice(Some(60.0), Some(20.0));
         failed.gpu_failure = Some("device lost".into());
         assert_eq!(choose(BackendPreference::Webgpu, &failed), Some(Backend::Cpu));
+        // WebGPU was recognising while the CPU engine still loaded, then failed.
+        let mut early = choice(None, Some(20.0));
+        early.active = Some(Backend::Webgpu);
+        assert_eq!(choose(BackendPreference::Auto, &early), Some(Backend::Webgpu));
+        early.gpu_failure = Some("device lost".into());
+        assert_eq!(choose(BackendPreference::Auto, &early), Some(Backend::Cpu));
     }
 }

@@ -1,18 +1,22 @@
-//! hark's browser app, in two WebAssembly programs that talk by messages:
+//! hark's browser app, in WebAssembly programs that talk by messages:
 //!
 //! * `hark-web` (`src/main.rs`): the page — Leptos UI, microphone, endpointing,
 //!   local catalogue search, consent and telemetry. No Burn code runs here, so
 //!   the page stays responsive while a model loads or decodes.
-//! * `hark-worker` and `hark-worker-gpu` ([`worker`]): dedicated Web Workers —
-//!   model manager (manifest, download with progress, sha256, Cache Storage,
-//!   update checks, hot swap, rollback), warm-up benchmark, recognition — on
-//!   Burn's CPU backend, or (cargo feature `webgpu`) on WebGPU.
+//! * one recognition Web Worker ([`worker`]) — model manager (manifest,
+//!   download with progress, sha256, Cache Storage, update checks, hot swap,
+//!   rollback), warm-up benchmark, recognition. Two builds of it: the page
+//!   starts `hark-worker-gpu` (cargo feature `webgpu`: Burn's WebGPU backend
+//!   *and* its CPU backend, size-optimised) when the browser offers a WebGPU
+//!   adapter ([`gpu::probe`]), else the smaller, speed-optimised CPU-only
+//!   `hark-worker`. A browser downloads one of them, never both.
 //!
 //! This library holds the message protocol both sides share and how a
 //! message travels (a `serde-wasm-bindgen` value, with audio or features as a
 //! transferred `Float32Array` beside it rather than a JS array of numbers),
 //! and the worker itself.
 
+pub mod gpu;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -20,19 +24,20 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// The recognition engines a page can start, each a worker program.
+/// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
-    /// `hark-worker`: Burn `flex` on the CPU (WebAssembly); always there.
+    /// Burn `flex` on the CPU (WebAssembly); in both worker programs.
     Cpu,
-    /// `hark-worker-gpu`: Burn's WebGPU backend; started when the browser
-    /// offers an adapter.
+    /// Burn's WebGPU backend; only in `hark-worker-gpu`.
     Webgpu,
 }
 
 impl Backend {
-    /// The worker's loader script, written by trunk (`data-loader-shim`).
+    /// The loader script (written by trunk, `data-loader-shim`) of the
+    /// worker program that can run this backend: for WebGPU the program
+    /// that has both.
     pub fn script(self) -> &'static str {
         match self {
             Backend::Cpu => "hark-worker_loader.js",
@@ -91,8 +96,10 @@ pub enum ToWorker {
     CheckForUpdates,
     /// A finished utterance; its 16 kHz samples travel beside the message.
     /// `share_features`: attach the log-mel features to the answer (only
-    /// when the person opted in to sharing prediction logs).
-    Recognize { id: u32, share_features: bool },
+    /// when the person opted in to sharing prediction logs). `backend`: the
+    /// page's choice; a worker without it (or whose GPU failed) uses the CPU
+    /// and says so in the answer.
+    Recognize { id: u32, share_features: bool, backend: Backend },
 }
 
 /// Worker → page.
@@ -101,27 +108,20 @@ pub enum ToWorker {
 pub enum FromWorker {
     /// The worker's WebAssembly is running and listening.
     Hello,
-    Engine(EngineStatus),
     Model(ModelStatus),
     Transcript(Recognized),
     Failed { id: u32, error: String },
-    /// Warm-up benchmark of the loaded model on this worker's backend: the
-    /// median time to recognise 3 s of audio (features + model + search).
+    /// Warm-up benchmark of the loaded model on one backend: the median
+    /// time to recognise 3 s of audio (features + model + search).
     Benchmark { backend: Backend, ms: f64 },
-    /// This worker's backend cannot run (no device, device lost).
+    /// A backend cannot run (no device, device lost). For WebGPU the worker
+    /// goes on on the CPU; an utterance it was recognising is recognised
+    /// again there.
     Unavailable { backend: Backend, why: String },
 }
 
 /// Length of the warm-up benchmark's audio, in seconds.
 pub const BENCHMARK_AUDIO_S: f64 = 3.0;
-
-/// What the browser offers for running the model, and what runs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EngineStatus {
-    pub gpu: GpuProbe,
-    /// What runs recognition, for people ("CPU (WebAssembly) in a background worker").
-    pub active: String,
-}
 
 /// Outcome of asking `navigator.gpu` for an adapter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,6 +269,13 @@ pub struct Timings {
     pub features_ms: f64,
     pub model_ms: f64,
     pub search_ms: f64,
+}
+
+impl Timings {
+    /// Audio in, words out.
+    pub fn total_ms(&self) -> f64 {
+        self.features_ms + self.model_ms + self.search_ms
+    }
 }
 
 /// A message with its optional samples, as posted: `{msg, samples?}` and the

@@ -73,9 +73,8 @@ struct Results {
 fn App() -> impl IntoView {
     let (gpu_probe, set_gpu_probe) = signal(GpuProbe::Checking);
     let (choice, set_choice) = signal(Choice::default());
-    let (gpu_model, set_gpu_model) = signal(ModelStatus::default());
-    let (gpu_wanted, set_gpu_wanted) = signal(false);
     let (gpu_error, set_gpu_error) = signal(None::<String>);
+    let (gpu_worker_died, set_gpu_worker_died) = signal(false);
     let (model, set_model) = signal(ModelStatus::default());
     let (ready_ms, set_ready_ms) = signal(None::<f64>);
     let (query, set_query) = signal(String::new());
@@ -96,34 +95,20 @@ fn App() -> impl IntoView {
 
     // Re-chooses the engine after a benchmark or a failure.
     let rechoose = move || {
-        let mut c = choice.get_untracked();
-        c.forced = settings::backend() != BackendPreference::Auto;
-        c.active = engines::choose(settings::backend(), &c);
-        if let Some(active) = c.active {
-            engines::activate(active);
-        }
-        set_choice.set(c);
+        set_choice.update(|c| {
+            c.forced = settings::backend() != BackendPreference::Auto;
+            c.active = engines::choose(settings::backend(), c);
+        })
     };
-    let on_event = move |from: Backend, msg: FromWorker, samples: Option<Vec<f32>>| match msg {
+    let on_event = move |msg: FromWorker, samples: Option<Vec<f32>>| match msg {
         FromWorker::Hello => {}
-        FromWorker::Engine(e) => {
-            // Only the CPU worker probes; an adapter means WebGPU is worth a try.
-            let found = matches!(e.gpu, GpuProbe::Found { .. });
-            set_gpu_probe.set(e.gpu);
-            if found && settings::backend() != BackendPreference::Cpu {
-                set_gpu_wanted.set(true);
-            }
-        }
         FromWorker::Model(m) => {
-            if from == Backend::Webgpu {
-                return set_gpu_model.set(m);
-            }
             // Cold load: navigation start → first model ready.
             if m.active.is_some() && ready_ms.get_untracked().is_none() {
                 set_ready_ms.set(Some(now_ms()));
-                if engines::active().is_none() {
+                // The CPU copy is ready first; benchmarks may move to WebGPU.
+                if choice.get_untracked().active.is_none() {
                     set_choice.update(|c| c.active = Some(Backend::Cpu));
-                    engines::activate(Backend::Cpu);
                 }
             }
             set_model.set(m)
@@ -154,8 +139,6 @@ fn App() -> impl IntoView {
             set_heard.set(Some((r, latency)));
             set_mic_state.set(MicState::Idle);
         }
-        // WebGPU failing mid-utterance: gpu_failed (from Unavailable) retries on the CPU.
-        FromWorker::Failed { .. } if from == Backend::Webgpu => {}
         FromWorker::Failed { id, error } => {
             if IN_FLIGHT.get().is_some_and(|(i, _)| i == id) {
                 IN_FLIGHT.set(None);
@@ -164,38 +147,49 @@ fn App() -> impl IntoView {
             }
         }
     };
-    let on_worker_error = move |backend: Backend, why: String| match backend {
-        Backend::Webgpu => set_gpu_error.set(Some(format!("the WebGPU worker stopped: {why}"))),
+    let on_worker_error = move |program: Backend, why: String| match program {
+        Backend::Webgpu => {
+            set_gpu_error.set(Some(format!("the WebGPU worker stopped: {why}")));
+            set_gpu_worker_died.set(true);
+        }
         Backend::Cpu => set_model.set(ModelStatus {
             activity: hark_web::Activity::Failed { why: format!("the recognition worker stopped: {why}") },
             ..Default::default()
         }),
     };
-    // An adapter was found: start the WebGPU engine beside the CPU one.
-    Effect::new(move |_| {
-        if gpu_wanted.get() && !engines::is_started(Backend::Webgpu) {
-            engines::start(Backend::Webgpu, on_event, on_worker_error);
-        }
-    });
-    // WebGPU cannot run (no device, device lost): CPU from now on, and the
-    // utterance it was recognising goes to the CPU.
+    // WebGPU cannot run (no device, device lost): the CPU from now on.
     Effect::new(move |_| {
         let Some(why) = gpu_error.get() else { return };
         set_choice.update(|c| c.gpu_failure = Some(why));
         rechoose();
-        if let Some((id, samples, share)) = engines::drop_gpu() {
-            if IN_FLIGHT.get().is_some_and(|(i, _)| i == id) {
-                engines::recognize(id, samples, share);
+    });
+    // The WebGPU worker itself died: the CPU worker takes over, with the
+    // utterance in flight.
+    Effect::new(move |_| {
+        if !gpu_worker_died.get() || engines::program() != Some(Backend::Webgpu) {
+            return;
+        }
+        engines::start(Backend::Cpu, on_event, on_worker_error);
+        if let Some(utterance) = engines::take_last() {
+            if IN_FLIGHT.get().is_some_and(|(i, _)| i == utterance.0) {
+                engines::recognize(Backend::Cpu, utterance);
             }
         }
     });
-    engines::start(Backend::Cpu, on_event, on_worker_error);
+    // One worker: the one with WebGPU where the browser offers an adapter
+    // (unless the person asked for the CPU), else the CPU-only one.
+    spawn_local(async move {
+        let probe = match settings::backend() {
+            BackendPreference::Cpu => GpuProbe::Absent { why: "the CPU was asked for (?backend=cpu)".into() },
+            _ => hark_web::gpu::probe().await,
+        };
+        let program = if matches!(probe, GpuProbe::Found { .. }) { Backend::Webgpu } else { Backend::Cpu };
+        set_gpu_probe.set(probe);
+        engines::start(program, on_event, on_worker_error);
+    });
     register_service_worker(set_update_ready);
     watch_connectivity(set_online);
 
-    // The model status of the engine in use.
-    let shown_model =
-        move || if choice.get().active == Some(Backend::Webgpu) { gpu_model.get() } else { model.get() };
 
     // A finished utterance goes to the worker.
     let recognize = move |samples: Vec<f32>| {
@@ -203,7 +197,8 @@ fn App() -> impl IntoView {
         let id = NEXT_ID.get();
         NEXT_ID.set(id + 1);
         IN_FLIGHT.set(Some((id, now_ms())));
-        engines::recognize(id, samples, settings::consent());
+        let backend = choice.get_untracked().active.unwrap_or(Backend::Cpu);
+        engines::recognize(backend, (id, samples, settings::consent()));
     };
 
     // Closes the microphone; returns the listener with what it buffered.
@@ -426,16 +421,16 @@ fn App() -> impl IntoView {
                 <dd id="webgpu-status" data-state=move || gpu_probe.get().state()>{move || gpu_probe.get().describe()}</dd>
                 <dd id="engine" data-backend=move || choice.get().active.map(|b| b.name()).unwrap_or_default()>{move || choice.get().describe()}</dd>
                 <dt>"Speech model"</dt>
-                <dd id="model-status" data-state=move || shown_model().state() data-ready-ms=move || ready_ms.get().map(|ms| format!("{ms:.0}")).unwrap_or_default()>{move || shown_model().describe()}</dd>
-                <Show when=move || shown_model().progress().is_some()>
-                    <dd><progress id="model-progress" max="1" aria-label="Model download" prop:value=move || shown_model().progress().unwrap_or(0.0)></progress></dd>
+                <dd id="model-status" data-state=move || model.get().state() data-ready-ms=move || ready_ms.get().map(|ms| format!("{ms:.0}")).unwrap_or_default()>{move || model.get().describe()}</dd>
+                <Show when=move || model.get().progress().is_some()>
+                    <dd><progress id="model-progress" max="1" aria-label="Model download" prop:value=move || model.get().progress().unwrap_or(0.0)></progress></dd>
                 </Show>
             </dl>
-            <Show when=move || shown_model().active.is_some()>
+            <Show when=move || model.get().active.is_some()>
                 <details id="about-model">
-                    <summary>{move || format!("About model {}", shown_model().active.map(|a| a.version).unwrap_or_default())}</summary>
+                    <summary>{move || format!("About model {}", model.get().active.map(|a| a.version).unwrap_or_default())}</summary>
                     <table>
-                        <For each=move || shown_model().active.map(|a| a.metrics.into_iter().collect::<Vec<_>>()).unwrap_or_default() key=|m| m.0.clone() let(m)>
+                        <For each=move || model.get().active.map(|a| a.metrics.into_iter().collect::<Vec<_>>()).unwrap_or_default() key=|m| m.0.clone() let(m)>
                             <tr><td>{m.0.replace('_', " ")}</td><td>{format!("{:.1} %", 100.0 * m.1)}</td></tr>
                         </For>
                     </table>

@@ -58,30 +58,25 @@ impl Manager {
     }
 
     /// The entries to try, best first: the chosen one for this install, then
-    /// older compatible stable ones to fall back on. Refused ones are left out.
+    /// older compatible stable ones to fall back on (when the chosen one was
+    /// refused: every compatible stable one rolled out to this install).
+    /// Refused ones are left out.
     pub fn candidates(&self, manifest: &Manifest, bucket: u8) -> Vec<ModelEntry> {
         let app: Version = APP_VERSION.parse().unwrap_or_default();
-        let usable = |e: &&ModelEntry| !self.refused_ids.contains(&(e.version, e.sha256.clone()));
-        let Some(first) = manifest.choose(app, Channel::Stable, bucket).filter(usable).cloned() else {
-            let mut all: Vec<ModelEntry> = manifest
-                .models
-                .iter()
-                .filter(|e| e.min_app_version <= app && e.channel == Channel::Stable && bucket < e.rollout_percent)
-                .filter(usable)
-                .cloned()
-                .collect();
-            all.sort_by(|a, b| b.version.cmp(&a.version));
-            return all;
-        };
-        let mut rest: Vec<ModelEntry> = manifest
+        let usable = |e: &ModelEntry| !self.refused_ids.contains(&(e.version, e.sha256.clone()));
+        let chosen = manifest.choose(app, Channel::Stable, bucket).filter(|e| usable(e)).cloned();
+        let mut fallbacks: Vec<ModelEntry> = manifest
             .models
             .iter()
-            .filter(|e| e.version < first.version && e.min_app_version <= app && e.channel == Channel::Stable)
-            .filter(usable)
+            .filter(|e| e.min_app_version <= app && e.channel == Channel::Stable && usable(e))
+            .filter(|e| match &chosen {
+                Some(c) => e.version < c.version,
+                None => bucket < e.rollout_percent,
+            })
             .cloned()
             .collect();
-        rest.sort_by(|a, b| b.version.cmp(&a.version));
-        std::iter::once(first).chain(rest).collect()
+        fallbacks.sort_by(|a, b| b.version.cmp(&a.version));
+        chosen.into_iter().chain(fallbacks).collect()
     }
 
     /// One check. `active` is the running model's entry; `report` is called

@@ -1,25 +1,25 @@
 //! hark's recognition worker: a dedicated Web Worker that owns the model.
 //!
 //! One source, two programs: `hark-worker` runs the model on Burn's `flex`
-//! CPU backend; `hark-worker-gpu` (cargo feature `webgpu`) on Burn's WebGPU
-//! backend. It answers the page's [`ToWorker`] messages with [`FromWorker`]
-//! ones (the protocol is in the `hark_web` library): on `Start` it acquires
-//! its device, loads a model through the [`manager`], runs a warm-up
-//! benchmark (the page picks the faster engine with it) and schedules update
-//! checks; on `Recognize` it runs features → acoustic model → beam search.
-//! Decoding here keeps the page's main thread free for the UI.
+//! CPU backend; `hark-worker-gpu` (cargo feature `webgpu`) also holds a copy
+//! on Burn's WebGPU backend, and the page says which to use. It answers the
+//! page's [`ToWorker`] messages with [`FromWorker`] ones (the protocol is in
+//! the `hark_web` library): on `Start` it acquires its devices, loads a model
+//! through the [`manager`], runs a warm-up benchmark on each backend (the
+//! page picks the faster with it) and schedules update checks; on
+//! `Recognize` it runs features → acoustic model → beam search. When the GPU
+//! fails (device lost) it drops the GPU copy, says so, and recognises on the
+//! CPU. Decoding here keeps the page's main thread free for the UI.
 
-mod gpu;
 mod manager;
 
 use std::cell::{Cell, RefCell};
+use std::thread::LocalKey;
 
 use burn::tensor::Device;
-use hark_recognizer::MAX_SEGMENT_S;
-use crate::{
-    BENCHMARK_AUDIO_S, Backend, EngineStatus, FromWorker, GpuProbe, ModelStatus, Recognized, Settings, Timings,
-    ToWorker, decode, encode,
-};
+use hark_decode::Transcript;
+use hark_recognizer::{MAX_SEGMENT_S, Recognizer};
+use crate::{BENCHMARK_AUDIO_S, Backend, FromWorker, ModelStatus, Recognized, Settings, Timings, ToWorker, decode, encode};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -27,28 +27,38 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use self::manager::{Loaded, Manager, Outcome};
 
-#[cfg(not(feature = "webgpu"))]
-const BACKEND: Backend = Backend::Cpu;
-#[cfg(feature = "webgpu")]
-const BACKEND: Backend = Backend::Webgpu;
+type Slot = RefCell<Option<Loaded>>;
 
 thread_local! {
-    static ACTIVE: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+    /// The model on the CPU: always there once a model loaded.
+    static CPU: Slot = const { RefCell::new(None) };
+    /// The same model on the GPU (`hark-worker-gpu` only); empty while it
+    /// warms up and after the device failed.
+    static GPU: Slot = const { RefCell::new(None) };
+    /// The WebGPU device, until it fails.
+    static GPU_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
     /// `None` before `Start` and while a check runs (one at a time).
     static MANAGER: RefCell<Option<Manager>> = const { RefCell::new(None) };
     static BUCKET: Cell<u8> = const { Cell::new(0) };
     static BENCHMARKED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// This program's device: the CPU, or the browser's WebGPU adapter.
-async fn acquire_device() -> Result<Device, String> {
+fn slot(backend: Backend) -> &'static LocalKey<Slot> {
+    match backend {
+        Backend::Cpu => &CPU,
+        Backend::Webgpu => &GPU,
+    }
+}
+
+/// The browser's WebGPU device, in the program built with it.
+async fn acquire_gpu() -> Option<Result<Device, String>> {
     #[cfg(feature = "webgpu")]
     {
-        Device::wgpu_options().init_async().await.map_err(|e| format!("WebGPU device: {e}"))
+        Some(Device::wgpu_options().init_async().await.map_err(|e| format!("WebGPU device: {e}")))
     }
     #[cfg(not(feature = "webgpu"))]
     {
-        Ok(Device::flex())
+        None
     }
 }
 
@@ -86,8 +96,8 @@ fn handle(data: JsValue) {
     match decode::<ToWorker>(&data) {
         Ok((ToWorker::Start(settings), _)) => spawn_local(start(settings)),
         Ok((ToWorker::CheckForUpdates, _)) => spawn_local(check_for_updates()),
-        Ok((ToWorker::Recognize { id, share_features }, Some(samples))) => {
-            spawn_local(recognize(id, samples, share_features))
+        Ok((ToWorker::Recognize { id, share_features, backend }, Some(samples))) => {
+            spawn_local(recognize(id, samples, share_features, backend))
         }
         Ok((ToWorker::Recognize { id, .. }, None)) => {
             post(&FromWorker::Failed { id, error: "the page sent no audio to recognise".into() }, None)
@@ -98,20 +108,15 @@ fn handle(data: JsValue) {
 
 async fn start(settings: Settings) {
     BUCKET.set(settings.rollout_bucket);
-    let device = match acquire_device().await {
-        Ok(d) => d,
-        Err(why) => return post(&FromWorker::Unavailable { backend: BACKEND, why }, None),
-    };
-    MANAGER.with(|m| *m.borrow_mut() = Some(Manager::new(device)));
-    if BACKEND == Backend::Cpu {
-        post(&FromWorker::Engine(EngineStatus { gpu: GpuProbe::Checking, active: String::new() }), None);
+    match acquire_gpu().await {
+        Some(Ok(device)) => GPU_DEVICE.with(|d| *d.borrow_mut() = Some(device)),
+        Some(Err(why)) => post(&FromWorker::Unavailable { backend: Backend::Webgpu, why }, None),
+        None => {}
     }
-    // The model first (the person is waiting for it), the adapter probe after.
+    // Weights are always read on the CPU (see `Recognizer::new`); a GPU
+    // copy is made from them.
+    MANAGER.with(|m| *m.borrow_mut() = Some(Manager::new(Device::flex())));
     check_for_updates().await;
-    if BACKEND == Backend::Cpu {
-        let gpu = gpu::probe().await;
-        post(&FromWorker::Engine(EngineStatus { gpu, active: String::new() }), None);
-    }
     if settings.update_minutes > 0.0 {
         let millis = (settings.update_minutes * 60_000.0).clamp(1_000.0, i32::MAX as f64) as u32;
         gloo_timers::callback::Interval::new(millis, || spawn_local(check_for_updates())).forget();
@@ -120,121 +125,166 @@ async fn start(settings: Settings) {
 
 async fn check_for_updates() {
     let Some(mut manager) = MANAGER.with(|m| m.borrow_mut().take()) else { return };
-    let active = ACTIVE.with(|a| a.borrow().as_ref().map(|l| l.entry.clone()));
+    let active = CPU.with(|a| a.borrow().as_ref().map(|l| l.entry.clone()));
     let report = |status: &ModelStatus| post(&FromWorker::Model(status.clone()), None);
     let outcome = manager.check(active.as_ref(), BUCKET.get(), &report).await;
-    if let Outcome::Swap(mut loaded) = outcome {
-        // One recognition of silence first, so the person's first utterance
-        // does not pay for first-use allocation and code warm-up.
-        let (features, frames) = loaded.recognizer.features(&vec![0.0; hark_dsp::SAMPLE_RATE as usize]);
-        if let Ok(lp) = loaded.recognizer.log_probs_async(&features, frames).await {
-            loaded.recognizer.decode(&lp);
-        }
-        // Hot swap: the next utterance uses the new model; one being decoded
-        // finishes on the old one.
-        ACTIVE.with(|a| *a.borrow_mut() = Some(*loaded));
-        if !BENCHMARKED.replace(true) {
-            benchmark().await;
-        }
-    }
     MANAGER.with(|m| *m.borrow_mut() = Some(manager));
+    let Outcome::Swap(loaded) = outcome else { return };
+    let first = !BENCHMARKED.replace(true);
+    let gpu_copy = GPU_DEVICE.with(|d| d.borrow().clone()).map(|device| Loaded {
+        entry: loaded.entry.clone(),
+        recognizer: loaded.recognizer.on_device(&device),
+    });
+    // The CPU copy first: it is quick to warm up, and serves while the GPU
+    // copy warms up.
+    swap_in(Backend::Cpu, *loaded, first).await;
+    if let Some(gpu) = gpu_copy {
+        swap_in(Backend::Webgpu, gpu, first).await;
+    }
 }
 
-/// Times recognition of [`BENCHMARK_AUDIO_S`] of noise three times (after
-/// the warm-up run) and reports the median, for the page's engine choice.
-async fn benchmark() {
-    let Some(mut loaded) = ACTIVE.with(|a| a.borrow_mut().take()) else { return };
+/// Warms `loaded` up, benchmarks it when `benchmark` (the first model), and
+/// makes it `backend`'s model: the next utterance uses it, one being decoded
+/// finishes on the old one (hot swap).
+async fn swap_in(backend: Backend, mut loaded: Loaded, benchmark: bool) {
+    // One recognition of silence first, so the person's first utterance
+    // (and the benchmark) does not pay for first-use allocation, shader
+    // compilation and code warm-up.
+    let warm = run_once(&mut loaded.recognizer, &vec![0.0; hark_dsp::SAMPLE_RATE as usize]).await;
+    let timed = match (warm.transcript, benchmark) {
+        (Err(why), _) => Some(Err(why)),
+        (Ok(_), true) => Some(time_three_runs(&mut loaded.recognizer, &benchmark_audio()).await),
+        (Ok(_), false) => None,
+    };
+    match timed {
+        Some(Err(why)) if backend == Backend::Webgpu => return gpu_failed(why),
+        Some(Err(why)) => post(&FromWorker::Unavailable { backend, why }, None),
+        Some(Ok(ms)) => post(&FromWorker::Benchmark { backend, ms }, None),
+        None => {}
+    }
+    slot(backend).with(|s| *s.borrow_mut() = Some(loaded));
+}
+
+/// The GPU failed: drop its device and model for good and tell the page,
+/// which moves to the CPU.
+fn gpu_failed(why: String) {
+    GPU_DEVICE.with(|d| d.borrow_mut().take());
+    GPU.with(|s| s.borrow_mut().take());
+    post(&FromWorker::Unavailable { backend: Backend::Webgpu, why }, None);
+}
+
+/// [`BENCHMARK_AUDIO_S`] of deterministic low-level noise: the beam search
+/// does real work on it, unlike on silence.
+fn benchmark_audio() -> Vec<f32> {
     let n = (BENCHMARK_AUDIO_S * hark_dsp::SAMPLE_RATE as f64) as usize;
-    // Deterministic low-level noise: the search does real work on it.
     let mut state = 0x2545_f491u32;
-    let audio: Vec<f32> = (0..n)
+    (0..n)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
             (state as f32 / u32::MAX as f32 - 0.5) * 0.02
         })
-        .collect();
+        .collect()
+}
+
+/// The median time of three recognitions of `audio`, in milliseconds.
+async fn time_three_runs(recognizer: &mut Recognizer, audio: &[f32]) -> Result<f64, String> {
     let mut times = Vec::new();
-    let mut failure = None;
     for _ in 0..3 {
-        let started = now_ms();
-        let (features, frames) = loaded.recognizer.features(&audio);
-        match loaded.recognizer.log_probs_async(&features, frames).await {
-            Ok(lp) => {
-                loaded.recognizer.decode(&lp);
-                times.push(now_ms() - started);
-            }
-            Err(e) => {
-                failure = Some(e.to_string());
-                break;
-            }
-        }
+        let run = run_once(recognizer, audio).await;
+        run.transcript?;
+        times.push(run.timings.total_ms());
     }
-    ACTIVE.with(|a| {
-        let mut slot = a.borrow_mut();
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// One recognition and where its time went.
+struct Run {
+    transcript: Result<Transcript, String>,
+    features: Vec<f32>,
+    frames: usize,
+    timings: Timings,
+}
+
+/// Features → acoustic model (awaited: WebGPU reads are asynchronous) →
+/// beam search.
+async fn run_once(recognizer: &mut Recognizer, samples: &[f32]) -> Run {
+    let started = now_ms();
+    let (features, frames) = recognizer.features(samples);
+    let featured = now_ms();
+    let log_probs = recognizer.log_probs_async(&features, frames).await;
+    let modelled = now_ms();
+    let transcript = log_probs.map(|lp| recognizer.decode(&lp)).map_err(|e| e.to_string());
+    let searched = now_ms();
+    let timings =
+        Timings { features_ms: featured - started, model_ms: modelled - featured, search_ms: searched - modelled };
+    Run { transcript, features, frames, timings }
+}
+
+/// Runs `work` on `backend`'s model, taken out of its slot for the time (a
+/// `RefCell` borrow cannot be held across the awaits of GPU reads) and put
+/// back after, unless a model was swapped in meanwhile: the newer one wins.
+/// `None` when that backend has no model.
+async fn with_model<T>(backend: Backend, work: impl AsyncFnOnce(&mut Loaded) -> T) -> Option<T> {
+    let mut loaded = slot(backend).with(|s| s.borrow_mut().take())?;
+    let out = work(&mut loaded).await;
+    slot(backend).with(|s| {
+        let mut slot = s.borrow_mut();
         if slot.is_none() {
             *slot = Some(loaded);
         }
     });
-    match failure {
-        Some(why) => post(&FromWorker::Unavailable { backend: BACKEND, why }, None),
-        None => {
-            times.sort_by(f64::total_cmp);
-            post(&FromWorker::Benchmark { backend: BACKEND, ms: times[times.len() / 2] }, None);
-        }
-    }
+    Some(out)
 }
 
-async fn recognize(id: u32, samples: Vec<f32>, share_features: bool) {
-    let started = now_ms();
-    let Some(mut loaded) = ACTIVE.with(|a| a.borrow_mut().take()) else {
-        return post(&FromWorker::Failed { id, error: "No speech model is loaded yet; type your search.".into() }, None);
-    };
+async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Backend) {
     // The endpointer bounds utterances; cut anything longer rather than
     // run the model on minutes of audio.
     let max = (MAX_SEGMENT_S * hark_dsp::SAMPLE_RATE as f64) as usize;
     let samples = &samples[..samples.len().min(max)];
-    let (features, frames) = loaded.recognizer.features(samples);
-    let featured = now_ms();
-    let result = loaded.recognizer.log_probs_async(&features, frames).await;
-    let modelled = now_ms();
-    let transcript = result.map(|lp| loaded.recognizer.decode(&lp));
-    let searched = now_ms();
-    let timings =
-        Timings { features_ms: featured - started, model_ms: modelled - featured, search_ms: searched - modelled };
-    let model_version = loaded.entry.version.to_string();
-    ACTIVE.with(|a| {
-        let mut slot = a.borrow_mut();
-        // A model swapped in meanwhile wins.
-        if slot.is_none() {
-            *slot = Some(loaded);
+    let attempt = async |backend| {
+        with_model(backend, async |loaded: &mut Loaded| {
+            (run_once(&mut loaded.recognizer, samples).await, loaded.entry.version.to_string())
+        })
+        .await
+    };
+    let mut backend = asked;
+    let mut outcome = attempt(backend).await;
+    let gpu_error = match &outcome {
+        Some((run, _)) if backend == Backend::Webgpu => run.transcript.as_ref().err().cloned(),
+        _ => None,
+    };
+    if gpu_error.is_some() || outcome.is_none() {
+        // No GPU copy (never made, still warming up, or failed): the CPU's.
+        if let Some(why) = gpu_error {
+            gpu_failed(why);
         }
-    });
-    match transcript {
+        backend = Backend::Cpu;
+        outcome = attempt(backend).await;
+    }
+    let Some((run, model_version)) = outcome else {
+        return post(&FromWorker::Failed { id, error: "No speech model is loaded yet; type your search.".into() }, None);
+    };
+    match run.transcript {
         Ok(t) => {
-            let mels = (frames > 0).then(|| (features.len() / frames) as u32);
+            let mels = (run.frames > 0).then(|| (run.features.len() / run.frames) as u32);
             let recognized = Recognized {
                 id,
                 text: t.text,
                 words: t.words.into_iter().map(|w| (w.text, w.confidence)).collect(),
                 confidence: t.confidence,
                 audio_s: samples.len() as f32 / hark_dsp::SAMPLE_RATE as f32,
-                compute_ms: searched - started,
-                timings,
+                compute_ms: run.timings.total_ms(),
+                timings: run.timings,
                 model_version,
-                backend: BACKEND,
+                backend,
                 feature_mels: mels.filter(|_| share_features),
             };
-            let shared = share_features.then_some(features.as_slice());
+            let shared = share_features.then_some(run.features.as_slice());
             post(&FromWorker::Transcript(recognized), shared);
         }
-        Err(e) => {
-            post(&FromWorker::Failed { id, error: format!("Recognition failed: {e}") }, None);
-            if BACKEND == Backend::Webgpu {
-                // A lost or failing GPU device: the page moves to the CPU.
-                post(&FromWorker::Unavailable { backend: BACKEND, why: e.to_string() }, None);
-            }
-        }
+        Err(e) => post(&FromWorker::Failed { id, error: format!("Recognition failed: {e}") }, None),
     }
 }

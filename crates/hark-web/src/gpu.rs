@@ -1,5 +1,5 @@
-//! Does this browser offer a WebGPU adapter? Asked from the worker
-//! (`navigator.gpu` exists in dedicated workers too).
+//! Does this browser offer a WebGPU adapter? The page asks before it starts
+//! a recognition worker (`navigator.gpu` is the same in dedicated workers).
 //!
 //! Read through `js_sys::Reflect` rather than `web-sys`'s WebGPU bindings,
 //! which still need the `web_sys_unstable_apis` cfg for the whole build.
