@@ -16,7 +16,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use hark_e2e::{AppServer, Chromium, LaunchOptions, MODEL_READY, dist_dir, microphone_wav};
+use hark_e2e::{AppServer, Chromium, ENGINE_ON_WEBGPU, LaunchOptions, dist_dir, microphone_wav};
 
 const RUNS: usize = 5;
 const UTTERANCES: u32 = 6;
@@ -34,8 +34,7 @@ fn range(v: &[f64]) -> String {
 }
 
 async fn ready_ms(app: &hark_e2e::AppPage) -> anyhow::Result<f64> {
-    let state: String = app.wait(MODEL_READY, LOAD).await?;
-    anyhow::ensure!(state == "ready", "the model did not load: {state}");
+    app.model_ready(LOAD).await?;
     let ms: String = app.wait("document.querySelector('#model-status').dataset.readyMs || null", LOAD).await?;
     Ok(ms.parse()?)
 }
@@ -80,7 +79,7 @@ async fn latency(server: &AppServer, wav: &std::path::Path, webgpu: bool, path: 
     }
     if path.contains("backend=webgpu") {
         let _: String = app
-            .wait("(() => { const e = document.querySelector('#engine'); return e && e.dataset.backend === 'webgpu' ? e.textContent : null; })()", LOAD)
+            .wait(ENGINE_ON_WEBGPU, LOAD)
             .await?;
     }
     let mut out = Latency { ms: Vec::new(), split: Vec::new(), engine: String::new(), backend: String::new() };
@@ -126,6 +125,12 @@ async fn main() -> anyhow::Result<()> {
     let server = AppServer::start().await?;
 
     let (cold, warm) = loads(&server, false).await?;
+    // `HARK_BENCH_ONLY=cpu-load`: just the CPU path's load times (quick A/B
+    // comparisons of builds on a noisy machine).
+    if std::env::var("HARK_BENCH_ONLY").is_ok_and(|v| v == "cpu-load") {
+        println!("cold {:.0} ms ({}), warm {:.0} ms ({})", median(cold.clone()), range(&cold), median(warm.clone()), range(&warm));
+        return Ok(());
+    }
     let (gpu_cold, gpu_warm) = loads(&server, true).await?;
     let cpu = latency(&server, &wav, false, "/", UTTERANCES).await?;
     // SwiftShader here (headless Chromium has no GPU): the benchmark picks

@@ -113,8 +113,7 @@ async fn after_one_visit_an_offline_reload_still_transcribes() -> anyhow::Result
     let origin = server.base_url.trim_start_matches("http://").to_owned();
     let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
-    let state: String = app.wait(MODEL_READY, LOAD).await?;
-    anyhow::ensure!(state == "ready", "the model did not load: {state}");
+    app.model_ready(LOAD).await?;
     let _: bool = app.wait(OFFLINE_READY, LOAD).await?;
 
     // Take the server down: nothing answers on that port any more.
@@ -148,7 +147,7 @@ async fn a_new_app_version_waits_for_reload_to_update() -> anyhow::Result<()> {
     let server = AppServer::start_with(dist.path().to_path_buf(), repo_root().join("web/models"), None).await?;
     let chromium = Chromium::launch(LaunchOptions::default()).await?;
     let app = chromium.open(&server.base_url).await?;
-    let _: String = app.wait(MODEL_READY, LOAD).await?;
+    app.model_ready(LOAD).await?;
     let _: bool = app.wait(OFFLINE_READY, LOAD).await?;
     let banner: bool = app.eval("!!document.querySelector('#update-banner')").await?;
     assert!(!banner, "a first visit has nothing to update");

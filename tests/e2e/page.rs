@@ -149,3 +149,4 @@ async fn a_search_shows_catalogue_results_and_a_web_link_from_the_template() -> 
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     Ok(())
 }
+

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use hark_e2e::{AppServer, Chromium, DevTools, LaunchOptions, MODEL_READY, microphone_wav, published_test_wer, repo_root};
+use hark_e2e::{
+    AppServer, Chromium, DevTools, ENGINE_ON_WEBGPU, LaunchOptions, MODEL_READY, microphone_wav, published_test_wer,
+    repo_root,
+};
 
 const LOAD: Duration = Duration::from_secs(90);
 
@@ -16,8 +19,7 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
     let server = AppServer::start().await?;
     let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
-    let state: String = app.wait(MODEL_READY, LOAD).await?;
-    anyhow::ensure!(state == "ready", "the model did not load: {state}");
+    app.model_ready(LOAD).await?;
     app.page.evaluate("document.querySelector('#mic').click()").await?;
     let heard: String = app
         .wait(
@@ -49,7 +51,7 @@ async fn a_spoken_query_reaches_the_search_box_on_the_webgpu_path() -> anyhow::R
     let chromium = Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.url("/?backend=webgpu")).await?;
     let engine: String = app
-        .wait("(() => { const e = document.querySelector('#engine'); return e && e.dataset.backend === 'webgpu' ? e.textContent : null; })()", LOAD)
+        .wait(ENGINE_ON_WEBGPU, LOAD)
         .await?;
     let (heard, decode_ms) = app.speak(1, LOAD).await?;
     let backend: String = app.eval("document.querySelector('#transcript').dataset.backend").await?;
@@ -72,9 +74,8 @@ async fn a_lost_gpu_device_falls_back_to_the_cpu_without_a_reload() -> anyhow::R
     let server = AppServer::start().await?;
     let chromium = Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.url("/?backend=webgpu")).await?;
-    app.wait::<String>("(() => { const e = document.querySelector('#engine'); return e && e.dataset.backend === 'webgpu' ? e.textContent : null; })()", LOAD)
-        .await?;
-    app.wait::<String>(MODEL_READY, LOAD).await?;
+    app.wait::<String>(ENGINE_ON_WEBGPU, LOAD).await?;
+    app.model_ready(LOAD).await?;
     let document: f64 = app.eval("performance.timeOrigin").await?;
     // Inside the WebGPU worker, the device is destroyed the next time work
     // is submitted to it: the utterance below is recognising when the GPU
@@ -137,7 +138,7 @@ async fn without_a_microphone_the_page_says_so_and_typing_still_works() -> anyho
     // microphone to give.
     let chromium = Chromium::launch(LaunchOptions::default()).await?;
     let app = chromium.open(&server.base_url).await?;
-    let _: String = app.wait(MODEL_READY, LOAD).await?;
+    app.model_ready(LOAD).await?;
     app.page.evaluate("document.querySelector('#mic').click()").await?;
     let message: String = app.wait("document.querySelector('#mic-error')?.textContent", LOAD).await?;
     assert!(message.contains("type your search"), "{message}");
@@ -167,7 +168,7 @@ async fn a_denied_microphone_permission_says_so_and_typing_still_works() -> anyh
         .map_err(anyhow::Error::msg)?;
     chromium.browser.execute(deny).await?;
     let app = chromium.open(&server.base_url).await?;
-    let _: String = app.wait(MODEL_READY, LOAD).await?;
+    app.model_ready(LOAD).await?;
     app.page.evaluate("document.querySelector('#mic').click()").await?;
     let message: String = app.wait("document.querySelector('#mic-error')?.textContent", LOAD).await?;
     let state: String = app.wait("document.querySelector('#mic').dataset.state", LOAD).await?;
@@ -226,8 +227,7 @@ async fn prediction_logs_leave_the_browser_only_with_consent_and_carry_the_corre
     let server = AppServer::start().await?;
     let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
-    let state: String = app.wait(MODEL_READY, LOAD).await?;
-    anyhow::ensure!(state == "ready", "the model did not load: {state}");
+    app.model_ready(LOAD).await?;
     let stored = || -> anyhow::Result<Vec<(String, Option<String>, bool, String)>> {
         let db = rusqlite::Connection::open(server.events_db())?;
         let mut q = db.prepare("SELECT prediction, correction, features IS NOT NULL, model_version FROM events")?;
@@ -274,7 +274,7 @@ async fn holding_the_microphone_is_push_to_talk_and_a_tap_keeps_listening() -> a
     let server = AppServer::start().await?;
     let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
-    let _: String = app.wait(MODEL_READY, LOAD).await?;
+    app.model_ready(LOAD).await?;
     let press = "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerdown', {button: 0, bubbles: true}))";
     let release = "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerup', {button: 0, bubbles: true}))";
     let mic_state = "document.querySelector('#mic').dataset.state";

@@ -55,6 +55,10 @@ pub const MODEL_READY: &str = r#"(() => {
     return el && ['ready', 'failed', 'none'].includes(el.dataset.state) ? el.dataset.state : null;
 })()"#;
 
+/// `#engine`'s text once recognition runs on WebGPU, else `null`.
+pub const ENGINE_ON_WEBGPU: &str = "(() => { const e = document.querySelector('#engine'); \
+    return e && e.dataset.backend === 'webgpu' ? e.textContent : null; })()";
+
 /// The utterance with a second of silence before it (the endpointer learns
 /// the noise floor) and three after (it hears the end).
 pub fn microphone_wav(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -276,6 +280,18 @@ impl AppPage {
         })
     }
 
+    /// Waits until a model is ready; a model that failed to load (or none
+    /// published) fails, with what the page says about it.
+    pub async fn model_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let state: String = self.wait(MODEL_READY, timeout).await?;
+        if state != "ready" {
+            let text: String =
+                self.eval("document.querySelector('#model-status').textContent").await.unwrap_or_default();
+            bail!("the model did not load ({state}): {text}");
+        }
+        Ok(())
+    }
+
     /// Evaluates `expression` once (awaiting a promise) and returns its value.
     pub async fn eval<T: serde::de::DeserializeOwned>(&self, expression: &str) -> anyhow::Result<T> {
         let result = self.page.evaluate_expression(evaluate(expression)?).await?;
@@ -334,7 +350,6 @@ impl DevTools {
         params: serde_json::Value,
     ) -> anyhow::Result<serde_json::Value> {
         use async_tungstenite::tungstenite::Message;
-        use futures::SinkExt;
         let id = self.next_id;
         self.next_id += 1;
         let mut command = serde_json::json!({ "id": id, "method": method, "params": params });

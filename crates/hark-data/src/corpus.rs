@@ -8,10 +8,11 @@
 //! numbers, times, dates) are shared. `new_names.txt` is a separate pool for
 //! the drift scenario and is never used here.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::normalize::normalize;
@@ -131,52 +132,60 @@ impl Corpus {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let pools: BTreeMap<&str, Vec<&str>> =
             self.lists.keys().map(|slot| (*slot, self.entities(slot, split))).collect();
-        let mut seen = BTreeSet::new();
+        // Fast hashing: the browser builds its language model from these
+        // queries on every cold start, ~10 attempts per query kept.
+        let mut seen = FxHashSet::default();
         // Most attempts repeat a query already drawn; the same written form
         // always normalises to the same text, so those skip `normalize` (the
         // expensive step). Same queries, same order as checking text alone.
-        let mut seen_written = HashSet::new();
+        let mut seen_written = FxHashSet::default();
         let mut out = Vec::with_capacity(count);
         let mut attempts = 0;
+        // Reused across attempts: most attempts are repeats and allocate nothing.
+        let mut written = String::new();
+        let mut picks = Vec::new();
         while out.len() < count && attempts < count * 50 {
             attempts += 1;
             let template = rng.random_range(0..self.templates.len());
-            let Some((written, entities)) = self.fill(template, &pools, &mut rng) else { continue };
-            if !seen_written.insert(written.clone()) {
+            if !self.fill(template, &pools, &mut rng, &mut written, &mut picks) || seen_written.contains(&written) {
                 continue;
             }
+            seen_written.insert(written.clone());
             let text = normalize(&written);
             if seen.insert(text.clone()) {
-                out.push(Query { text, written, split, template, entities });
+                let entities = picks.iter().map(|(slot, name): &(&str, &str)| (slot.to_string(), name.to_string())).collect();
+                out.push(Query { text, written: written.clone(), split, template, entities });
             }
         }
         out
     }
 
     /// Template `template` with a random name in each slot: the written
-    /// query and the entities used.
-    #[allow(clippy::type_complexity)]
-    fn fill(
-        &self,
+    /// query into `written` and the (slot, name) pairs used into `picks`;
+    /// false if a slot has no names.
+    fn fill<'a>(
+        &'a self,
         template: usize,
-        pools: &BTreeMap<&str, Vec<&str>>,
+        pools: &BTreeMap<&'a str, Vec<&'a str>>,
         rng: &mut ChaCha8Rng,
-    ) -> Option<(String, Vec<(String, String)>)> {
-        let mut written = String::new();
-        let mut entities = Vec::new();
+        written: &mut String,
+        picks: &mut Vec<(&'a str, &'a str)>,
+    ) -> bool {
+        written.clear();
+        picks.clear();
         let mut rest = self.templates[template].as_str();
         while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}')? + open;
+            let Some(close) = rest[open..].find('}').map(|c| c + open) else { return false };
             written.push_str(&rest[..open]);
             let slot = &rest[open + 1..close];
-            let pool = pools.get(slot).filter(|p| !p.is_empty())?;
+            let Some((slot, pool)) = pools.get_key_value(slot).filter(|(_, p)| !p.is_empty()) else { return false };
             let name = pool[rng.random_range(0..pool.len())];
             written.push_str(name);
-            entities.push((slot.to_owned(), name.to_owned()));
+            picks.push((*slot, name));
             rest = &rest[close + 1..];
         }
         written.push_str(rest);
-        Some((written, entities))
+        true
     }
 }
 
@@ -191,6 +200,7 @@ pub fn new_names() -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn generates_at_least_5000_distinct_queries() {

@@ -7,7 +7,9 @@
 //! the LM's vocabulary and the entity words: names can be added at run time
 //! ([`BeamDecoder::set_entities`]) without retraining anything.
 
-use std::collections::{HashMap, HashSet};
+// Fx hashing: the beam search hashes every prefix of every frame, and
+// SipHash's DoS resistance buys nothing here.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::{Alphabet, NgramLm, Transcript, words_from_emissions};
 
@@ -92,7 +94,7 @@ impl Beam {
 impl BeamDecoder {
     pub fn new(config: BeamConfig, lm: Option<NgramLm>) -> Self {
         let mut decoder =
-            Self { config, lm: None, prefixes: HashSet::new(), words: HashSet::new(), entities: HashSet::new() };
+            Self { config, lm: None, prefixes: HashSet::default(), words: HashSet::default(), entities: HashSet::default() };
         if let Some(lm) = &lm {
             let vocabulary: Vec<String> = lm.vocabulary().map(str::to_owned).collect();
             for w in vocabulary {
@@ -153,9 +155,9 @@ impl BeamDecoder {
             partial_oov: false,
             emissions: Vec::new(),
         };
-        let mut beams: HashMap<Vec<u32>, Beam> = HashMap::from([(Vec::new(), start)]);
+        let mut beams: HashMap<Vec<u32>, Beam> = HashMap::from_iter([(Vec::new(), start)]);
         for (frame, row) in log_probs.chunks_exact(Alphabet::SIZE).enumerate() {
-            let mut next: HashMap<Vec<u32>, Beam> = HashMap::with_capacity(beams.len() * 4);
+            let mut next: HashMap<Vec<u32>, Beam> = HashMap::with_capacity_and_hasher(beams.len() * 4, Default::default());
             let candidates: Vec<u32> =
                 (1..Alphabet::SIZE as u32).filter(|&s| row[s as usize] >= self.config.prune_log_prob).collect();
             for (prefix, beam) in &beams {

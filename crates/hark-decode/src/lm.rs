@@ -4,7 +4,7 @@
 //! Small enough to build in the browser from a word list or ship as text;
 //! no external LM toolkit is involved.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 const BOS: u32 = 0;
 const EOS: u32 = 1;
@@ -35,13 +35,13 @@ impl NgramLm {
     /// Counts n-grams of whitespace-separated, already normalised sentences.
     pub fn train<'a>(sentences: impl IntoIterator<Item = &'a str>) -> Self {
         let mut lm = Self {
-            ids: HashMap::from([("<s>".to_owned(), BOS), ("</s>".to_owned(), EOS)]),
+            ids: HashMap::from_iter([("<s>".to_owned(), BOS), ("</s>".to_owned(), EOS)]),
             unigrams: vec![0, 0],
             unigram_total: 0,
-            bigrams: HashMap::new(),
-            bigram_ctx: HashMap::new(),
-            trigrams: HashMap::new(),
-            trigram_ctx: HashMap::new(),
+            bigrams: HashMap::default(),
+            bigram_ctx: HashMap::default(),
+            trigrams: HashMap::default(),
+            trigram_ctx: HashMap::default(),
         };
         for sentence in sentences {
             let mut ids = vec![BOS, BOS];

@@ -40,7 +40,8 @@ thread_local! {
     /// `None` before `Start` and while a check runs (one at a time).
     static MANAGER: RefCell<Option<Manager>> = const { RefCell::new(None) };
     static BUCKET: Cell<u8> = const { Cell::new(0) };
-    static BENCHMARKED: Cell<bool> = const { Cell::new(false) };
+    /// Backends whose first model was benchmarked (bit 0 CPU, bit 1 WebGPU).
+    static BENCHMARKED: Cell<u8> = const { Cell::new(0) };
 }
 
 fn slot(backend: Backend) -> &'static LocalKey<Slot> {
@@ -108,15 +109,26 @@ fn handle(data: JsValue) {
 
 async fn start(settings: Settings) {
     BUCKET.set(settings.rollout_bucket);
+    // Weights are always read on the CPU (see `Recognizer::new`). The CPU
+    // copy first: the person is waiting for "ready".
+    MANAGER.with(|m| *m.borrow_mut() = Some(Manager::new(Device::flex())));
+    check_for_updates().await;
+    // Then the GPU, and a copy of the model on it.
     match acquire_gpu().await {
-        Some(Ok(device)) => GPU_DEVICE.with(|d| *d.borrow_mut() = Some(device)),
+        Some(Ok(device)) => {
+            GPU_DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+            let copy = with_model(Backend::Cpu, async |loaded: &mut Loaded| Loaded {
+                entry: loaded.entry.clone(),
+                recognizer: loaded.recognizer.on_device(&device),
+            })
+            .await;
+            if let Some(copy) = copy {
+                swap_in(Backend::Webgpu, copy).await;
+            }
+        }
         Some(Err(why)) => post(&FromWorker::Unavailable { backend: Backend::Webgpu, why }, None),
         None => {}
     }
-    // Weights are always read on the CPU (see `Recognizer::new`); a GPU
-    // copy is made from them.
-    MANAGER.with(|m| *m.borrow_mut() = Some(Manager::new(Device::flex())));
-    check_for_updates().await;
     if settings.update_minutes > 0.0 {
         let millis = (settings.update_minutes * 60_000.0).clamp(1_000.0, i32::MAX as f64) as u32;
         gloo_timers::callback::Interval::new(millis, || spawn_local(check_for_updates())).forget();
@@ -130,23 +142,25 @@ async fn check_for_updates() {
     let outcome = manager.check(active.as_ref(), BUCKET.get(), &report).await;
     MANAGER.with(|m| *m.borrow_mut() = Some(manager));
     let Outcome::Swap(loaded) = outcome else { return };
-    let first = !BENCHMARKED.replace(true);
     let gpu_copy = GPU_DEVICE.with(|d| d.borrow().clone()).map(|device| Loaded {
         entry: loaded.entry.clone(),
         recognizer: loaded.recognizer.on_device(&device),
     });
     // The CPU copy first: it is quick to warm up, and serves while the GPU
     // copy warms up.
-    swap_in(Backend::Cpu, *loaded, first).await;
+    swap_in(Backend::Cpu, *loaded).await;
     if let Some(gpu) = gpu_copy {
-        swap_in(Backend::Webgpu, gpu, first).await;
+        swap_in(Backend::Webgpu, gpu).await;
     }
 }
 
-/// Warms `loaded` up, benchmarks it when `benchmark` (the first model), and
+/// Warms `loaded` up, benchmarks it if it is `backend`'s first model, and
 /// makes it `backend`'s model: the next utterance uses it, one being decoded
 /// finishes on the old one (hot swap).
-async fn swap_in(backend: Backend, mut loaded: Loaded, benchmark: bool) {
+async fn swap_in(backend: Backend, mut loaded: Loaded) {
+    let bit = 1 << backend as u8;
+    let benchmark = BENCHMARKED.get() & bit == 0;
+    BENCHMARKED.set(BENCHMARKED.get() | bit);
     // One recognition of silence first, so the person's first utterance
     // (and the benchmark) does not pay for first-use allocation, shader
     // compilation and code warm-up.
