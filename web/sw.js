@@ -1,9 +1,11 @@
 // hark service worker: the app works offline after the first visit.
 //
-// * App shell (index.html, the page's and the CPU worker's wasm and JS,
-//   styles, icons, the audio worklet): precached at install into a cache
-//   named after the build, served cache-first, so a page always runs one
-//   consistent version. The WebGPU worker joins it when first used.
+// * App shell (index.html, the page's wasm and JS, styles, icons, the audio
+//   worklet, and the one recognition worker this browser runs — the WebGPU
+//   build where an adapter exists, as the page decides, else the CPU one):
+//   precached at install into a cache named after the build, served
+//   cache-first, so a page always runs one consistent version. Files fetched
+//   later (the other worker, if `?backend=` asked for it) join it on use.
 // * A new deploy changes build.js (written by trunk's post_build hook, see
 //   Trunk.toml), so the browser installs the new worker beside the old one;
 //   it then *waits* until the person accepts "Reload to update" in the page,
@@ -22,12 +24,25 @@ const FIXED_SHELL = [
   "./",
   "manifest.webmanifest",
   "audio-worklet.js",
-  "hark-worker_loader.js",
-  "hark-worker.js",
-  "hark-worker_bg.wasm",
   "icons/icon-192.png",
   "icons/icon-512.png",
 ];
+
+// The recognition worker program this browser will run: the page starts
+// the WebGPU build when `navigator.gpu` offers an adapter (it is exposed to
+// service workers too), else the CPU build. Only that one is downloaded.
+async function workerFiles() {
+  const adapter = (async () => {
+    try {
+      return !!(self.navigator.gpu && (await self.navigator.gpu.requestAdapter()));
+    } catch (e) {
+      return false;
+    }
+  })();
+  const timeout = new Promise((resolve) => setTimeout(() => resolve(false), 3000));
+  const name = (await Promise.race([adapter, timeout])) ? "hark-worker-gpu" : "hark-worker";
+  return [`${name}_loader.js`, `${name}.js`, `${name}_bg.wasm`];
+}
 
 // Everything index.html links to (trunk gives those files hashed names).
 async function shellFiles() {
@@ -37,7 +52,7 @@ async function shellFiles() {
     .map((m) => m[1])
     .filter((u) => !/^[a-z]+:/i.test(u) && !u.startsWith("//") && !u.includes("models/"))
     .map((u) => u.replace(/^\//, ""));
-  return [...new Set([...FIXED_SHELL, ...linked])];
+  return [...new Set([...FIXED_SHELL, ...(await workerFiles()), ...linked])];
 }
 
 self.addEventListener("install", (event) => {
@@ -99,8 +114,8 @@ self.addEventListener("fetch", (event) => {
       if (hit) return hit;
       try {
         const response = await fetch(request);
-        // Files fetched on use (the WebGPU engine, only on machines with an
-        // adapter) join this build's shell, so they work offline too.
+        // Files fetched on use (a worker not precached) join this build's
+        // shell, so they work offline too.
         if (response.ok && request.mode !== "navigate") cache.put(request, response.clone());
         return response;
       } catch (e) {

@@ -150,3 +150,27 @@ async fn a_search_shows_catalogue_results_and_a_web_link_from_the_template() -> 
     Ok(())
 }
 
+
+
+/// URLs in this build's shell cache, once the service worker finished installing.
+const SHELL_URLS: &str = r#"navigator.serviceWorker.ready.then(async () => {
+    const shell = (await caches.keys()).find((k) => k.startsWith('hark-shell-'));
+    if (!shell) return null;
+    return (await (await caches.open(shell)).keys()).map((r) => new URL(r.url).pathname);
+})"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_downloads_only_the_recognition_worker_it_runs() -> anyhow::Result<()> {
+    let server = AppServer::start().await?;
+    for (webgpu, runs, other) in [(true, "hark-worker-gpu", "hark-worker"), (false, "hark-worker", "hark-worker-gpu")] {
+        let chromium = Chromium::launch(LaunchOptions { webgpu, ..Default::default() }).await?;
+        let app = chromium.open(&server.base_url).await?;
+        app.model_ready(WAIT).await?;
+        let cached: Vec<String> = app.wait(SHELL_URLS, WAIT).await?;
+        chromium.close().await;
+        let has = |name: &str| cached.iter().any(|p| p.ends_with(&format!("/{name}_bg.wasm")));
+        assert!(has(runs), "webgpu {webgpu}: {runs} not kept for offline use: {cached:?}");
+        assert!(!has(other), "webgpu {webgpu}: {other} was downloaded too: {cached:?}");
+    }
+    Ok(())
+}
