@@ -174,3 +174,4 @@ async fn a_browser_downloads_only_the_recognition_worker_it_runs() -> anyhow::Re
     }
     Ok(())
 }
+

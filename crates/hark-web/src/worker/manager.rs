@@ -204,7 +204,8 @@ impl Manager {
         if let Some(a) = entry.architecture {
             config = config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel);
         }
-        let recognizer = Recognizer::new(&config, bytes, self.device.clone(), decoder()).map_err(|e| e.to_string())?;
+        let recognizer =
+            Recognizer::new(&config, bytes, self.device.clone(), decoder_now()).map_err(|e| e.to_string())?;
         Ok((recognizer, from_cache))
     }
 }
@@ -218,6 +219,19 @@ thread_local! {
 /// queries) and cloned for every model, since it does not depend on one.
 pub fn decoder() -> BeamDecoder {
     DECODER.with(|d| d.get_or_init(|| corpus_decoder(BeamConfig::default())).clone())
+}
+
+/// Whether [`decoder`] has been built.
+pub fn decoder_built() -> bool {
+    DECODER.with(|d| d.get().is_some())
+}
+
+/// The decoder a model loads with: [`decoder`] once it is built; before
+/// that (a worker's first model) one without the language model, so that
+/// "ready" does not wait for the LM. The worker puts the full decoder in
+/// before the model serves any utterance.
+fn decoder_now() -> BeamDecoder {
+    DECODER.with(|d| d.get().cloned()).unwrap_or_else(|| BeamDecoder::new(BeamConfig::default(), None))
 }
 
 fn model_url(file: &str) -> String {

@@ -40,6 +40,10 @@ thread_local! {
     /// `None` before `Start` and while a check runs (one at a time).
     static MANAGER: RefCell<Option<Manager>> = const { RefCell::new(None) };
     static BUCKET: Cell<u8> = const { Cell::new(0) };
+    /// A CPU model exists or is being made ready: an utterance that finds
+    /// the CPU slot empty waits for it (it is warming up, or serving
+    /// another utterance) instead of failing.
+    static CPU_EXPECTED: Cell<bool> = const { Cell::new(false) };
     /// Backends whose first model was benchmarked (bit 0 CPU, bit 1 WebGPU).
     static BENCHMARKED: Cell<u8> = const { Cell::new(0) };
 }
@@ -141,7 +145,14 @@ async fn check_for_updates() {
     let report = |status: &ModelStatus| post(&FromWorker::Model(status.clone()), None);
     let outcome = manager.check(active.as_ref(), BUCKET.get(), &report).await;
     MANAGER.with(|m| *m.borrow_mut() = Some(manager));
-    let Outcome::Swap(loaded) = outcome else { return };
+    let Outcome::Swap(mut loaded) = outcome else { return };
+    CPU_EXPECTED.set(true);
+    // A worker's first model was made ready without the language model (it
+    // takes a few hundred ms to build): build it now, before the model
+    // serves — no utterance can have ended yet.
+    if !manager::decoder_built() {
+        *loaded.recognizer.decoder_mut() = manager::decoder();
+    }
     let gpu_copy = GPU_DEVICE.with(|d| d.borrow().clone()).map(|device| Loaded {
         entry: loaded.entry.clone(),
         recognizer: loaded.recognizer.on_device(&device),
@@ -242,7 +253,7 @@ async fn run_once(recognizer: &mut Recognizer, samples: &[f32]) -> Run {
 /// back after, unless a model was swapped in meanwhile: the newer one wins.
 /// `None` when that backend has no model.
 async fn with_model<T>(backend: Backend, work: impl AsyncFnOnce(&mut Loaded) -> T) -> Option<T> {
-    let mut loaded = slot(backend).with(|s| s.borrow_mut().take())?;
+    let mut loaded = take_model(backend).await?;
     let out = work(&mut loaded).await;
     slot(backend).with(|s| {
         let mut slot = s.borrow_mut();
@@ -251,6 +262,22 @@ async fn with_model<T>(backend: Backend, work: impl AsyncFnOnce(&mut Loaded) -> 
         }
     });
     Some(out)
+}
+
+/// `backend`'s model out of its slot. An empty CPU slot while a CPU model
+/// is expected means it is warming up or serving another utterance: wait
+/// for it (up to 10 s). The GPU is not waited for: the CPU serves instead.
+async fn take_model(backend: Backend) -> Option<Loaded> {
+    for _ in 0..500 {
+        if let Some(loaded) = slot(backend).with(|s| s.borrow_mut().take()) {
+            return Some(loaded);
+        }
+        if backend == Backend::Webgpu || !CPU_EXPECTED.get() {
+            return None;
+        }
+        gloo_timers::future::TimeoutFuture::new(20).await;
+    }
+    None
 }
 
 async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Backend) {
