@@ -121,11 +121,7 @@ async fn start(settings: Settings) {
     match acquire_gpu().await {
         Some(Ok(device)) => {
             GPU_DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
-            let copy = with_model(Backend::Cpu, async |loaded: &mut Loaded| Loaded {
-                entry: loaded.entry.clone(),
-                recognizer: loaded.recognizer.on_device(&device),
-            })
-            .await;
+            let copy = with_model(Backend::Cpu, async |loaded: &mut Loaded| gpu_copy(loaded, &device)).await;
             if let Some(copy) = copy {
                 swap_in(Backend::Webgpu, copy).await;
             }
@@ -153,16 +149,18 @@ async fn check_for_updates() {
     if !manager::decoder_built() {
         *loaded.recognizer.decoder_mut() = manager::decoder();
     }
-    let gpu_copy = GPU_DEVICE.with(|d| d.borrow().clone()).map(|device| Loaded {
-        entry: loaded.entry.clone(),
-        recognizer: loaded.recognizer.on_device(&device),
-    });
+    let on_gpu = GPU_DEVICE.with(|d| d.borrow().clone()).map(|device| gpu_copy(&loaded, &device));
     // The CPU copy first: it is quick to warm up, and serves while the GPU
     // copy warms up.
     swap_in(Backend::Cpu, *loaded).await;
-    if let Some(gpu) = gpu_copy {
+    if let Some(gpu) = on_gpu {
         swap_in(Backend::Webgpu, gpu).await;
     }
+}
+
+/// `loaded`'s model (weights, decoder) on the GPU `device`.
+fn gpu_copy(loaded: &Loaded, device: &Device) -> Loaded {
+    Loaded { entry: loaded.entry.clone(), recognizer: loaded.recognizer.on_device(device) }
 }
 
 /// Warms `loaded` up, benchmarks it if it is `backend`'s first model, and
