@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use hark_e2e::{
-    AppServer, Chromium, DevTools, ENGINE_ON_WEBGPU, LaunchOptions, MODEL_READY, microphone_wav, published_test_wer,
-    repo_root,
+    AppServer, Chromium, DevTools, ENGINE_ON_WEBGPU, LaunchOptions, MICROPHONE_TEXT, MODEL_READY, heard_wer,
+    microphone_wav, repo_root,
 };
 
 const LOAD: Duration = Duration::from_secs(90);
@@ -15,7 +15,6 @@ const LOAD: Duration = Duration::from_secs(90);
 async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
-    let reference = "temperature in bangalore at three twenty p m";
     let server = AppServer::start().await?;
     let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
@@ -32,10 +31,9 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
     assert_eq!(backend, "cpu", "without an adapter the CPU engine recognises");
     let errors = app.console.errors();
     chromium.close().await;
-    let bar = published_test_wer()? + 0.10;
-    let measured = hark_eval::ErrorCounts::words(reference, &heard).rate();
+    let (measured, bar) = heard_wer(&heard)?;
     eprintln!("heard {heard:?} (WER {measured:.2}, bar {bar:.2}); end of speech → transcript {decode_ms} ms");
-    assert!(measured <= bar, "heard {heard:?} for {reference:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
+    assert!(measured <= bar, "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     Ok(())
 }
@@ -44,7 +42,6 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
 async fn a_spoken_query_reaches_the_search_box_on_the_webgpu_path() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
-    let reference = "temperature in bangalore at three twenty p m";
     let server = AppServer::start().await?;
     // An adapter (SwiftShader) is offered; `?backend=webgpu` overrides the
     // warm-up choice, which on SwiftShader picks the CPU.
@@ -57,11 +54,10 @@ async fn a_spoken_query_reaches_the_search_box_on_the_webgpu_path() -> anyhow::R
     let backend: String = app.eval("document.querySelector('#transcript').dataset.backend").await?;
     let errors = app.console.errors();
     chromium.close().await;
-    let bar = published_test_wer()? + 0.10;
-    let measured = hark_eval::ErrorCounts::words(reference, &heard).rate();
+    let (measured, bar) = heard_wer(&heard)?;
     eprintln!("WebGPU: heard {heard:?} (WER {measured:.2}, bar {bar:.2}) in {decode_ms} ms; {engine}");
     assert_eq!(backend, "webgpu", "{engine}");
-    assert!(measured <= bar, "heard {heard:?} for {reference:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
+    assert!(measured <= bar, "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     Ok(())
 }
@@ -70,7 +66,6 @@ async fn a_spoken_query_reaches_the_search_box_on_the_webgpu_path() -> anyhow::R
 async fn a_lost_gpu_device_falls_back_to_the_cpu_without_a_reload() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
-    let reference = "temperature in bangalore at three twenty p m";
     let server = AppServer::start().await?;
     let chromium = Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.url("/?backend=webgpu")).await?;
@@ -99,13 +94,12 @@ async fn a_lost_gpu_device_falls_back_to_the_cpu_without_a_reload() -> anyhow::R
         .await?;
     let same_document: f64 = app.eval("performance.timeOrigin").await?;
     chromium.close().await;
-    let bar = published_test_wer()? + 0.10;
-    let measured = hark_eval::ErrorCounts::words(reference, &heard).rate();
+    let (measured, bar) = heard_wer(&heard)?;
     eprintln!("device lost: heard {heard:?} on {backend} (WER {measured:.2}, bar {bar:.2}) in {decode_ms} ms; {engine}");
     assert_eq!(backend, "cpu", "the utterance in flight is recognised again on the CPU: {engine}");
     assert!(engine.contains("WebGPU is not used"), "the page says why WebGPU was dropped: {engine}");
     assert_eq!(document, same_document, "no reload");
-    assert!(measured <= bar, "heard {heard:?} for {reference:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
+    assert!(measured <= bar, "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
     Ok(())
 }
 
@@ -246,7 +240,7 @@ async fn prediction_logs_leave_the_browser_only_with_consent_and_carry_the_corre
     // Opted in: the next recognition, corrected by typing, is logged once.
     app.page.evaluate("document.querySelector('#consent').click()").await?;
     let (heard, _) = app.speak(2, LOAD).await?;
-    let reference = "temperature in bangalore at three twenty p m";
+    let reference = MICROPHONE_TEXT;
     app.type_into("#query", reference).await?;
     app.page.evaluate("document.querySelector('#search').click()").await?;
     let _: String = app

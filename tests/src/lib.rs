@@ -76,6 +76,15 @@ pub fn microphone_wav(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// What [`microphone_wav`]'s utterance says.
+pub const MICROPHONE_TEXT: &str = "temperature in bangalore at three twenty p m";
+
+/// The word error rate of `heard` against [`MICROPHONE_TEXT`], and the bar
+/// a transcript must be within: the published model's test WER + 10 points.
+pub fn heard_wer(heard: &str) -> anyhow::Result<(f64, f64)> {
+    Ok((hark_eval::ErrorCounts::words(MICROPHONE_TEXT, heard).rate(), published_test_wer()? + 0.10))
+}
+
 /// The newest published model's test-split WER (`web/models/manifest.json`).
 pub fn published_test_wer() -> anyhow::Result<f64> {
     let manifest: serde_json::Value =
