@@ -28,7 +28,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// The synthesizers of the standard corpus, beyond espeak-ng and flite. The
-/// MBROLA voices are in Debian's `contrib`/`non-free` components.
+/// MBROLA voices and SVOX Pico are in Debian's `contrib`/`non-free` components.
 const SYNTH_PACKAGES: &[(&str, &str)] = &[
     ("/usr/bin/espeak-ng", "espeak-ng"),
     ("/usr/bin/flite", "flite"),
@@ -40,10 +40,19 @@ const SYNTH_PACKAGES: &[(&str, &str)] = &[
     ("/usr/share/mbrola/us2/us2", "mbrola-us2"),
     ("/usr/share/mbrola/us3/us3", "mbrola-us3"),
     ("/usr/share/mbrola/en1/en1", "mbrola-en1"),
+    // The second data release's voices (`hark_cli::voices::added_voices`).
+    ("/usr/share/festival/voices/english/ked_diphone", "festvox-kdlpc16k"),
+    ("/usr/share/festival/voices/english/us1_mbrola", "festvox-us1"),
+    ("/usr/share/festival/voices/english/us2_mbrola", "festvox-us2"),
+    ("/usr/share/festival/voices/english/us3_mbrola", "festvox-us3"),
+    ("/usr/share/festival/voices/english/en1_mbrola", "festvox-en1"),
+    ("/usr/bin/pico2wave", "libttspico-utils"),
+    ("/usr/bin/RHVoice-test", "rhvoice"),
+    ("/usr/share/RHVoice/voices/bdl", "rhvoice-english"),
 ];
 
 /// Installs every synthesizer `hark data synth --preset standard` uses,
-/// enabling Debian's contrib and non-free components when MBROLA is missing.
+/// enabling Debian's contrib and non-free components when MBROLA or Pico is missing.
 /// A Python virtual environment with PyTorch (CPU) under
 /// `~/.cache/hark/torchenv`, the measuring stick of the training benchmark.
 /// Not part of the product; PyPI's torch wheel is large (~1 GB with its
@@ -65,11 +74,16 @@ pub fn ensure_torch() -> anyhow::Result<()> {
 
 pub fn ensure_synthesizers(install: bool) -> anyhow::Result<()> {
     let mbrola_missing =
-        SYNTH_PACKAGES.iter().any(|(file, pkg)| pkg.starts_with("mbrola") && !Path::new(file).exists());
+        SYNTH_PACKAGES.iter().any(|(file, pkg)| is_non_free(pkg) && !Path::new(file).exists());
     if mbrola_missing && install && is_root() {
         enable_contrib_non_free()?;
     }
     ensure_debian_packages(SYNTH_PACKAGES, install)
+}
+
+/// MBROLA's voices and SVOX Pico are in Debian's non-free component.
+fn is_non_free(package: &str) -> bool {
+    package.starts_with("mbrola") || package == "libttspico-utils"
 }
 
 /// Adds `contrib non-free` to the `main` component lines of Debian's apt

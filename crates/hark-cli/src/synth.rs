@@ -28,7 +28,7 @@ use crate::voices::{self, Voice};
 pub enum Preset {
     /// A few utterances per split, espeak-ng and flite only: seconds. Used by tests.
     Smoke,
-    /// ≥ 20 h of training audio (with augmented copies), dev and test ≥ 1 h.
+    /// ≥ 20 h of training audio (with augmented copies; ~38 h), dev and test ≥ 1 h.
     Standard,
 }
 
@@ -40,11 +40,13 @@ impl Preset {
         }
     }
 
-    /// (queries per split [train, dev, test], all engines?, augmented copies per train query)
-    fn spec(self) -> ([usize; 3], bool, usize) {
+    /// (queries per split [train, dev, test], all engines?, augmented copies
+    /// per train query, queries per split appended for the voices added in
+    /// the second data release)
+    fn spec(self) -> ([usize; 3], bool, usize, [usize; 3]) {
         match self {
-            Preset::Smoke => ([12, 4, 4], false, 1),
-            Preset::Standard => ([10_000, 1_200, 1_000], true, 3),
+            Preset::Smoke => ([12, 4, 4], false, 1, [0, 0, 0]),
+            Preset::Standard => ([10_000, 1_200, 1_000], true, 3, [6_000, 400, 0]),
         }
     }
 }
@@ -121,12 +123,15 @@ fn item_rng(seed: u64, id: &str) -> ChaCha8Rng {
 }
 
 fn plan(options: &Options) -> Vec<Item> {
-    let (counts, full, train_copies) = options.preset.spec();
+    let (counts, full, train_copies, added) = options.preset.spec();
     let corpus = Corpus::load();
     let mut items = Vec::new();
-    for (split, &count) in Split::ALL.iter().zip(&counts) {
-        let voices = voices::voices(*split, full);
-        for (n, query) in corpus.generate(*split, count, options.seed).into_iter().enumerate() {
+    for ((split, &count), &added) in Split::ALL.iter().zip(&counts).zip(&added) {
+        let (first, later) = (voices::voices(*split, full), voices::added_voices(*split));
+        // Queries are drawn as one sequence, so the first release's `count`
+        // stay the same queries (and recordings) when more are appended.
+        for (n, query) in corpus.generate(*split, count + added, options.seed).into_iter().enumerate() {
+            let voices = if n < count { &first } else { &later };
             let mut rng = item_rng(options.seed, &format!("{}-{n}", split.name()));
             let voice = voices[rng.random_range(0..voices.len())].clone();
             let (rate, pitch) = if voice.engine.varies_pitch() {
@@ -190,8 +195,15 @@ fn audio_path(out: &Path, item: &Item) -> PathBuf {
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
-    let (_, full, _) = options.preset.spec();
-    let all_voices: Vec<Voice> = Split::ALL.iter().flat_map(|s| voices::voices(*s, full)).collect();
+    let (_, full, _, added) = options.preset.spec();
+    let all_voices: Vec<Voice> = Split::ALL
+        .iter()
+        .zip(added)
+        .flat_map(|(s, added)| {
+            let later = if added > 0 { voices::added_voices(*s) } else { Vec::new() };
+            voices::voices(*s, full).into_iter().chain(later)
+        })
+        .collect();
     voices::check_installed(&all_voices)?;
     for split in Split::ALL {
         std::fs::create_dir_all(options.out.join("audio").join(split.name()))
