@@ -66,7 +66,13 @@ struct Latency {
     backend: String,
 }
 
-async fn latency(server: &AppServer, wav: &std::path::Path, webgpu: bool, path: &str, utterances: u32) -> anyhow::Result<Latency> {
+async fn latency(
+    server: &AppServer,
+    wav: &std::path::Path,
+    webgpu: bool,
+    path: &str,
+    utterances: u32,
+) -> anyhow::Result<Latency> {
     let options = LaunchOptions { webgpu, fake_microphone: Some(wav.to_owned()), ..Default::default() };
     let chromium = Chromium::launch(options).await?;
     let app = chromium.open(&server.url(path)).await?;
@@ -78,9 +84,7 @@ async fn latency(server: &AppServer, wav: &std::path::Path, webgpu: bool, path: 
             .await?;
     }
     if path.contains("backend=webgpu") {
-        let _: String = app
-            .wait(ENGINE_ON_WEBGPU, LOAD)
-            .await?;
+        let _: String = app.wait(ENGINE_ON_WEBGPU, LOAD).await?;
     }
     let mut out = Latency { ms: Vec::new(), split: Vec::new(), engine: String::new(), backend: String::new() };
     for id in 1..=utterances {
@@ -128,7 +132,13 @@ async fn main() -> anyhow::Result<()> {
     // `HARK_BENCH_ONLY=cpu-load`: just the CPU path's load times (quick A/B
     // comparisons of builds on a noisy machine).
     if std::env::var("HARK_BENCH_ONLY").is_ok_and(|v| v == "cpu-load") {
-        println!("cold {:.0} ms ({}), warm {:.0} ms ({})", median(cold.clone()), range(&cold), median(warm.clone()), range(&warm));
+        println!(
+            "cold {:.0} ms ({}), warm {:.0} ms ({})",
+            median(cold.clone()),
+            range(&cold),
+            median(warm.clone()),
+            range(&warm)
+        );
         return Ok(());
     }
     let (gpu_cold, gpu_warm) = loads(&server, true).await?;
@@ -142,12 +152,37 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out, "\nhark in headless Chromium (localhost, this machine)\n")?;
     writeln!(out, "| measure | median | range | target |")?;
     writeln!(out, "|---|---|---|---|")?;
-    writeln!(out, "| cold load → model ready, no WebGPU: CPU worker ({RUNS} fresh profiles) | {:.0} ms | {} ms | ≤ 1500 ms |", median(cold.clone()), range(&cold))?;
-    writeln!(out, "| warm load → model ready (service worker + Cache Storage) | {:.0} ms | {} ms | |", median(warm.clone()), range(&warm))?;
-    writeln!(out, "| cold load → model ready, WebGPU adapter: WebGPU worker ({RUNS} fresh profiles) | {:.0} ms | {} ms | ≤ 1500 ms |", median(gpu_cold.clone()), range(&gpu_cold))?;
-    writeln!(out, "| warm load → model ready, WebGPU worker | {:.0} ms | {} ms | |", median(gpu_warm.clone()), range(&gpu_warm))?;
+    writeln!(
+        out,
+        "| cold load → model ready, no WebGPU: CPU worker ({RUNS} fresh profiles) | {:.0} ms | {} ms | ≤ 1500 ms |",
+        median(cold.clone()),
+        range(&cold)
+    )?;
+    writeln!(
+        out,
+        "| warm load → model ready (service worker + Cache Storage) | {:.0} ms | {} ms | |",
+        median(warm.clone()),
+        range(&warm)
+    )?;
+    writeln!(
+        out,
+        "| cold load → model ready, WebGPU adapter: WebGPU worker ({RUNS} fresh profiles) | {:.0} ms | {} ms | ≤ 1500 ms |",
+        median(gpu_cold.clone()),
+        range(&gpu_cold)
+    )?;
+    writeln!(
+        out,
+        "| warm load → model ready, WebGPU worker | {:.0} ms | {} ms | |",
+        median(gpu_warm.clone()),
+        range(&gpu_warm)
+    )?;
     latency_rows(&mut out, "CPU worker", &cpu, "≤ 150 ms")?;
-    latency_rows(&mut out, &format!("WebGPU worker, engine chosen by benchmark ({})", gpu_worker_cpu.engine), &gpu_worker_cpu, "≤ 150 ms on the CPU")?;
+    latency_rows(
+        &mut out,
+        &format!("WebGPU worker, engine chosen by benchmark ({})", gpu_worker_cpu.engine),
+        &gpu_worker_cpu,
+        "≤ 150 ms on the CPU",
+    )?;
     match &gpu {
         Ok(l) => latency_rows(&mut out, "WebGPU worker, WebGPU forced", l, "")?,
         Err(e) => writeln!(out, "| end of speech → transcript, WebGPU | not measured: {e} | | |")?,
@@ -161,7 +196,12 @@ async fn main() -> anyhow::Result<()> {
             gz.write_all(&bytes)?;
             let gzip = gz.finish()?.len();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            writeln!(out, "| wasm {name} | {:.2} MB raw, {:.2} MB gzip | | |", bytes.len() as f64 / 1e6, gzip as f64 / 1e6)?;
+            writeln!(
+                out,
+                "| wasm {name} | {:.2} MB raw, {:.2} MB gzip | | |",
+                bytes.len() as f64 / 1e6,
+                gzip as f64 / 1e6
+            )?;
             gzip_of.insert(name, gzip);
         }
     }

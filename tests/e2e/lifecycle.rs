@@ -7,8 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hark_e2e::{
-    AppServer, Chromium, LaunchOptions, MODEL_READY, copy_folder, dist_dir, heard_wer, microphone_wav,
-    repo_root,
+    AppServer, Chromium, LaunchOptions, MODEL_READY, copy_folder, dist_dir, heard_wer, microphone_wav, repo_root,
 };
 
 const LOAD: Duration = Duration::from_secs(90);
@@ -29,8 +28,7 @@ const OFFLINE_READY: &str = r#"(async () => {
 /// file after hashing it.
 fn publish(models: &Path, version: &str, damaged: bool) -> anyhow::Result<()> {
     let published = repo_root().join("web/models");
-    let original: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(published.join("manifest.json"))?)?;
+    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(published.join("manifest.json"))?)?;
     let newest = original["models"].as_array().and_then(|m| m.last()).cloned();
     let newest = newest.ok_or_else(|| anyhow::anyhow!("web/models/manifest.json lists no model"))?;
     let mut bytes = std::fs::read(published.join(newest["file"].as_str().unwrap_or_default()))?;
@@ -68,7 +66,8 @@ async fn a_model_published_while_the_page_is_open_is_swapped_in_without_a_reload
     let wav = microphone_wav(dir.path())?;
     let models = copy_folder(&repo_root().join("web/models"))?;
     let server = AppServer::start_with_models(models.path().to_path_buf()).await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let chromium =
+        Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     // Check for updates every ~2 s instead of every 30 minutes.
     let app = chromium.open(&server.url("/?update-minutes=0.03")).await?;
     let state: String = app.wait(MODEL_READY, LOAD).await?;
@@ -80,7 +79,10 @@ async fn a_model_published_while_the_page_is_open_is_swapped_in_without_a_reload
     // A damaged release is refused; the running model stays.
     publish(models.path(), "9.0.0", true)?;
     let refused: String = app
-        .wait(&format!("(() => {{ const t = {STATUS}; return t.includes('model 9.0.0 was not loaded') ? t : null; }})()"), LOAD)
+        .wait(
+            &format!("(() => {{ const t = {STATUS}; return t.includes('model 9.0.0 was not loaded') ? t : null; }})()"),
+            LOAD,
+        )
         .await?;
     assert!(refused.starts_with(&format!("Model {newest} is ready")), "{refused}");
     assert!(refused.contains("sha256"), "{refused}");
@@ -88,7 +90,10 @@ async fn a_model_published_while_the_page_is_open_is_swapped_in_without_a_reload
     // A good release is downloaded, checked and swapped in.
     publish(models.path(), "9.0.1", false)?;
     let swapped: String = app
-        .wait(&format!("(() => {{ const t = {STATUS}; return t.startsWith('Model 9.0.1 is ready') ? t : null; }})()"), LOAD)
+        .wait(
+            &format!("(() => {{ const t = {STATUS}; return t.startsWith('Model 9.0.1 is ready') ? t : null; }})()"),
+            LOAD,
+        )
         .await?;
     assert!(swapped.contains(&format!("Updated from {newest} without a reload")), "{swapped}");
     let same_document: bool = app.eval("window.sameDocument === true").await?;
@@ -111,7 +116,8 @@ async fn after_one_visit_an_offline_reload_still_transcribes() -> anyhow::Result
     let wav = microphone_wav(dir.path())?;
     let server = AppServer::start().await?;
     let origin = server.base_url.trim_start_matches("http://").to_owned();
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let chromium =
+        Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
     app.model_ready(LOAD).await?;
     let _: bool = app.wait(OFFLINE_READY, LOAD).await?;
@@ -152,7 +158,9 @@ async fn a_new_app_version_waits_for_reload_to_update() -> anyhow::Result<()> {
 
     // Deploy a new build while the page is open.
     std::fs::write(dist.path().join("build.js"), "self.HARK_BUILD = \"e2e-next\";\n")?;
-    app.page.evaluate("window.oldPage = true; navigator.serviceWorker.getRegistration().then((r) => r.update())").await?;
+    app.page
+        .evaluate("window.oldPage = true; navigator.serviceWorker.getRegistration().then((r) => r.update())")
+        .await?;
     let _: bool = app.wait("document.querySelector('#update-banner') ? true : null", LOAD).await?;
     // Until the person agrees, the old version keeps the page.
     let caches: Vec<String> = app.eval("caches.keys()").await?;

@@ -150,8 +150,6 @@ async fn a_search_shows_catalogue_results_and_a_web_link_from_the_template() -> 
     Ok(())
 }
 
-
-
 /// URLs in this build's shell cache, once the service worker finished installing.
 const SHELL_URLS: &str = r#"navigator.serviceWorker.ready.then(async () => {
     const shell = (await caches.keys()).find((k) => k.startsWith('hark-shell-'));
@@ -174,4 +172,3 @@ async fn a_browser_downloads_only_the_recognition_worker_it_runs() -> anyhow::Re
     }
     Ok(())
 }
-

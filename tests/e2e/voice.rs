@@ -16,7 +16,8 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
     let server = AppServer::start().await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let chromium =
+        Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
     app.model_ready(LOAD).await?;
     app.page.evaluate("document.querySelector('#mic').click()").await?;
@@ -33,7 +34,10 @@ async fn a_spoken_query_reaches_the_search_box_on_the_cpu_path() -> anyhow::Resu
     chromium.close().await;
     let (measured, bar) = heard_wer(&heard)?;
     eprintln!("heard {heard:?} (WER {measured:.2}, bar {bar:.2}); end of speech → transcript {decode_ms} ms");
-    assert!(measured <= bar, "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
+    assert!(
+        measured <= bar,
+        "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})"
+    );
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     Ok(())
 }
@@ -45,11 +49,10 @@ async fn a_spoken_query_reaches_the_search_box_on_the_webgpu_path() -> anyhow::R
     let server = AppServer::start().await?;
     // An adapter (SwiftShader) is offered; `?backend=webgpu` overrides the
     // warm-up choice, which on SwiftShader picks the CPU.
-    let chromium = Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let chromium =
+        Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.url("/?backend=webgpu")).await?;
-    let engine: String = app
-        .wait(ENGINE_ON_WEBGPU, LOAD)
-        .await?;
+    let engine: String = app.wait(ENGINE_ON_WEBGPU, LOAD).await?;
     let (heard, decode_ms) = app.speak(1, LOAD).await?;
     let backend: String = app.eval("document.querySelector('#transcript').dataset.backend").await?;
     let errors = app.console.errors();
@@ -57,7 +60,10 @@ async fn a_spoken_query_reaches_the_search_box_on_the_webgpu_path() -> anyhow::R
     let (measured, bar) = heard_wer(&heard)?;
     eprintln!("WebGPU: heard {heard:?} (WER {measured:.2}, bar {bar:.2}) in {decode_ms} ms; {engine}");
     assert_eq!(backend, "webgpu", "{engine}");
-    assert!(measured <= bar, "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
+    assert!(
+        measured <= bar,
+        "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})"
+    );
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     Ok(())
 }
@@ -67,7 +73,8 @@ async fn a_lost_gpu_device_falls_back_to_the_cpu_without_a_reload() -> anyhow::R
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
     let server = AppServer::start().await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let chromium =
+        Chromium::launch(LaunchOptions { webgpu: true, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.url("/?backend=webgpu")).await?;
     app.wait::<String>(ENGINE_ON_WEBGPU, LOAD).await?;
     app.model_ready(LOAD).await?;
@@ -95,11 +102,16 @@ async fn a_lost_gpu_device_falls_back_to_the_cpu_without_a_reload() -> anyhow::R
     let same_document: f64 = app.eval("performance.timeOrigin").await?;
     chromium.close().await;
     let (measured, bar) = heard_wer(&heard)?;
-    eprintln!("device lost: heard {heard:?} on {backend} (WER {measured:.2}, bar {bar:.2}) in {decode_ms} ms; {engine}");
+    eprintln!(
+        "device lost: heard {heard:?} on {backend} (WER {measured:.2}, bar {bar:.2}) in {decode_ms} ms; {engine}"
+    );
     assert_eq!(backend, "cpu", "the utterance in flight is recognised again on the CPU: {engine}");
     assert!(engine.contains("WebGPU is not used"), "the page says why WebGPU was dropped: {engine}");
     assert_eq!(document, same_document, "no reload");
-    assert!(measured <= bar, "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})");
+    assert!(
+        measured <= bar,
+        "heard {heard:?} for {MICROPHONE_TEXT:?}: WER {measured:.2} > test WER + 10 points ({bar:.2})"
+    );
     Ok(())
 }
 
@@ -219,7 +231,8 @@ async fn prediction_logs_leave_the_browser_only_with_consent_and_carry_the_corre
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
     let server = AppServer::start().await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let chromium =
+        Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
     app.model_ready(LOAD).await?;
     let stored = || -> anyhow::Result<Vec<(String, Option<String>, bool, String)>> {
@@ -266,30 +279,36 @@ async fn holding_the_microphone_is_push_to_talk_and_a_tap_keeps_listening() -> a
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
     let server = AppServer::start().await?;
-    let chromium = Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let chromium =
+        Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
     let app = chromium.open(&server.base_url).await?;
     app.model_ready(LOAD).await?;
-    let press = "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerdown', {button: 0, bubbles: true}))";
-    let release = "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerup', {button: 0, bubbles: true}))";
+    let press =
+        "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerdown', {button: 0, bubbles: true}))";
+    let release =
+        "document.querySelector('#mic').dispatchEvent(new PointerEvent('pointerup', {button: 0, bubbles: true}))";
     let mic_state = "document.querySelector('#mic').dataset.state";
 
     // A tap: listening goes on after the release (the endpointer ends it).
     app.page.evaluate(press).await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.page.evaluate(release).await?;
-    let _: String = app.wait("document.querySelector('#mic').dataset.state === 'listening' ? 'yes' : null", LOAD).await?;
+    let _: String =
+        app.wait("document.querySelector('#mic').dataset.state === 'listening' ? 'yes' : null", LOAD).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after_tap: String = app.eval(mic_state).await?;
     assert_eq!(after_tap, "listening");
     // A second tap stops it.
     app.page.evaluate(press).await?;
     app.page.evaluate(release).await?;
-    let _: String = app.wait("document.querySelector('#mic').dataset.state !== 'listening' ? 'yes' : null", LOAD).await?;
+    let _: String =
+        app.wait("document.querySelector('#mic').dataset.state !== 'listening' ? 'yes' : null", LOAD).await?;
     let _: String = app.wait("document.querySelector('#mic').dataset.state === 'idle' ? 'yes' : null", LOAD).await?;
 
     // A hold: releasing it ends the utterance at once.
     app.page.evaluate(press).await?;
-    let _: String = app.wait("document.querySelector('#mic').dataset.state === 'listening' ? 'yes' : null", LOAD).await?;
+    let _: String =
+        app.wait("document.querySelector('#mic').dataset.state === 'listening' ? 'yes' : null", LOAD).await?;
     tokio::time::sleep(Duration::from_millis(900)).await;
     app.page.evaluate(release).await?;
     let after_hold: String = app.eval(mic_state).await?;

@@ -397,9 +397,11 @@ impl DevTools {
         let deadline = tokio::time::Instant::now() + timeout;
         let target = loop {
             let targets = self.call(None, "Target.getTargets", serde_json::json!({})).await?;
-            let found = targets["targetInfos"].as_array().into_iter().flatten().find(|t| {
-                t["type"] == "worker" && t["url"].as_str().is_some_and(|u| u.contains(url_part))
-            });
+            let found = targets["targetInfos"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["type"] == "worker" && t["url"].as_str().is_some_and(|u| u.contains(url_part)));
             if let Some(t) = found {
                 break t["targetId"].clone();
             }

@@ -73,8 +73,7 @@ pub fn ensure_torch() -> anyhow::Result<()> {
 }
 
 pub fn ensure_synthesizers(install: bool) -> anyhow::Result<()> {
-    let mbrola_missing =
-        SYNTH_PACKAGES.iter().any(|(file, pkg)| is_non_free(pkg) && !Path::new(file).exists());
+    let mbrola_missing = SYNTH_PACKAGES.iter().any(|(file, pkg)| is_non_free(pkg) && !Path::new(file).exists());
     if mbrola_missing && install && is_root() {
         enable_contrib_non_free()?;
     }

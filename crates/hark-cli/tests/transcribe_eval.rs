@@ -47,9 +47,10 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     ]);
 
     // Awkward files.
-    let speech =
-        hark_dsp::wav::read(&Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../hark-recognizer/testdata/bangalore.wav"))
-            .unwrap();
+    let speech = hark_dsp::wav::read(
+        &Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../hark-recognizer/testdata/bangalore.wav"),
+    )
+    .unwrap();
     let f = |name: &str| dir.path().join(name);
     write_wav(&f("silence.wav"), 16_000, 1, std::iter::repeat_n(0.0, 32_000));
     write_wav(&f("clipped.wav"), 16_000, 1, speech.samples.iter().map(|s| s * 40.0));

@@ -153,7 +153,8 @@ impl Corpus {
             seen_written.insert(written.clone());
             let text = normalize(&written);
             if seen.insert(text.clone()) {
-                let entities = picks.iter().map(|(slot, name): &(&str, &str)| (slot.to_string(), name.to_string())).collect();
+                let entities =
+                    picks.iter().map(|(slot, name): &(&str, &str)| (slot.to_string(), name.to_string())).collect();
                 out.push(Query { text, written: written.clone(), split, template, entities });
             }
         }

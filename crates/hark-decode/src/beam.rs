@@ -93,8 +93,13 @@ impl Beam {
 
 impl BeamDecoder {
     pub fn new(config: BeamConfig, lm: Option<NgramLm>) -> Self {
-        let mut decoder =
-            Self { config, lm: None, prefixes: HashSet::default(), words: HashSet::default(), entities: HashSet::default() };
+        let mut decoder = Self {
+            config,
+            lm: None,
+            prefixes: HashSet::default(),
+            words: HashSet::default(),
+            entities: HashSet::default(),
+        };
         if let Some(lm) = &lm {
             let vocabulary: Vec<String> = lm.vocabulary().map(str::to_owned).collect();
             for w in vocabulary {
@@ -157,7 +162,8 @@ impl BeamDecoder {
         };
         let mut beams: HashMap<Vec<u32>, Beam> = HashMap::from_iter([(Vec::new(), start)]);
         for (frame, row) in log_probs.chunks_exact(Alphabet::SIZE).enumerate() {
-            let mut next: HashMap<Vec<u32>, Beam> = HashMap::with_capacity_and_hasher(beams.len() * 4, Default::default());
+            let mut next: HashMap<Vec<u32>, Beam> =
+                HashMap::with_capacity_and_hasher(beams.len() * 4, Default::default());
             let candidates: Vec<u32> =
                 (1..Alphabet::SIZE as u32).filter(|&s| row[s as usize] >= self.config.prune_log_prob).collect();
             for (prefix, beam) in &beams {

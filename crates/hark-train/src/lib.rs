@@ -412,7 +412,15 @@ mod tests {
     fn schedule_warms_up_then_decays() {
         let mut t = Trainer::new(
             AcousticModelConfig::new().with_channels(16).with_blocks(1),
-            TrainConfig { peak_lr: 1e-3, warmup_steps: 10, weight_decay: 0.0, spec_augment: None, warp: None, seed: 0, shards: 1 },
+            TrainConfig {
+                peak_lr: 1e-3,
+                warmup_steps: 10,
+                weight_decay: 0.0,
+                spec_augment: None,
+                warp: None,
+                seed: 0,
+                shards: 1,
+            },
             Device::flex().autodiff(),
         );
         let lr0 = t.learning_rate();
@@ -429,7 +437,15 @@ mod tests {
         let refs: Vec<&Example> = examples.iter().collect();
         let mut t = Trainer::new(
             AcousticModelConfig::new().with_channels(32).with_blocks(2),
-            TrainConfig { peak_lr: 5e-3, warmup_steps: 1, weight_decay: 0.0, spec_augment: None, warp: None, seed: 0, shards: 1 },
+            TrainConfig {
+                peak_lr: 5e-3,
+                warmup_steps: 1,
+                weight_decay: 0.0,
+                spec_augment: None,
+                warp: None,
+                seed: 0,
+                shards: 1,
+            },
             Device::flex().autodiff(),
         );
         let first = t.step(&refs);

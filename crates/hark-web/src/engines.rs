@@ -32,10 +32,10 @@ impl Choice {
         let mut text = format!("{} in a background worker", active.describe());
         let by = if self.forced { "as asked (?backend=)" } else { "chosen by a warm-up benchmark" };
         match (self.cpu_ms, self.gpu_ms) {
-            (Some(c), Some(g)) => {
-                text += &format!(", {by}: CPU {c:.0} ms, WebGPU {g:.0} ms per 3 s of audio.")
+            (Some(c), Some(g)) => text += &format!(", {by}: CPU {c:.0} ms, WebGPU {g:.0} ms per 3 s of audio."),
+            (Some(c), None) if self.gpu_failure.is_none() => {
+                text += &format!(" (warm-up: {c:.0} ms per 3 s of audio).")
             }
-            (Some(c), None) if self.gpu_failure.is_none() => text += &format!(" (warm-up: {c:.0} ms per 3 s of audio)."),
             (None, Some(g)) => text += &format!(" (warm-up: {g:.0} ms per 3 s of audio)."),
             _ => text += ".",
         }

@@ -110,14 +110,23 @@ pub enum FromWorker {
     Hello,
     Model(ModelStatus),
     Transcript(Recognized),
-    Failed { id: u32, error: String },
+    Failed {
+        id: u32,
+        error: String,
+    },
     /// Warm-up benchmark of the loaded model on one backend: the median
     /// time to recognise 3 s of audio (features + model + search).
-    Benchmark { backend: Backend, ms: f64 },
+    Benchmark {
+        backend: Backend,
+        ms: f64,
+    },
     /// A backend cannot run (no device, device lost). For WebGPU the worker
     /// goes on on the CPU; an utterance it was recognising is recognised
     /// again there.
-    Unavailable { backend: Backend, why: String },
+    Unavailable {
+        backend: Backend,
+        why: String,
+    },
 }
 
 /// Length of the warm-up benchmark's audio, in seconds.
@@ -129,9 +138,13 @@ pub const BENCHMARK_AUDIO_S: f64 = 3.0;
 pub enum GpuProbe {
     Checking,
     /// An adapter exists; `name` is what the browser tells about it.
-    Found { name: String },
+    Found {
+        name: String,
+    },
     /// No WebGPU here; recognition uses the CPU (WebAssembly).
-    Absent { why: String },
+    Absent {
+        why: String,
+    },
 }
 
 impl GpuProbe {

@@ -53,7 +53,6 @@ fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or_else(js_sys::Date::now)
 }
 
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum MicState {
     Idle,
@@ -189,7 +188,6 @@ fn App() -> impl IntoView {
     });
     register_service_worker(set_update_ready);
     watch_connectivity(set_online);
-
 
     // A finished utterance goes to the worker.
     let recognize = move |samples: Vec<f32>| {
@@ -508,9 +506,8 @@ fn register_service_worker(set_update_ready: WriteSignal<bool>) {
             Ok(r) => r.unchecked_into::<web_sys::ServiceWorkerRegistration>(),
             Err(e) => return leptos::logging::warn!("service worker registration failed: {e:?}"),
         };
-        let has_controller = move || {
-            web_sys::window().and_then(|w| w.navigator().service_worker().controller()).is_some()
-        };
+        let has_controller =
+            move || web_sys::window().and_then(|w| w.navigator().service_worker().controller()).is_some();
         // An update found on an earlier visit may already be waiting.
         if registration.waiting().is_some() && has_controller() {
             set_update_ready.set(true);

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::{ActiveModel, Activity, MODEL_CACHE, ModelStatus};
 use burn::tensor::Device;
 use hark_decode::{BeamConfig, BeamDecoder};
 use hark_model::AcousticModelConfig;
 use hark_recognizer::{Recognizer, corpus_decoder};
 use hark_registry::{Channel, Manifest, ModelEntry, Version};
-use crate::{ActiveModel, Activity, MODEL_CACHE, ModelStatus};
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -81,12 +81,7 @@ impl Manager {
 
     /// One check. `active` is the running model's entry; `report` is called
     /// with the status whenever it changes (download progress included).
-    pub async fn check(
-        &mut self,
-        active: Option<&ModelEntry>,
-        bucket: u8,
-        report: &dyn Fn(&ModelStatus),
-    ) -> Outcome {
+    pub async fn check(&mut self, active: Option<&ModelEntry>, bucket: u8, report: &dyn Fn(&ModelStatus)) -> Outcome {
         let manifest = match fetch_manifest().await {
             Ok((m, offline)) => {
                 self.status.offline = offline;

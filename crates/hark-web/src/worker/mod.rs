@@ -16,10 +16,12 @@ mod manager;
 use std::cell::{Cell, RefCell};
 use std::thread::LocalKey;
 
+use crate::{
+    BENCHMARK_AUDIO_S, Backend, FromWorker, ModelStatus, Recognized, Settings, Timings, ToWorker, decode, encode,
+};
 use burn::tensor::Device;
 use hark_decode::Transcript;
 use hark_recognizer::{MAX_SEGMENT_S, Recognizer};
-use crate::{BENCHMARK_AUDIO_S, Backend, FromWorker, ModelStatus, Recognized, Settings, Timings, ToWorker, decode, encode};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -304,7 +306,10 @@ async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Back
         outcome = attempt(backend).await;
     }
     let Some((run, model_version)) = outcome else {
-        return post(&FromWorker::Failed { id, error: "No speech model is loaded yet; type your search.".into() }, None);
+        return post(
+            &FromWorker::Failed { id, error: "No speech model is loaded yet; type your search.".into() },
+            None,
+        );
     };
     match run.transcript {
         Ok(t) => {
