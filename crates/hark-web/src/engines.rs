@@ -127,7 +127,7 @@ pub fn take_last() -> Option<Utterance> {
 }
 
 /// Sends `msg` to the worker.
-pub fn broadcast(msg: ToWorker) {
+pub fn send(msg: ToWorker) {
     ENGINE.with(|e| {
         if let Some((_, client)) = &e.borrow().worker {
             client.send(msg, None);

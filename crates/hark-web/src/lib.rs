@@ -268,8 +268,7 @@ pub struct Recognized {
     pub words: Vec<(String, f32)>,
     pub confidence: f32,
     pub audio_s: f32,
-    /// Time spent in the worker, whole and by stage.
-    pub compute_ms: f64,
+    /// Time spent in the worker by stage (`timings.total_ms()`: all of it).
     pub timings: Timings,
     pub model_version: String,
     pub backend: Backend,

@@ -381,7 +381,7 @@ fn App() -> impl IntoView {
             <Show when=move || heard.get().is_some()>
                 <p id="transcript"
                     data-decode-ms=move || heard.get().map(|(_, ms)| format!("{ms:.0}")).unwrap_or_default()
-                    data-compute-ms=move || heard.get().map(|(r, _)| format!("{:.1}", r.compute_ms)).unwrap_or_default()
+                    data-compute-ms=move || heard.get().map(|(r, _)| format!("{:.1}", r.timings.total_ms())).unwrap_or_default()
                     data-timings=move || heard.get().map(|(r, _)| format!("{:.1} {:.1} {:.1}", r.timings.features_ms, r.timings.model_ms, r.timings.search_ms)).unwrap_or_default()
                     data-model=move || heard.get().map(|(r, _)| r.model_version).unwrap_or_default()
                     data-id=move || heard.get().map(|(r, _)| r.id.to_string()).unwrap_or_default()
@@ -459,7 +459,7 @@ fn App() -> impl IntoView {
                 <Show when=move || search_url_error.get().is_some()>
                     <p class="error" role="alert">{move || search_url_error.get().unwrap_or_default()}</p>
                 </Show>
-                <p><button id="check-updates" type="button" on:click=move |_| engines::broadcast(ToWorker::CheckForUpdates)>"Check for a new model now"</button></p>
+                <p><button id="check-updates" type="button" on:click=move |_| engines::send(ToWorker::CheckForUpdates)>"Check for a new model now"</button></p>
             </details>
             <footer>"hark " {APP_VERSION} " — open, on-device speech recognition."</footer>
         </main>
@@ -473,7 +473,7 @@ fn watch_connectivity(set_online: WriteSignal<bool>) {
         let up = ev.type_() == "online";
         set_online.set(up);
         if up {
-            engines::broadcast(ToWorker::CheckForUpdates);
+            engines::send(ToWorker::CheckForUpdates);
         }
     });
     for name in ["online", "offline"] {

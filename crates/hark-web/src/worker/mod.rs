@@ -320,7 +320,6 @@ async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Back
                 words: t.words.into_iter().map(|w| (w.text, w.confidence)).collect(),
                 confidence: t.confidence,
                 audio_s: samples.len() as f32 / hark_dsp::SAMPLE_RATE as f32,
-                compute_ms: run.timings.total_ms(),
                 timings: run.timings,
                 model_version,
                 backend,
