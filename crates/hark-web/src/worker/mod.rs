@@ -20,6 +20,7 @@ use crate::{
     BENCHMARK_AUDIO_S, Backend, FromWorker, ModelStatus, Recognized, Settings, Timings, ToWorker, decode, encode,
 };
 use burn::tensor::Device;
+use futures::channel::oneshot;
 use hark_decode::Transcript;
 use hark_recognizer::{MAX_SEGMENT_S, Recognizer};
 use wasm_bindgen::JsCast;
@@ -46,8 +47,28 @@ thread_local! {
     /// the CPU slot empty waits for it (it is warming up, or serving
     /// another utterance) instead of failing.
     static CPU_EXPECTED: Cell<bool> = const { Cell::new(false) };
+    /// Those waiting: woken whenever a model goes (back) into the CPU slot.
+    static CPU_WAITERS: RefCell<Vec<oneshot::Sender<()>>> = const { RefCell::new(Vec::new()) };
     /// Backends whose first model was benchmarked (bit 0 CPU, bit 1 WebGPU).
     static BENCHMARKED: Cell<u8> = const { Cell::new(0) };
+}
+
+/// Puts `loaded` into `backend`'s slot — when `replace`, over what is there;
+/// else only into an empty slot (a model swapped in meanwhile is newer and
+/// wins) — and wakes the utterances waiting for the CPU model.
+fn put_model(backend: Backend, loaded: Loaded, replace: bool) {
+    slot(backend).with(|s| {
+        let mut slot = s.borrow_mut();
+        if replace || slot.is_none() {
+            *slot = Some(loaded);
+        }
+    });
+    if backend == Backend::Cpu {
+        // All wake; one takes the model and the others wait again.
+        for waiter in CPU_WAITERS.with(|w| std::mem::take(&mut *w.borrow_mut())) {
+            let _ = waiter.send(());
+        }
+    }
 }
 
 fn slot(backend: Backend) -> &'static LocalKey<Slot> {
@@ -187,7 +208,7 @@ async fn swap_in(backend: Backend, mut loaded: Loaded) {
         Some(Ok(ms)) => post(&FromWorker::Benchmark { backend, ms }, None),
         None => {}
     }
-    slot(backend).with(|s| *s.borrow_mut() = Some(loaded));
+    put_model(backend, loaded, true);
 }
 
 /// The GPU failed: drop its device and model for good and tell the page,
@@ -255,29 +276,28 @@ async fn run_once(recognizer: &mut Recognizer, samples: &[f32]) -> Run {
 async fn with_model<T>(backend: Backend, work: impl AsyncFnOnce(&mut Loaded) -> T) -> Option<T> {
     let mut loaded = take_model(backend).await?;
     let out = work(&mut loaded).await;
-    slot(backend).with(|s| {
-        let mut slot = s.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(loaded);
-        }
-    });
+    put_model(backend, loaded, false);
     Some(out)
 }
 
 /// `backend`'s model out of its slot. An empty CPU slot while a CPU model
 /// is expected means it is warming up or serving another utterance: wait
-/// for it (up to 10 s). The GPU is not waited for: the CPU serves instead.
+/// for it (up to 10 s; [`put_model`] wakes the waiters). The GPU is not
+/// waited for: the CPU serves instead.
 async fn take_model(backend: Backend) -> Option<Loaded> {
-    for _ in 0..500 {
+    let deadline = now_ms() + 10_000.0;
+    loop {
         if let Some(loaded) = slot(backend).with(|s| s.borrow_mut().take()) {
             return Some(loaded);
         }
-        if backend == Backend::Webgpu || !CPU_EXPECTED.get() {
+        let left = deadline - now_ms();
+        if backend == Backend::Webgpu || !CPU_EXPECTED.get() || left <= 0.0 {
             return None;
         }
-        gloo_timers::future::TimeoutFuture::new(20).await;
+        let (woken, wait) = oneshot::channel();
+        CPU_WAITERS.with(|w| w.borrow_mut().push(woken));
+        futures::future::select(wait, gloo_timers::future::TimeoutFuture::new(left.ceil() as u32)).await;
     }
-    None
 }
 
 async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Backend) {
