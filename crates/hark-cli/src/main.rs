@@ -109,6 +109,9 @@ enum Command {
         /// Penalty per character of a word outside the lexicon.
         #[arg(long)]
         oov_char_penalty: Option<f32>,
+        /// Bonus per word of the entity list (names new to the model).
+        #[arg(long)]
+        entity_boost: Option<f32>,
     },
     /// Publish a trained model into the static model folder (f16 weights + manifest entry).
     Publish {
@@ -185,13 +188,25 @@ fn main() {
                 publish::run(&publish::Options { run, eval, version, models, training_data, channel, rollout_percent })
             })
         }
-        Command::Eval { model, data, out, train_sample, max_utterances, beam, alpha, beta, oov_char_penalty } => {
+        Command::Eval {
+            model,
+            data,
+            out,
+            train_sample,
+            max_utterances,
+            beam,
+            alpha,
+            beta,
+            oov_char_penalty,
+            entity_boost,
+        } => {
             let d = hark_decode::BeamConfig::default();
             let beam = hark_decode::BeamConfig {
                 beam,
                 alpha: alpha.unwrap_or(d.alpha),
                 beta: beta.unwrap_or(d.beta),
                 oov_char_penalty: oov_char_penalty.unwrap_or(d.oov_char_penalty),
+                entity_boost: entity_boost.unwrap_or(d.entity_boost),
                 ..d
             };
             eval::run(&eval::Options { model, data, out, train_sample, max_utterances, beam })
