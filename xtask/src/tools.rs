@@ -73,8 +73,8 @@ pub fn ensure_torch() -> anyhow::Result<()> {
 }
 
 pub fn ensure_synthesizers(install: bool) -> anyhow::Result<()> {
-    let mbrola_missing = SYNTH_PACKAGES.iter().any(|(file, pkg)| is_non_free(pkg) && !Path::new(file).exists());
-    if mbrola_missing && install && is_root() {
+    let non_free_missing = SYNTH_PACKAGES.iter().any(|(file, pkg)| is_non_free(pkg) && !Path::new(file).exists());
+    if non_free_missing && install && is_root() {
         enable_contrib_non_free()?;
     }
     ensure_debian_packages(SYNTH_PACKAGES, install)

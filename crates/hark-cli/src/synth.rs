@@ -195,22 +195,20 @@ fn audio_path(out: &Path, item: &Item) -> PathBuf {
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
-    let (_, full, _, added) = options.preset.spec();
-    let all_voices: Vec<Voice> = Split::ALL
-        .iter()
-        .zip(added)
-        .flat_map(|(s, added)| {
-            let later = if added > 0 { voices::added_voices(*s) } else { Vec::new() };
-            voices::voices(*s, full).into_iter().chain(later)
-        })
-        .collect();
-    voices::check_installed(&all_voices)?;
+    let items = plan(options);
+    // Exactly the voices the plan speaks with must be installed.
+    let mut used: Vec<Voice> = Vec::new();
+    for item in &items {
+        if !used.contains(&item.voice) {
+            used.push(item.voice.clone());
+        }
+    }
+    voices::check_installed(&used)?;
     for split in Split::ALL {
         std::fs::create_dir_all(options.out.join("audio").join(split.name()))
             .with_context(|| format!("creating {}", options.out.display()))?;
     }
     std::fs::create_dir_all(options.out.join("tmp"))?;
-    let items = plan(options);
     let started = std::time::Instant::now();
 
     let (clean, copies): (Vec<&Item>, Vec<&Item>) = items.iter().partition(|i| i.aug.is_none());

@@ -70,9 +70,6 @@ pub fn voices(split: Split, full: bool) -> Vec<Voice> {
             .flat_map(|a| variants.iter().map(move |v| Voice { engine: Engine::Espeak, name: format!("{a}{v}") }))
             .collect()
     };
-    let named = |engine, names: &[&str]| -> Vec<Voice> {
-        names.iter().map(|n| Voice { engine, name: (*n).to_owned() }).collect()
-    };
     match split {
         Split::Train => {
             let mut v = espeak(ESPEAK_TRAIN_ACCENTS, ESPEAK_TRAIN_VARIANTS);
@@ -99,9 +96,6 @@ pub fn voices(split: Split, full: bool) -> Vec<Voice> {
 /// parametric voices were recognised worst). They speak queries appended
 /// after the first release's; empty for the test split (flite only).
 pub fn added_voices(split: Split) -> Vec<Voice> {
-    let named = |engine, names: &[&str]| -> Vec<Voice> {
-        names.iter().map(|n| Voice { engine, name: (*n).to_owned() }).collect()
-    };
     match split {
         Split::Train => {
             let mut v = named(Engine::Pico, &["en-US", "en-GB"]);
@@ -116,6 +110,11 @@ pub fn added_voices(split: Split) -> Vec<Voice> {
         }
         Split::Test => Vec::new(),
     }
+}
+
+/// `engine`'s voices called `names`.
+fn named(engine: Engine, names: &[&str]) -> Vec<Voice> {
+    names.iter().map(|n| Voice { engine, name: (*n).to_owned() }).collect()
 }
 
 /// Fails naming the Debian package when a voice's synthesizer is missing.
@@ -175,6 +174,8 @@ fn festival_voice_dir(name: &str) -> Option<PathBuf> {
 /// the others; `pitch` is espeak's 0–99.
 pub fn speak(voice: &Voice, text: &str, rate: u32, pitch: u32, out: &Path) -> anyhow::Result<()> {
     let stretch = format!("{:.3}", 160.0 / rate.max(1) as f32);
+    // The same rate as a percentage of the engine's own (Pico, RHVoice).
+    let percent = 100 * rate / 160;
     let mut cmd = match voice.engine {
         Engine::Espeak | Engine::Mbrola => {
             let mut c = Command::new("espeak-ng");
@@ -202,19 +203,17 @@ pub fn speak(voice: &Voice, text: &str, rate: u32, pitch: u32, out: &Path) -> an
         }
         Engine::Pico => {
             // pico2wave has no rate or pitch flags; its markup does both.
-            let speed = 100 * rate / 160;
             let pitch = 80 + pitch * 40 / 100;
             let mut c = Command::new("pico2wave");
             c.args(["-l", &voice.name, "-w"])
                 .arg(out)
-                .arg(format!("<speed level='{speed}'><pitch level='{pitch}'>{text}</pitch></speed>"));
+                .arg(format!("<speed level='{percent}'><pitch level='{pitch}'>{text}</pitch></speed>"));
             c
         }
         Engine::Rhvoice => {
             // Rate and pitch in percent of the voice's own (100 = as recorded).
             let mut c = Command::new("RHVoice-test");
-            c.args(["-p", &voice.name, "-r", &(100 * rate / 160).to_string(), "-t", &(pitch + 50).to_string(), "-o"])
-                .arg(out);
+            c.args(["-p", &voice.name, "-r", &percent.to_string(), "-t", &(pitch + 50).to_string(), "-o"]).arg(out);
             c.stdin(std::process::Stdio::piped());
             c
         }
