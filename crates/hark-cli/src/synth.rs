@@ -40,15 +40,46 @@ impl Preset {
         }
     }
 
-    /// (queries per split [train, dev, test], all engines?, augmented copies
-    /// per train query, queries per split appended for the voices added in
-    /// the second data release)
-    fn spec(self) -> ([usize; 3], bool, usize, [usize; 3]) {
+    fn spec(self) -> Spec {
         match self {
-            Preset::Smoke => ([12, 4, 4], false, 1, [0, 0, 0]),
-            Preset::Standard => ([10_000, 1_200, 1_000], true, 3, [6_000, 400, 0]),
+            Preset::Smoke => Spec {
+                queries: [12, 4, 4],
+                full: false,
+                train_copies: 1,
+                added: [0, 0, 0],
+                vocabulary: [0, 0, 0],
+                vocabulary_copies: 0,
+            },
+            Preset::Standard => Spec {
+                queries: [10_000, 1_200, 1_000],
+                full: true,
+                train_copies: 3,
+                added: [6_000, 400, 0],
+                vocabulary: [12_000, 500, 0],
+                vocabulary_copies: 1,
+            },
         }
     }
+}
+
+/// What a preset speaks. Later data releases only append, so every recording
+/// of an earlier release keeps its id and audio.
+struct Spec {
+    /// Queries per split [train, dev, test] of the first release.
+    queries: [usize; 3],
+    /// All engines (else espeak-ng and flite only)?
+    full: bool,
+    /// Augmented copies per training query (dev: one, test: two).
+    train_copies: usize,
+    /// Queries per split appended by the second release, spoken by
+    /// [`voices::added_voices`] (the same query grammar, drawn on).
+    added: [usize; 3],
+    /// Queries per split of the third (vocabulary) release: many distinct
+    /// words and names ([`Corpus::generate_vocabulary`]), spoken by
+    /// [`voices::vocabulary_voices`].
+    vocabulary: [usize; 3],
+    /// Augmented copies per vocabulary training query.
+    vocabulary_copies: usize,
 }
 
 pub struct Options {
@@ -123,42 +154,57 @@ fn item_rng(seed: u64, id: &str) -> ChaCha8Rng {
 }
 
 fn plan(options: &Options) -> Vec<Item> {
-    let (counts, full, train_copies, added) = options.preset.spec();
+    let spec = options.preset.spec();
     let corpus = Corpus::load();
     let mut items = Vec::new();
-    for ((split, &count), &added) in Split::ALL.iter().zip(&counts).zip(&added) {
-        let (first, later) = (voices::voices(*split, full), voices::added_voices(*split));
+    for (i, split) in Split::ALL.into_iter().enumerate() {
+        let (count, added) = (spec.queries[i], spec.added[i]);
+        let (first, later) = (voices::voices(split, spec.full), voices::added_voices(split));
         // Queries are drawn as one sequence, so the first release's `count`
         // stay the same queries (and recordings) when more are appended.
-        for (n, query) in corpus.generate(*split, count + added, options.seed).into_iter().enumerate() {
+        for (n, query) in corpus.generate(split, count + added, options.seed).into_iter().enumerate() {
             let voices = if n < count { &first } else { &later };
-            let mut rng = item_rng(options.seed, &format!("{}-{n}", split.name()));
-            let voice = voices[rng.random_range(0..voices.len())].clone();
-            let (rate, pitch) = if voice.engine.varies_pitch() {
-                (rng.random_range(130..=200), rng.random_range(30..=70))
-            } else {
-                (rng.random_range(140..=180), 50)
-            };
-            let id = format!("{}-{n:06}-{}-{}", split.name(), voice.engine.name(), voice.name.replace('+', "_"));
-            let clean = Item { id: id.clone(), split: *split, query, voice, rate, pitch, aug: None };
-            let augs: Vec<Aug> = match split {
-                Split::Train => (0..train_copies).map(|_| random_aug(&mut rng)).collect(),
-                Split::Dev => vec![random_aug(&mut rng)],
-                // The bar: car noise at 5 dB SNR against clean. Plus one other noise.
-                Split::Test => vec![
-                    Aug::Noise { kind: NoiseKind::Car { speed_kmh: rng.random_range(50.0..120.0) }, snr_db: 5.0 },
-                    random_noise(&mut rng),
-                ],
-            };
-            items.push(clean.clone());
-            for (j, aug) in augs.into_iter().enumerate() {
-                let mut copy = clean.clone();
-                // The index keeps ids unique when two copies get the same label.
-                copy.id = format!("{id}-{j}-{}", aug.label());
-                copy.aug = Some((aug, id.clone()));
-                items.push(copy);
-            }
+            items.extend(plan_query(options.seed, n, query, voices, spec.train_copies));
         }
+        // The vocabulary release is numbered after both.
+        let voices = voices::vocabulary_voices(split);
+        let vocabulary = corpus.generate_vocabulary(split, spec.vocabulary[i], options.seed);
+        for (j, query) in vocabulary.into_iter().enumerate() {
+            items.extend(plan_query(options.seed, count + added + j, query, &voices, spec.vocabulary_copies));
+        }
+    }
+    items
+}
+
+/// Query `n` of its split: the clean recording by a voice drawn from
+/// `voices`, then its augmented copies (`train_copies` for training).
+fn plan_query(seed: u64, n: usize, query: Query, voices: &[Voice], train_copies: usize) -> Vec<Item> {
+    let split = query.split;
+    let mut rng = item_rng(seed, &format!("{}-{n}", split.name()));
+    let voice = voices[rng.random_range(0..voices.len())].clone();
+    let (rate, pitch) = if voice.engine.varies_pitch() {
+        (rng.random_range(130..=200), rng.random_range(30..=70))
+    } else {
+        (rng.random_range(140..=180), 50)
+    };
+    let id = format!("{}-{n:06}-{}-{}", split.name(), voice.engine.name(), voice.name.replace('+', "_"));
+    let clean = Item { id: id.clone(), split, query, voice, rate, pitch, aug: None };
+    let augs: Vec<Aug> = match split {
+        Split::Train => (0..train_copies).map(|_| random_aug(&mut rng)).collect(),
+        Split::Dev => vec![random_aug(&mut rng)],
+        // The bar: car noise at 5 dB SNR against clean. Plus one other noise.
+        Split::Test => vec![
+            Aug::Noise { kind: NoiseKind::Car { speed_kmh: rng.random_range(50.0..120.0) }, snr_db: 5.0 },
+            random_noise(&mut rng),
+        ],
+    };
+    let mut items = vec![clean.clone()];
+    for (j, aug) in augs.into_iter().enumerate() {
+        let mut copy = clean.clone();
+        // The index keeps ids unique when two copies get the same label.
+        copy.id = format!("{id}-{j}-{}", aug.label());
+        copy.aug = Some((aug, id.clone()));
+        items.push(copy);
     }
     items
 }

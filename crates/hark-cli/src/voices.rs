@@ -112,6 +112,37 @@ pub fn added_voices(split: Split) -> Vec<Voice> {
     }
 }
 
+/// Voices of the third (vocabulary) data release, which speak many distinct
+/// words and names: espeak-ng driving MBROLA diphone voices recorded for other
+/// languages with English phoneme mappings (`mb-de1-en`: accented English,
+/// but 16 more human speakers), festival's `don` diphone voice, and the
+/// second release's voices (the closest to the test engine's). Empty for test.
+pub fn vocabulary_voices(split: Split) -> Vec<Voice> {
+    match split {
+        Split::Train => {
+            let mut v = mbrola_english(&MBROLA_ENGLISH_TRAIN);
+            v.extend(named(Engine::Festival, &["don_diphone"]));
+            v.extend(added_voices(Split::Train));
+            v
+        }
+        Split::Dev => {
+            let mut v = mbrola_english(&MBROLA_ENGLISH_DEV);
+            v.extend(added_voices(Split::Dev));
+            v
+        }
+        Split::Test => Vec::new(),
+    }
+}
+
+/// MBROLA voices that espeak-ng can drive with English text (`mb-<id>-en`).
+const MBROLA_ENGLISH_TRAIN: [&str; 13] =
+    ["af1", "de1", "de3", "de4", "de5", "de6", "fr1", "gr2", "hu1", "nl2", "pl1", "ro1", "sw1"];
+const MBROLA_ENGLISH_DEV: [&str; 3] = ["de2", "fr4", "sw2"];
+
+fn mbrola_english(ids: &[&str]) -> Vec<Voice> {
+    ids.iter().map(|id| Voice { engine: Engine::Mbrola, name: format!("mb-{id}-en") }).collect()
+}
+
 /// `engine`'s voices called `names`.
 fn named(engine: Engine, names: &[&str]) -> Vec<Voice> {
     names.iter().map(|n| Voice { engine, name: (*n).to_owned() }).collect()
@@ -126,9 +157,10 @@ pub fn check_installed(voices: &[Voice]) -> anyhow::Result<()> {
             Engine::Flite => (on_path("flite"), "flite".to_owned()),
             Engine::Festival => (
                 on_path("text2wave") && festival_voice_dir(&v.name).is_some(),
-                match v.name.strip_suffix("_mbrola") {
-                    Some(id) => format!("festival festvox-{id}"),
-                    None => format!("festival festvox-{}lpc16k", v.name.trim_end_matches("_diphone")),
+                match (v.name.strip_suffix("_mbrola"), v.name.as_str()) {
+                    (Some(id), _) => format!("festival festvox-{id}"),
+                    (None, "don_diphone") => "festival festvox-don".to_owned(),
+                    (None, name) => format!("festival festvox-{}lpc16k", name.trim_end_matches("_diphone")),
                 },
             ),
             Engine::Pico => (on_path("pico2wave"), "libttspico-utils".to_owned()),
@@ -138,6 +170,7 @@ pub fn check_installed(voices: &[Voice]) -> anyhow::Result<()> {
             ),
             Engine::Mbrola => {
                 let id = v.name.trim_start_matches("mb-");
+                let id = id.strip_suffix("-en").unwrap_or(id);
                 (
                     on_path("espeak-ng") && Path::new(&format!("/usr/share/mbrola/{id}/{id}")).exists(),
                     format!("mbrola-{id}"),
@@ -248,6 +281,7 @@ mod tests {
                 let mut v = voices(split, full);
                 if full {
                     v.extend(added_voices(split));
+                    v.extend(vocabulary_voices(split));
                 }
                 v
             };
@@ -268,12 +302,13 @@ mod tests {
             (Engine::Rhvoice, "alan"),
         ];
         for split in [Split::Train, Split::Dev] {
-            for v in voices(split, true).iter().chain(&added_voices(split)) {
+            for v in voices(split, true).iter().chain(&added_voices(split)).chain(&vocabulary_voices(split)) {
                 assert!(!same_speakers.contains(&(v.engine, v.name.as_str())), "{v:?} speaks the test split");
             }
         }
-        assert!(added_voices(Split::Test).is_empty());
-        let dev = added_voices(Split::Dev);
-        assert!(added_voices(Split::Train).iter().all(|v| !dev.contains(v)));
+        assert!(added_voices(Split::Test).is_empty() && vocabulary_voices(Split::Test).is_empty());
+        let dev = [added_voices(Split::Dev), vocabulary_voices(Split::Dev)].concat();
+        let train = [added_voices(Split::Train), vocabulary_voices(Split::Train)].concat();
+        assert!(train.iter().all(|v| !dev.contains(v)));
     }
 }

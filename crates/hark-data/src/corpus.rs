@@ -19,6 +19,9 @@ use crate::normalize::normalize;
 
 const TEMPLATES: &str = include_str!("../corpus/templates.txt");
 const NEW_NAMES: &str = include_str!("../corpus/new_names.txt");
+const VOCABULARY_TEMPLATES: &str = include_str!("../corpus/vocabulary/templates.txt");
+const WORDS: &str = include_str!("../corpus/vocabulary/words.txt");
+const NAMES: &str = include_str!("../corpus/vocabulary/names.txt");
 const LISTS: &[(&str, &str, bool)] = &[
     // (slot, file contents, open list = split by name)
     ("place", include_str!("../corpus/entities/place.txt"), true),
@@ -129,65 +132,105 @@ impl Corpus {
 
     /// Up to `count` distinct queries of `split`, deterministic from `seed`.
     pub fn generate(&self, split: Split, count: usize, seed: u64) -> Vec<Query> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let pools: BTreeMap<&str, Vec<&str>> =
             self.lists.keys().map(|slot| (*slot, self.entities(slot, split))).collect();
-        // Fast hashing: the browser builds its language model from these
-        // queries on every cold start, ~10 attempts per query kept.
-        let mut seen = FxHashSet::default();
-        // Most attempts repeat a query already drawn; the same written form
-        // always normalises to the same text, so those skip `normalize` (the
-        // expensive step). Same queries, same order as checking text alone.
-        let mut seen_written = FxHashSet::default();
-        let mut out = Vec::with_capacity(count);
-        let mut attempts = 0;
-        // Reused across attempts: most attempts are repeats and allocate nothing.
-        let mut written = String::new();
-        let mut picks = Vec::new();
-        while out.len() < count && attempts < count * 50 {
-            attempts += 1;
-            let template = rng.random_range(0..self.templates.len());
-            if !self.fill(template, &pools, &mut rng, &mut written, &mut picks) || seen_written.contains(&written) {
-                continue;
-            }
-            seen_written.insert(written.clone());
-            let text = normalize(&written);
-            if seen.insert(text.clone()) {
-                let entities =
-                    picks.iter().map(|(slot, name): &(&str, &str)| (slot.to_string(), name.to_string())).collect();
-                out.push(Query { text, written: written.clone(), split, template, entities });
-            }
-        }
-        out
+        draw(&self.templates, 0, &pools, split, count, rng)
     }
 
-    /// Template `template` with a random name in each slot: the written
-    /// query into `written` and the (slot, name) pairs used into `picks`;
-    /// false if a slot has no names.
-    fn fill<'a>(
-        &'a self,
-        template: usize,
-        pools: &BTreeMap<&'a str, Vec<&'a str>>,
-        rng: &mut ChaCha8Rng,
-        written: &mut String,
-        picks: &mut Vec<(&'a str, &'a str)>,
-    ) -> bool {
-        written.clear();
-        picks.clear();
-        let mut rest = self.templates[template].as_str();
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}').map(|c| c + open) else { return false };
-            written.push_str(&rest[..open]);
-            let slot = &rest[open + 1..close];
-            let Some((slot, pool)) = pools.get_key_value(slot).filter(|(_, p)| !p.is_empty()) else { return false };
-            let name = pool[rng.random_range(0..pool.len())];
-            written.push_str(name);
-            picks.push((*slot, name));
-            rest = &rest[close + 1..];
-        }
-        written.push_str(rest);
-        true
+    /// Up to `count` distinct queries of `split` from the vocabulary release's
+    /// templates (`corpus/vocabulary/`): thousands of common words and proper
+    /// names, for acoustic training only (the language model is built from
+    /// [`Corpus::generate`]). Words are split by hash like open-list names,
+    /// and a word that occurs in another split's entity name or in the drift
+    /// pool is never used, so test names stay unseen. Template indices follow
+    /// [`Corpus::templates`]'s (`templates().len() + i`).
+    pub fn generate_vocabulary(&self, split: Split, count: usize, seed: u64) -> Vec<Query> {
+        let rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x517c_c1b7_2722_0a95));
+        let mut reserved: FxHashSet<String> = self
+            .open_names()
+            .filter(|(_, _, s)| *s != split)
+            .flat_map(|(_, name, _)| normalize(name).split(' ').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        reserved.extend(
+            new_names().iter().flat_map(|(_, n)| normalize(n).split(' ').map(str::to_owned).collect::<Vec<_>>()),
+        );
+        let usable = |text: &'static str| -> Vec<&'static str> {
+            lines(text).filter(|w| Split::of_name(w) == split && !reserved.contains(*w)).collect()
+        };
+        let mut pools: BTreeMap<&str, Vec<&str>> =
+            self.lists.keys().map(|slot| (*slot, self.entities(slot, split))).collect();
+        pools.insert("word", usable(WORDS));
+        pools.insert("name", usable(NAMES));
+        let templates: Vec<String> = lines(VOCABULARY_TEMPLATES).map(str::to_owned).collect();
+        draw(&templates, self.templates.len(), &pools, split, count, rng)
     }
+}
+
+/// Up to `count` distinct queries from `templates` (numbered from `offset`)
+/// filled from `pools`.
+fn draw(
+    templates: &[String],
+    offset: usize,
+    pools: &BTreeMap<&str, Vec<&str>>,
+    split: Split,
+    count: usize,
+    mut rng: ChaCha8Rng,
+) -> Vec<Query> {
+    // Fast hashing: the browser builds its language model from these
+    // queries on every cold start, ~10 attempts per query kept.
+    let mut seen = FxHashSet::default();
+    // Most attempts repeat a query already drawn; the same written form
+    // always normalises to the same text, so those skip `normalize` (the
+    // expensive step). Same queries, same order as checking text alone.
+    let mut seen_written = FxHashSet::default();
+    let mut out = Vec::with_capacity(count);
+    let mut attempts = 0;
+    // Reused across attempts: most attempts are repeats and allocate nothing.
+    let mut written = String::new();
+    let mut picks = Vec::new();
+    while out.len() < count && attempts < count * 50 {
+        attempts += 1;
+        let template = rng.random_range(0..templates.len());
+        if !fill(&templates[template], pools, &mut rng, &mut written, &mut picks) || seen_written.contains(&written) {
+            continue;
+        }
+        seen_written.insert(written.clone());
+        let text = normalize(&written);
+        if seen.insert(text.clone()) {
+            let entities =
+                picks.iter().map(|(slot, name): &(&str, &str)| (slot.to_string(), name.to_string())).collect();
+            out.push(Query { text, written: written.clone(), split, template: offset + template, entities });
+        }
+    }
+    out
+}
+
+/// `template` with a random name in each slot: the written query into
+/// `written` and the (slot, name) pairs used into `picks`; false if a slot
+/// has no names.
+fn fill<'a>(
+    template: &str,
+    pools: &BTreeMap<&'a str, Vec<&'a str>>,
+    rng: &mut ChaCha8Rng,
+    written: &mut String,
+    picks: &mut Vec<(&'a str, &'a str)>,
+) -> bool {
+    written.clear();
+    picks.clear();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| c + open) else { return false };
+        written.push_str(&rest[..open]);
+        let slot = &rest[open + 1..close];
+        let Some((slot, pool)) = pools.get_key_value(slot).filter(|(_, p)| !p.is_empty()) else { return false };
+        let name = pool[rng.random_range(0..pool.len())];
+        written.push_str(name);
+        picks.push((*slot, name));
+        rest = &rest[close + 1..];
+    }
+    written.push_str(rest);
+    true
 }
 
 /// The drift pool: (kind, name) pairs that must never enter training data.
@@ -250,6 +293,40 @@ mod tests {
             assert!(corpus.open_names().all(|(_, n, _)| normalize(n) != name), "{name} is in an entity list");
             assert!(texts.iter().all(|t| !format!(" {t} ").contains(&format!(" {name} "))), "{name} occurs in a query");
         }
+    }
+
+    #[test]
+    fn vocabulary_queries_use_many_words_and_no_other_splits_names() {
+        let corpus = Corpus::load();
+        let train = corpus.generate_vocabulary(Split::Train, 4000, 9);
+        assert_eq!(train.len(), 4000);
+        assert_eq!(train, corpus.generate_vocabulary(Split::Train, 4000, 9));
+        assert!(train.iter().all(|q| q.template >= corpus.templates().len()));
+        let words: BTreeSet<&str> = train.iter().flat_map(|q| q.text.split(' ')).collect();
+        assert!(words.len() >= 3000, "only {} distinct words", words.len());
+        // No word of a dev or test name, nor of the drift pool, is spoken in training.
+        let reserved: BTreeSet<String> = corpus
+            .open_names()
+            .filter(|(_, _, s)| *s != Split::Train)
+            .map(|(_, n, _)| n.to_owned())
+            .chain(new_names().into_iter().map(|(_, n)| n))
+            .flat_map(|n| normalize(&n).split(' ').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        for q in &train {
+            for (slot, w) in &q.entities {
+                assert!(!reserved.contains(w.as_str()) || !matches!(slot.as_str(), "word" | "name"), "{w} is reserved");
+            }
+        }
+        // Words are split like names: dev draws from other words than train.
+        let dev = corpus.generate_vocabulary(Split::Dev, 300, 9);
+        let train_words: BTreeSet<&str> =
+            train.iter().flat_map(|q| &q.entities).filter(|(s, _)| s == "word").map(|(_, w)| w.as_str()).collect();
+        assert!(
+            dev.iter()
+                .flat_map(|q| &q.entities)
+                .filter(|(s, _)| s == "word")
+                .all(|(_, w)| !train_words.contains(w.as_str()))
+        );
     }
 
     #[test]
