@@ -40,10 +40,13 @@ fn slices(u: &Utterance) -> Vec<(String, String)> {
     if let Some(snr) = u.tags.get("snr") {
         out.push(("snr".into(), snr.clone()));
     }
+    // The vocabulary release's words and names are not entity-list names.
+    let vocabulary = u.entities.iter().any(|(slot, _)| matches!(slot.as_str(), "word" | "name"));
+    out.push(("queries".into(), if vocabulary { hark_eval::report::VOCABULARY } else { "voice search" }.into()));
     let open: Vec<&(String, String)> = u
         .entities
         .iter()
-        .filter(|(slot, _)| !matches!(slot.as_str(), "day" | "unit" | "number" | "time" | "date"))
+        .filter(|(slot, _)| !matches!(slot.as_str(), "day" | "unit" | "number" | "time" | "date" | "word" | "name"))
         .collect();
     let entity = if open.is_empty() {
         "no open-class entity"
