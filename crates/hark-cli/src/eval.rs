@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use burn::tensor::Device;
-use hark_data::Split;
+use hark_data::corpus::VOCABULARY_SLOTS;
 use hark_data::manifest::Utterance;
+use hark_data::{Corpus, Split};
 use hark_decode::BeamConfig;
 use hark_eval::report::{Scored, Summary};
 use hark_recognizer::{Recognizer, corpus_decoder};
@@ -25,7 +26,7 @@ pub struct Options {
 }
 
 /// The slices an utterance belongs to.
-fn slices(u: &Utterance) -> Vec<(String, String)> {
+fn slices(u: &Utterance, corpus: &Corpus) -> Vec<(String, String)> {
     let noise = u.tags.get("noise").cloned().unwrap_or_else(|| "clean".into());
     // The augmentation label ends the id: "...-1-car5db" → "car5db".
     let condition =
@@ -40,14 +41,9 @@ fn slices(u: &Utterance) -> Vec<(String, String)> {
     if let Some(snr) = u.tags.get("snr") {
         out.push(("snr".into(), snr.clone()));
     }
-    // The vocabulary release's words and names are not entity-list names.
-    let vocabulary = u.entities.iter().any(|(slot, _)| matches!(slot.as_str(), "word" | "name"));
+    let vocabulary = u.entities.iter().any(|(slot, _)| VOCABULARY_SLOTS.contains(&slot.as_str()));
     out.push(("queries".into(), if vocabulary { hark_eval::report::VOCABULARY } else { "voice search" }.into()));
-    let open: Vec<&(String, String)> = u
-        .entities
-        .iter()
-        .filter(|(slot, _)| !matches!(slot.as_str(), "day" | "unit" | "number" | "time" | "date" | "word" | "name"))
-        .collect();
+    let open: Vec<&(String, String)> = u.entities.iter().filter(|(slot, _)| corpus.is_open_slot(slot)).collect();
     let entity = if open.is_empty() {
         "no open-class entity"
     } else if open.iter().all(|(_, name)| Split::of_name(name) == Split::Train) {
@@ -69,6 +65,8 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         config.beam, config.alpha, config.beta, config.oov_penalty, config.oov_char_penalty, config.entity_boost
     );
     let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), corpus_decoder(config))?;
+    // Which entity slots are open lists (seen/unseen names).
+    let corpus = Corpus::load();
     let limit = o.max_utterances.unwrap_or(usize::MAX);
     let mut chosen: Vec<&Utterance> = Vec::new();
     for split in Split::ALL {
@@ -105,7 +103,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         let s = Scored {
             id: u.id.clone(),
             split: u.split.name().into(),
-            slices: slices(u),
+            slices: slices(u, &corpus),
             reference: u.text.clone(),
             hypothesis: transcript.text,
             greedy,

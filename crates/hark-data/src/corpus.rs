@@ -37,6 +37,10 @@ const LISTS: &[(&str, &str, bool)] = &[
     ("date", include_str!("../corpus/entities/date.txt"), false),
 ];
 
+/// Slots of the vocabulary release's templates: common words and proper names
+/// (`corpus/vocabulary/`), not entity-list names.
+pub const VOCABULARY_SLOTS: [&str; 2] = ["word", "name"];
+
 /// Data split. Test holds unseen names (and, in synthesis, an unseen engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -122,6 +126,13 @@ impl Corpus {
         names.iter().filter(|n| !open || Split::of_name(n) == split).map(String::as_str).collect()
     }
 
+    /// Whether `slot` is an open entity list (names split by hash: places,
+    /// people, ...), as opposed to a closed list (days, units, ...) or a
+    /// vocabulary slot.
+    pub fn is_open_slot(&self, slot: &str) -> bool {
+        self.lists.get(slot).is_some_and(|(open, _)| *open)
+    }
+
     /// Every open-list name with its split (for "seen vs unseen" slicing).
     pub fn open_names(&self) -> impl Iterator<Item = (&'static str, &str, Split)> {
         self.lists
@@ -160,8 +171,9 @@ impl Corpus {
         };
         let mut pools: BTreeMap<&str, Vec<&str>> =
             self.lists.keys().map(|slot| (*slot, self.entities(slot, split))).collect();
-        pools.insert("word", usable(WORDS));
-        pools.insert("name", usable(NAMES));
+        let [word, name] = VOCABULARY_SLOTS;
+        pools.insert(word, usable(WORDS));
+        pools.insert(name, usable(NAMES));
         let templates: Vec<String> = lines(VOCABULARY_TEMPLATES).map(str::to_owned).collect();
         draw(&templates, self.templates.len(), &pools, split, count, rng)
     }
@@ -314,7 +326,10 @@ mod tests {
             .collect();
         for q in &train {
             for (slot, w) in &q.entities {
-                assert!(!reserved.contains(w.as_str()) || !matches!(slot.as_str(), "word" | "name"), "{w} is reserved");
+                assert!(
+                    !reserved.contains(w.as_str()) || !VOCABULARY_SLOTS.contains(&slot.as_str()),
+                    "{w} is reserved"
+                );
             }
         }
         // Words are split like names: dev draws from other words than train.
@@ -338,7 +353,7 @@ mod tests {
         {
             for part in t.split('{').skip(1) {
                 let slot = part.split('}').next().unwrap();
-                let known = corpus.lists.contains_key(slot) || (vocabulary_only && ["word", "name"].contains(&slot));
+                let known = corpus.lists.contains_key(slot) || (vocabulary_only && VOCABULARY_SLOTS.contains(&slot));
                 assert!(known, "template {t:?} uses unknown slot {slot}");
             }
         }
