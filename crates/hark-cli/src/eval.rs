@@ -61,7 +61,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let loaded = crate::model::load(o.model.as_deref())?;
     let config = o.beam.clone();
     let decoder_text = format!(
-        "prefix beam search (beam {}), word trigram LM over training-template queries (α {}, β {}), OOV penalty {} + {} per character, entity list = catalogue of all entity names (boost {})",
+        "prefix beam search (beam {}), class-based word trigram LM over training-template queries, names as their class (α {}, β {}), OOV penalty {} + {} per character, entity list = catalogue of all entity names filling the classes (boost {})",
         config.beam, config.alpha, config.beta, config.oov_penalty, config.oov_char_penalty, config.entity_boost
     );
     let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), corpus_decoder(config))?;

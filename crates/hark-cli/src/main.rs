@@ -5,6 +5,7 @@
 //! CPU), `hark eval` (error analysis report) and `hark transcribe` (WAV →
 //! JSON with the pipeline the browser uses).
 
+mod average;
 mod eval;
 mod model;
 mod plot;
@@ -12,6 +13,7 @@ mod publish;
 mod synth;
 mod train;
 mod transcribe;
+mod tune;
 mod voices;
 
 use std::path::PathBuf;
@@ -113,6 +115,45 @@ enum Command {
         #[arg(long)]
         entity_boost: Option<f32>,
     },
+    /// Tune the decoder: run the model once over held-out utterances, then
+    /// decode them with every combination of the given settings.
+    Tune {
+        /// A model (as for `transcribe`). Default: the current published model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Corpus folder (holding manifest.jsonl) or a manifest file.
+        #[arg(long)]
+        data: PathBuf,
+        /// Split to tune on: `dev` (never tune on test).
+        #[arg(long, default_value = "dev", value_parser = parse_split)]
+        split: hark_data::Split,
+        /// Utterances of the split, from the manifest's start.
+        #[arg(long, default_value_t = 600)]
+        max_utterances: usize,
+        #[arg(long, default_value_t = 16)]
+        beam: usize,
+        /// Language-model weights to try.
+        #[arg(long, value_delimiter = ',', default_value = "0.5")]
+        alpha: Vec<f32>,
+        /// Word bonuses to try.
+        #[arg(long, value_delimiter = ',', default_value = "0.5")]
+        beta: Vec<f32>,
+        /// Bonuses per entity-list name to try.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        entity_boost: Vec<f32>,
+        /// Penalties per out-of-lexicon character to try.
+        #[arg(long, value_delimiter = ',', default_value = "-3", allow_hyphen_values = true)]
+        oov_char_penalty: Vec<f32>,
+    },
+    /// Average checkpoints of one run (parameter-wise mean) into a run folder.
+    Average {
+        /// Output folder: best.bpk and config.json.
+        #[arg(long)]
+        out: PathBuf,
+        /// Checkpoints (run folders or .bpk files, as for `--model`), two or more.
+        #[arg(required = true, num_args = 2..)]
+        models: Vec<PathBuf>,
+    },
     /// Publish a trained model into the static model folder (f16 weights + manifest entry).
     Publish {
         /// `hark train --out` folder.
@@ -182,6 +223,20 @@ fn main() {
                 Ok(false) => std::process::exit(1),
                 Err(e) => Err(e),
             }
+        }
+        Command::Average { out, models } => average::run(&average::Options { models, out }),
+        Command::Tune { model, data, split, max_utterances, beam, alpha, beta, entity_boost, oov_char_penalty } => {
+            tune::run(&tune::Options {
+                model,
+                data,
+                split,
+                max_utterances,
+                beam,
+                alpha,
+                beta,
+                entity_boost,
+                oov_char_penalty,
+            })
         }
         Command::Publish { run, eval, version, training_data, models, channel, rollout_percent } => {
             publish::parse_channel(&channel).and_then(|channel| {
@@ -259,6 +314,13 @@ fn stats(path: PathBuf) -> anyhow::Result<()> {
 
 /// A corpus given as its folder or its manifest: the manifest's path, and
 /// the folder its audio paths are relative to.
+fn parse_split(name: &str) -> Result<hark_data::Split, String> {
+    hark_data::Split::ALL
+        .into_iter()
+        .find(|s| s.name() == name)
+        .ok_or_else(|| format!("unknown split {name:?}: use train, dev or test"))
+}
+
 fn corpus_manifest(data: &std::path::Path) -> (PathBuf, PathBuf) {
     let manifest = if data.is_dir() { data.join("manifest.jsonl") } else { data.to_path_buf() };
     let root = manifest.parent().map(PathBuf::from).unwrap_or_default();

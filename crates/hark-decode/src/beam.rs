@@ -1,20 +1,33 @@
-//! CTC prefix beam search (Hannun et al. 2014) with word-level scoring.
+//! CTC prefix beam search (Hannun et al. 2014) with word-level scoring by a
+//! class-based language model.
 //!
 //! A prefix's score is its CTC probability (blank- and non-blank-ending paths
-//! kept apart) plus, for each completed word, `alpha · ln P_lm(word | two
-//! previous words) + beta`, plus `entity_boost` for words of the entity list,
-//! plus `oov_penalty` once for a word that leaves the lexicon. The lexicon is
-//! the LM's vocabulary and the entity words: names can be added at run time
-//! ([`BeamDecoder::set_entities`]) without retraining anything.
+//! kept apart) plus its word score: for each completed word
+//! `alpha · ln P_lm(word | two previous tokens) + beta`, plus `oov_penalty`
+//! once (and `oov_char_penalty` per character) for a word that leaves the
+//! lexicon. A name of the entity list may instead be read as its class:
+//! `alpha · (ln P_lm(<class> | context) + ln 1/|class|) + beta · words +
+//! entity_boost` (see [`crate::entities`]). One character prefix can be read
+//! several ways ("paris" the word or a `<place>`; "new" alone or the start of
+//! "new york"), so a prefix keeps its few best readings and scores as the
+//! best of them. The lexicon is the LM's vocabulary and the entity words:
+//! names can be added at run time ([`BeamDecoder::set_entities`]) without
+//! retraining anything.
+
+use std::sync::Arc;
 
 // Fx hashing: the beam search hashes every prefix of every frame, and
 // SipHash's DoS resistance buys nothing here.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
+use crate::entities::EntityTries;
 use crate::{Alphabet, NgramLm, Transcript, words_from_emissions};
 
-/// Search settings. Defaults were tuned on 400 dev utterances with model
-/// 0.1.0 (`hark eval --alpha --beta --oov-char-penalty`): dev WER 47.7 % → 35.7 %.
+/// Readings kept per prefix (besides the best one outside any name).
+const MAX_READINGS: usize = 4;
+
+/// Search settings. Defaults were tuned on dev utterances
+/// (`hark tune-decoder`); see the README's model section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeamConfig {
     /// Prefixes kept per frame.
@@ -23,7 +36,7 @@ pub struct BeamConfig {
     pub alpha: f32,
     /// Bonus per word (offsets the LM's preference for short outputs).
     pub beta: f32,
-    /// Bonus per word that belongs to the entity list.
+    /// Bonus per name read as its entity class.
     pub entity_boost: f32,
     /// Penalty for a word outside the lexicon (applied once per word).
     pub oov_penalty: f32,
@@ -40,7 +53,7 @@ impl Default for BeamConfig {
             beam: 16,
             alpha: 0.5,
             beta: 0.5,
-            entity_boost: 3.0,
+            entity_boost: 0.0,
             oov_penalty: -6.0,
             oov_char_penalty: -3.0,
             prune_log_prob: -10.0,
@@ -55,8 +68,26 @@ pub struct BeamDecoder {
     lm: Option<NgramLm>,
     /// Every prefix of every lexicon word (the word itself included).
     prefixes: HashSet<String>,
-    words: HashSet<String>,
-    entities: HashSet<String>,
+    /// Lexicon of the LM alone (entity words join `prefixes` on top).
+    lm_prefixes: HashSet<String>,
+    entities: EntityTries,
+}
+
+/// One way of reading a prefix's completed words.
+#[derive(Clone, Debug)]
+struct Reading {
+    /// The two previous LM tokens (a word or a class token); `None` is the
+    /// sentence start.
+    context: [Option<Arc<str>>; 2],
+    /// Inside a name of the entity list: its trie node so far.
+    name: Option<u32>,
+    score: f32,
+}
+
+impl Reading {
+    fn same_state(&self, other: &Reading) -> bool {
+        self.name == other.name && self.context == other.context
+    }
 }
 
 #[derive(Clone)]
@@ -64,10 +95,12 @@ struct Beam {
     /// Log probability of paths ending in blank / in the last symbol.
     blank: f32,
     non_blank: f32,
-    /// Word-level score of the completed words (LM, bonuses, penalties).
+    /// Out-of-lexicon penalties so far.
+    penalty: f32,
+    /// Readings of the completed words, best first (never empty).
+    readings: Vec<Reading>,
+    /// `penalty` + the best reading's score.
     word_score: f32,
-    /// Completed words so far.
-    words: Vec<String>,
     partial: String,
     /// The partial word left the lexicon (penalty already applied).
     partial_oov: bool,
@@ -89,64 +122,126 @@ impl Beam {
     fn total(&self) -> f32 {
         log_add(self.blank, self.non_blank)
     }
+
+    fn set_readings(&mut self, readings: Vec<Reading>) {
+        self.word_score = self.penalty + readings.first().map_or(f32::NEG_INFINITY, |r| r.score);
+        self.readings = readings;
+    }
+}
+
+fn add_prefixes(set: &mut HashSet<String>, word: &str) {
+    for (i, _) in word.char_indices().skip(1) {
+        set.insert(word[..i].to_owned());
+    }
+    set.insert(word.to_owned());
 }
 
 impl BeamDecoder {
+    /// A decoder scoring words with `lm`: trained on [`crate::class_sentence`]s
+    /// so that names of the entity list ([`BeamDecoder::set_entities`]) score
+    /// through their class tokens.
     pub fn new(config: BeamConfig, lm: Option<NgramLm>) -> Self {
-        let mut decoder = Self {
-            config,
-            lm: None,
-            prefixes: HashSet::default(),
-            words: HashSet::default(),
-            entities: HashSet::default(),
-        };
+        let mut lm_prefixes = HashSet::default();
         if let Some(lm) = &lm {
-            let vocabulary: Vec<String> = lm.vocabulary().map(str::to_owned).collect();
-            for w in vocabulary {
-                decoder.add_word(&w);
+            for w in lm.vocabulary().filter(|w| !w.starts_with('<')) {
+                add_prefixes(&mut lm_prefixes, w);
             }
         }
-        decoder.lm = lm;
-        decoder
+        Self { config, lm, prefixes: lm_prefixes.clone(), lm_prefixes, entities: EntityTries::default() }
     }
 
-    fn add_word(&mut self, word: &str) {
-        for (i, _) in word.char_indices().skip(1) {
-            self.prefixes.insert(word[..i].to_owned());
+    pub fn config(&self) -> &BeamConfig {
+        &self.config
+    }
+
+    /// The same decoder with other search settings.
+    pub fn with_config(mut self, config: BeamConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the entity list: `(class, name)` pairs of normalised names
+    /// (one or more words each). Their words join the lexicon, and a name
+    /// scores as its class token `<class>` of the LM; a class the LM has
+    /// never seen gets the LM's unknown-word probability.
+    pub fn set_entities<'a>(&mut self, names: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        self.entities = EntityTries::new(names);
+        self.prefixes = self.lm_prefixes.clone();
+        for w in self.entities.words() {
+            add_prefixes(&mut self.prefixes, w);
         }
-        self.prefixes.insert(word.to_owned());
-        self.words.insert(word.to_owned());
     }
 
-    /// Replaces the entity list: normalised names (one or more words each)
-    /// whose words join the lexicon and earn `entity_boost`.
-    pub fn set_entities<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
-        self.entities.clear();
-        for name in names {
-            for word in name.split_whitespace() {
-                self.add_word(word);
-                self.entities.insert(word.to_owned());
+    fn lm_log_prob(&self, context: &[Option<Arc<str>>; 2], token: &str) -> f32 {
+        self.lm.as_ref().map_or(0.0, |lm| lm.log_prob(context[0].as_deref(), context[1].as_deref(), token))
+    }
+
+    /// Readings after one more completed `word`, best first.
+    fn read_word(&self, readings: &[Reading], word: &str) -> Vec<Reading> {
+        let id = self.entities.word_id(word);
+        let mut out = Vec::with_capacity(readings.len() + 2);
+        for r in readings {
+            match r.name {
+                Some(node) => {
+                    if let Some(child) = id.and_then(|w| self.entities.next(node, w)) {
+                        out.push(Reading {
+                            context: r.context.clone(),
+                            name: Some(child),
+                            score: r.score + self.config.beta,
+                        });
+                    }
+                    if self.entities.is_complete(node) {
+                        self.begin(&self.close(r, node), word, id, &mut out);
+                    }
+                }
+                None => self.begin(r, word, id, &mut out),
             }
         }
+        prune(&mut out);
+        out
     }
 
-    fn word_score(&self, words: &[String], word: &str) -> f32 {
-        let n = words.len();
-        let prev1 = n.checked_sub(1).map(|i| words[i].as_str());
-        let prev2 = n.checked_sub(2).map(|i| words[i].as_str());
-        let lm = self.lm.as_ref().map_or(0.0, |lm| lm.log_prob(prev2, prev1, word));
-        let mut score = self.config.alpha * lm + self.config.beta;
-        if self.entities.contains(word) {
-            score += self.config.entity_boost;
+    /// The reading `r`, inside a complete name at `node`, with the name done.
+    fn close(&self, r: &Reading, node: u32) -> Reading {
+        Reading { context: [r.context[1].clone(), Some(self.entities.token(node).clone())], name: None, score: r.score }
+    }
+
+    /// Readings of `word` after `r` (outside any name): the word itself, and
+    /// the start of each class's names that begin with it.
+    fn begin(&self, r: &Reading, word: &str, id: Option<u32>, out: &mut Vec<Reading>) {
+        let c = &self.config;
+        out.push(Reading {
+            context: [r.context[1].clone(), Some(word.into())],
+            name: None,
+            score: r.score + c.alpha * self.lm_log_prob(&r.context, word) + c.beta,
+        });
+        for (token, share, node) in id.into_iter().flat_map(|w| self.entities.starts(w)) {
+            out.push(Reading {
+                context: r.context.clone(),
+                name: Some(node),
+                score: r.score + c.alpha * (self.lm_log_prob(&r.context, token) + share) + c.beta + c.entity_boost,
+            });
         }
-        score
     }
 
-    fn end_score(&self, words: &[String]) -> f32 {
-        let n = words.len();
-        let prev1 = n.checked_sub(1).map(|i| words[i].as_str());
-        let prev2 = n.checked_sub(2).map(|i| words[i].as_str());
-        self.lm.as_ref().map_or(0.0, |lm| self.config.alpha * lm.end_log_prob(prev2, prev1))
+    /// Best score of `readings` with the sentence ended (a name must be
+    /// complete).
+    fn end_score(&self, readings: &[Reading]) -> f32 {
+        readings
+            .iter()
+            .filter_map(|r| match r.name {
+                Some(node) if !self.entities.is_complete(node) => None,
+                Some(node) => Some(self.close(r, node)),
+                None => Some(r.clone()),
+            })
+            .map(|r| {
+                let end = self
+                    .lm
+                    .as_ref()
+                    .map_or(0.0, |lm| lm.end_log_prob(r.context[0].as_deref(), r.context[1].as_deref()));
+                r.score + self.config.alpha * end
+            })
+            .fold(f32::NEG_INFINITY, f32::max)
     }
 
     /// Decodes `[frames, Alphabet::SIZE]` log-probabilities.
@@ -154,8 +249,9 @@ impl BeamDecoder {
         let start = Beam {
             blank: 0.0,
             non_blank: f32::NEG_INFINITY,
+            penalty: 0.0,
+            readings: vec![Reading { context: [None, None], name: None, score: 0.0 }],
             word_score: 0.0,
-            words: Vec::new(),
             partial: String::new(),
             partial_oov: false,
             emissions: Vec::new(),
@@ -199,18 +295,17 @@ impl BeamDecoder {
             .into_values()
             .filter_map(|mut b| {
                 if !b.partial.is_empty() {
-                    let word = std::mem::take(&mut b.partial);
-                    b.word_score += self.word_score(&b.words, &word);
-                    b.words.push(word);
+                    let readings = self.read_word(&b.readings, &b.partial);
+                    b.set_readings(readings);
                 }
                 if b.total() == f32::NEG_INFINITY {
                     return None;
                 }
-                b.word_score += self.end_score(&b.words);
-                Some(b)
+                let score = b.total() + b.penalty + self.end_score(&b.readings);
+                Some((score, b))
             })
-            .max_by(|a, b| (a.total() + a.word_score).total_cmp(&(b.total() + b.word_score)));
-        best.map_or_else(|| words_from_emissions(&[]), |b| words_from_emissions(&b.emissions))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        best.map_or_else(|| words_from_emissions(&[]), |(_, b)| words_from_emissions(&b.emissions))
     }
 
     /// Adds the paths of `beam` extended by symbol `s` (log prob `paths`).
@@ -238,21 +333,45 @@ impl BeamDecoder {
         child.emissions.push((s, frame, lp.exp()));
         if s == Alphabet::SPACE {
             let word = std::mem::take(&mut child.partial);
-            child.word_score += self.word_score(&child.words, &word);
-            child.words.push(word);
+            let readings = self.read_word(&child.readings, &word);
+            child.set_readings(readings);
             child.partial_oov = false;
         } else {
             child.partial.push(Alphabet::char_of(s));
             if !child.partial_oov && !self.prefixes.is_empty() && !self.prefixes.contains(&child.partial) {
                 child.partial_oov = true;
-                child.word_score += self.config.oov_penalty;
+                child.penalty += self.config.oov_penalty;
             }
             if child.partial_oov {
-                child.word_score += self.config.oov_char_penalty;
+                child.penalty += self.config.oov_char_penalty;
             }
+            child.word_score = child.penalty + child.readings[0].score;
         }
         next.insert(key, child);
     }
+}
+
+/// Sorts readings best first, merges those in the same state (keeping the
+/// best: Viterbi), and keeps the best [`MAX_READINGS`] plus the best one
+/// outside any name, so a prefix can always go on with an ordinary word.
+fn prune(readings: &mut Vec<Reading>) {
+    readings.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Reading> = Vec::with_capacity(MAX_READINGS + 1);
+    let mut plain_kept = false;
+    for r in readings.drain(..) {
+        if kept.iter().any(|k| k.same_state(&r)) {
+            continue;
+        }
+        let plain = r.name.is_none();
+        if kept.len() < MAX_READINGS || (plain && !plain_kept) {
+            plain_kept |= plain;
+            kept.push(r);
+        }
+        if kept.len() > MAX_READINGS || (kept.len() == MAX_READINGS && plain_kept) {
+            break;
+        }
+    }
+    *readings = kept;
 }
 
 #[cfg(test)]
@@ -277,17 +396,43 @@ mod tests {
         out
     }
 
+    /// The corpus's open-list names as (class, normalised name).
+    fn catalogue() -> Vec<(String, String)> {
+        let corpus = hark_data::Corpus::load();
+        corpus.open_names().map(|(class, name, _)| (class.to_owned(), hark_data::normalize(name))).collect()
+    }
+
+    /// A class LM over training queries (names replaced by class tokens).
     fn corpus_lm() -> NgramLm {
         let corpus = hark_data::Corpus::load();
         let queries = corpus.generate(hark_data::Split::Train, 3000, 1);
-        NgramLm::train(queries.iter().map(|q| q.text.as_str()))
+        let sentences: Vec<String> = queries
+            .iter()
+            .map(|q| {
+                let names: Vec<(String, String)> = q
+                    .entities
+                    .iter()
+                    .filter(|(slot, _)| corpus.is_open_slot(slot))
+                    .map(|(slot, name)| (slot.clone(), hark_data::normalize(name)))
+                    .collect();
+                let names: Vec<(&str, &str)> = names.iter().map(|(c, n)| (c.as_str(), n.as_str())).collect();
+                crate::class_sentence(&q.text, &names)
+            })
+            .collect();
+        NgramLm::train(sentences.iter().map(String::as_str))
+    }
+
+    fn corpus_decoder() -> BeamDecoder {
+        let mut decoder = BeamDecoder::new(BeamConfig::default(), Some(corpus_lm()));
+        let names = catalogue();
+        decoder.set_entities(names.iter().map(|(c, n)| (c.as_str(), n.as_str())));
+        decoder
     }
 
     #[test]
     fn without_ambiguity_beam_search_agrees_with_greedy() {
         let lp = posteriors("directions to baker street", 2, 0.9);
-        let decoder = BeamDecoder::new(BeamConfig::default(), Some(corpus_lm()));
-        assert_eq!(decoder.decode(&lp).text, crate::greedy(&lp).text);
+        assert_eq!(corpus_decoder().decode(&lp).text, crate::greedy(&lp).text);
     }
 
     #[test]
@@ -295,18 +440,60 @@ mod tests {
         // Acoustics slightly prefer "waather".
         let lp = ambiguous("weather in paris", 1, 'a', 'e', 0.5, 0.4);
         assert_eq!(crate::greedy(&lp).text, "waather in paris");
-        let decoder = BeamDecoder::new(BeamConfig::default(), Some(corpus_lm()));
-        assert_eq!(decoder.decode(&lp).text, "weather in paris");
+        assert_eq!(corpus_decoder().decode(&lp).text, "weather in paris");
     }
 
     #[test]
     fn entity_list_brings_in_a_new_name_without_retraining() {
-        // "zorina" is in the drift pool: the LM has never seen it.
-        let lp = ambiguous("who is zorina", 8, 'a', 'o', 0.5, 0.4);
-        let mut decoder = BeamDecoder::new(BeamConfig::default(), Some(corpus_lm()));
-        assert_ne!(decoder.decode(&lp).text, "who is zorina");
-        decoder.set_entities(["zorina kaltvedt"]);
-        assert_eq!(decoder.decode(&lp).text, "who is zorina");
+        // "zorina kaltvedt" is in the drift pool: the LM has never seen it.
+        let lp = ambiguous("who is zorina kaltvedt", 8, 'a', 'o', 0.5, 0.4);
+        let mut decoder = corpus_decoder();
+        assert_ne!(decoder.decode(&lp).text, "who is zorina kaltvedt");
+        let mut names = catalogue();
+        names.push(("person".into(), "zorina kaltvedt".into()));
+        decoder.set_entities(names.iter().map(|(c, n)| (c.as_str(), n.as_str())));
+        assert_eq!(decoder.decode(&lp).text, "who is zorina kaltvedt");
+    }
+
+    /// "weather in " then, character by character over the same frames,
+    /// `a` at probability `p` against `b` at `q` (blank where a word is over).
+    fn two_places(a: &str, b: &str, p: f32, q: f32) -> Vec<f32> {
+        let mut out = posteriors("weather in ", 2, 0.9);
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        for i in 0..a.len().max(b.len()) {
+            let mut peaks = vec![(a.get(i).map_or(Alphabet::BLANK, |&c| sym(c)), p)];
+            if let Some(&c) = b.get(i).filter(|&&c| a.get(i) != Some(&c)) {
+                peaks.push((sym(c), q));
+            }
+            out.extend(row(&peaks));
+            out.extend(row(&[(Alphabet::BLANK, 0.9)]));
+        }
+        out
+    }
+
+    #[test]
+    fn a_new_name_is_as_likely_in_its_slot_as_a_name_the_lm_was_built_with() {
+        // Two places of the catalogue: one in the LM's training queries, one
+        // of the test split that it never saw. Whichever the acoustics
+        // slightly prefer wins.
+        let corpus = hark_data::Corpus::load();
+        assert!(corpus.entities("place", hark_data::Split::Train).contains(&"denver"));
+        assert!(corpus.entities("place", hark_data::Split::Test).contains(&"bangalore"));
+        let decoder = corpus_decoder();
+        let unseen_preferred = two_places("bangalore", "denver", 0.5, 0.35);
+        let seen_preferred = two_places("denver", "bangalore", 0.5, 0.35);
+        assert_eq!(decoder.decode(&unseen_preferred).text, "weather in bangalore");
+        assert_eq!(decoder.decode(&seen_preferred).text, "weather in denver");
+    }
+
+    #[test]
+    fn a_name_earns_nothing_outside_its_slot() {
+        // "nike" is a product of the catalogue, one letter from "like": where
+        // no product can stand, the template's word wins.
+        let text = "what's the weather like in paris today";
+        let lp = ambiguous(text, text.find("like").unwrap(), 'n', 'l', 0.5, 0.4);
+        assert_eq!(crate::greedy(&lp).text, "what's the weather nike in paris today");
+        assert_eq!(corpus_decoder().decode(&lp).text, text);
     }
 
     #[test]

@@ -12,10 +12,12 @@
 
 mod alphabet;
 mod beam;
+mod entities;
 mod lm;
 
 pub use alphabet::{Alphabet, UnknownChar};
 pub use beam::{BeamConfig, BeamDecoder};
+pub use entities::{class_sentence, class_token};
 pub use lm::NgramLm;
 
 /// A decoded utterance.

@@ -201,6 +201,58 @@ impl AcousticModel {
         Ok(model.cast_floats_to_f32())
     }
 
+    /// The parameter-wise mean of `models` (all of one shape): checkpoint
+    /// averaging, which smooths the noise of the last steps of training
+    /// without costing anything at inference. The model has no batch
+    /// statistics (layer norm only), so every weight is a parameter.
+    pub fn average(models: Vec<AcousticModel>) -> Result<Self, WeightsError> {
+        /// Sums of every float parameter, in visiting order.
+        struct Sum(Vec<Tensor<1>>, usize);
+        impl burn::module::ModuleVisitor for Sum {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let flat = param.val().flatten::<1>(0, D - 1);
+                match self.0.get_mut(self.1) {
+                    Some(sum) => *sum = sum.clone() + flat,
+                    None => self.0.push(flat),
+                }
+                self.1 += 1;
+            }
+        }
+        struct Mean(Vec<Tensor<1>>, usize, f32);
+        impl burn::module::ModuleMapper for Mean {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (sums, i, n) = (&self.0, self.1, self.2);
+                self.1 += 1;
+                param.map(|t| (sums[i].clone() / n).reshape(t.shape()))
+            }
+        }
+        let n = models.len();
+        let mut models = models.into_iter();
+        let Some(first) = models.next() else { return Err(WeightsError::Load("no models to average".into())) };
+        let shapes = |m: &AcousticModel| {
+            struct Shapes(Vec<Vec<usize>>);
+            impl burn::module::ModuleVisitor for Shapes {
+                fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                    self.0.push(param.val().dims().to_vec());
+                }
+            }
+            let mut v = Shapes(Vec::new());
+            m.visit(&mut v);
+            v.0
+        };
+        let expected = shapes(&first);
+        let mut sum = Sum(Vec::new(), 0);
+        first.visit(&mut sum);
+        for model in models {
+            if shapes(&model) != expected {
+                return Err(WeightsError::Load("models to average differ in shape".into()));
+            }
+            sum.1 = 0;
+            model.visit(&mut sum);
+        }
+        Ok(first.map(&mut Mean(sum.0, 0, n as f32)))
+    }
+
     fn cast_floats_to_f32(self) -> Self {
         struct ToF32;
         impl burn::module::ModuleMapper for ToF32 {
@@ -278,6 +330,35 @@ mod tests {
         let (a, b) = (model.forward(x.clone()), loaded.forward(x));
         let diff: f32 = (a - b).abs().max().into_scalar();
         assert!(diff < 1e-6, "{diff}");
+    }
+
+    #[test]
+    fn averaging_two_models_gives_the_mean_of_every_weight() {
+        let device = Device::flex();
+        let config = AcousticModelConfig::new().with_channels(8).with_blocks(2);
+        let (a, b) = (config.init(&device), config.init(&device));
+        let params = |m: &AcousticModel| {
+            struct All(Vec<f32>);
+            impl burn::module::ModuleVisitor for All {
+                fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                    self.0.extend(param.val().into_data().try_to_vec::<f32>().unwrap());
+                }
+            }
+            let mut all = All(Vec::new());
+            m.visit(&mut all);
+            all.0
+        };
+        let (pa, pb) = (params(&a), params(&b));
+        assert_ne!(pa, pb);
+        let mean = params(&AcousticModel::average(vec![a, b]).unwrap());
+        assert_eq!(mean.len(), pa.len());
+        for ((m, x), y) in mean.iter().zip(&pa).zip(&pb) {
+            assert!((m - (x + y) / 2.0).abs() < 1e-6, "{m} vs mean of {x} and {y}");
+        }
+        let wide = AcousticModelConfig::new().with_channels(16).with_blocks(2).init(&device);
+        let small = config.init(&device);
+        assert!(AcousticModel::average(vec![small, wide]).is_err());
+        assert!(AcousticModel::average(Vec::new()).is_err());
     }
 
     #[test]

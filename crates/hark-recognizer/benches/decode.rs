@@ -51,6 +51,12 @@ fn bench(c: &mut Criterion) {
     group.bench_function("acoustic_model", |b| b.iter(|| r.log_probs(&features, frames).expect("forward")));
     let log_probs = r.log_probs(&features, frames).expect("forward");
     group.bench_function("beam_search_lm", |b| b.iter(|| r.decode(&log_probs)));
+    // The search alone at other widths (the shipped width is the default's).
+    let decoder = corpus_decoder(BeamConfig::default());
+    for beam in [16, 32, 64, 128] {
+        let d = decoder.clone().with_config(BeamConfig { beam, ..BeamConfig::default() });
+        group.bench_function(format!("beam_width/{beam}"), |b| b.iter(|| d.decode(&log_probs)));
+    }
     group.bench_function("end_to_end", |b| b.iter(|| r.recognize(&audio.samples, 16_000).expect("recognize")));
     group.finish();
 }

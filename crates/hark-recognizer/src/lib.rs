@@ -209,27 +209,43 @@ fn quietest_cut(window: &[f32]) -> usize {
     best.1.max(1)
 }
 
-/// The decoder the product uses: a word trigram LM over queries generated
-/// from the training templates and training-split entities, and the whole
+/// The decoder the product uses: a class-based word trigram LM over queries
+/// generated from the training templates and training-split entities, each
+/// name replaced by its class token (`weather in <place>`), and the whole
 /// searchable catalogue (every entity name of every split, which the
-/// product knows as its search index) as the entity list. The drift pool of
-/// new names is not included: those arrive later through the entity list.
+/// product knows as its search index) as the entity list that fills those
+/// classes. The drift pool of new names is not included: those arrive later
+/// through the entity list.
 pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
     let corpus = Corpus::load();
     let queries = corpus.generate(Split::Train, 30_000, 0x4c4d);
-    let lm = NgramLm::train(queries.iter().map(|q| q.text.as_str()));
+    let sentences: Vec<String> = queries.iter().map(|q| class_sentence(&corpus, q)).collect();
+    let lm = NgramLm::train(sentences.iter().map(String::as_str));
     let mut decoder = BeamDecoder::new(config, Some(lm));
-    let catalogue: Vec<String> = catalogue(&corpus);
-    decoder.set_entities(catalogue.iter().map(String::as_str));
+    let catalogue = catalogue(&corpus);
+    decoder.set_entities(catalogue.iter().map(|(class, name)| (*class, name.as_str())));
     decoder
 }
 
-/// Normalised names of every open-class entity in the corpus (all splits).
-pub fn catalogue(corpus: &Corpus) -> Vec<String> {
+/// `query`'s text with each open-list name replaced by its class token.
+fn class_sentence(corpus: &Corpus, query: &hark_data::Query) -> String {
+    let names: Vec<(&str, String)> = query
+        .entities
+        .iter()
+        .filter(|(slot, _)| corpus.is_open_slot(slot))
+        .map(|(slot, name)| (slot.as_str(), normalize(name)))
+        .collect();
+    let names: Vec<(&str, &str)> = names.iter().map(|(slot, name)| (*slot, name.as_str())).collect();
+    hark_decode::class_sentence(&query.text, &names)
+}
+
+/// Normalised names of every open-class entity in the corpus (all splits),
+/// with their class (the corpus slot).
+pub fn catalogue(corpus: &Corpus) -> Vec<(&'static str, String)> {
     corpus
         .open_names()
-        .map(|(_, name, _)| normalize(name))
-        .filter(|n| !n.is_empty() && Alphabet::encode(n).is_ok())
+        .map(|(class, name, _)| (class, normalize(name)))
+        .filter(|(_, n)| !n.is_empty() && Alphabet::encode(n).is_ok())
         .collect()
 }
 
@@ -285,7 +301,7 @@ mod tests {
         let names = catalogue(&corpus);
         assert!(names.len() > 100);
         for (_, name) in hark_data::corpus::new_names() {
-            assert!(!names.contains(&normalize(&name)), "{name} is in the drift pool");
+            assert!(!names.iter().any(|(_, n)| *n == normalize(&name)), "{name} is in the drift pool");
         }
     }
 }

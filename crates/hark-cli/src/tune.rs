@@ -1,0 +1,115 @@
+//! `hark tune`: search the decoder's settings on held-out utterances.
+//!
+//! The acoustic model runs once per utterance; every combination of the
+//! given settings then decodes the kept log-probabilities (on all cores), so
+//! a grid of dozens of settings costs about as much as one `hark eval`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use burn::tensor::Device;
+use hark_data::Split;
+use hark_decode::BeamConfig;
+use hark_eval::ErrorCounts;
+use hark_recognizer::{Recognizer, corpus_decoder};
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Options {
+    pub model: Option<PathBuf>,
+    pub data: PathBuf,
+    pub split: Split,
+    pub max_utterances: usize,
+    pub beam: usize,
+    pub alpha: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub entity_boost: Vec<f32>,
+    pub oov_char_penalty: Vec<f32>,
+}
+
+/// Every combination of the option lists, as decoder settings.
+fn grid(o: &Options) -> Vec<BeamConfig> {
+    let mut out = Vec::new();
+    for &alpha in &o.alpha {
+        for &beta in &o.beta {
+            for &entity_boost in &o.entity_boost {
+                for &oov_char_penalty in &o.oov_char_penalty {
+                    out.push(BeamConfig {
+                        beam: o.beam,
+                        alpha,
+                        beta,
+                        entity_boost,
+                        oov_char_penalty,
+                        ..BeamConfig::default()
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    let configs = grid(o);
+    anyhow::ensure!(!configs.is_empty(), "every setting needs at least one value (e.g. --alpha 0.5)");
+    let (manifest, root) = crate::corpus_manifest(&o.data);
+    let utterances = hark_data::manifest::read(&manifest)?;
+    let chosen: Vec<_> = utterances.iter().filter(|u| u.split == o.split).take(o.max_utterances).collect();
+    anyhow::ensure!(!chosen.is_empty(), "{} holds no {} utterances", manifest.display(), o.split.name());
+    let loaded = crate::model::load(o.model.as_deref())?;
+    let decoder = corpus_decoder(BeamConfig::default());
+    let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder.clone())?;
+    let bar = ProgressBar::new(chosen.len() as u64);
+    bar.set_style(ProgressStyle::with_template("model [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
+    let mut outputs = Vec::with_capacity(chosen.len());
+    for u in chosen {
+        let path = root.join(&u.audio);
+        let audio = hark_dsp::wav::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
+        let (features, frames) = recognizer.features(&samples);
+        outputs.push((u.text.clone(), recognizer.log_probs(&features, frames)?));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let bar = ProgressBar::new(configs.len() as u64);
+    bar.set_style(ProgressStyle::with_template("decode [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(configs.len());
+    let mut results: Vec<(f64, BeamConfig)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (configs, outputs, decoder, bar) = (&configs, &outputs, &decoder, &bar);
+                scope.spawn(move || {
+                    configs
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|config| {
+                            let decoder = decoder.clone().with_config(config.clone());
+                            let mut counts = ErrorCounts::default();
+                            for (reference, log_probs) in outputs {
+                                counts += ErrorCounts::words(reference, &decoder.decode(log_probs).text);
+                            }
+                            bar.inc(1);
+                            (counts.rate(), config.clone())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("decoding does not panic")).collect()
+    });
+    bar.finish_and_clear();
+    results.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!("{} {} utterances, {} settings, best first:", outputs.len(), o.split.name(), results.len());
+    println!("  WER %   alpha   beta  entity_boost  oov_char_penalty");
+    for (wer, c) in &results {
+        println!(
+            "{:>7.2} {:>7.2} {:>6.2} {:>13.2} {:>17.2}",
+            100.0 * wer,
+            c.alpha,
+            c.beta,
+            c.entity_boost,
+            c.oov_char_penalty
+        );
+    }
+    Ok(())
+}
