@@ -78,7 +78,7 @@ enum Command {
         #[arg(long)]
         model: Option<PathBuf>,
         /// Prefixes kept by the beam search.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = hark_decode::BeamConfig::default().beam)]
         beam: usize,
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -100,7 +100,8 @@ enum Command {
         /// At most this many utterances of dev and of test (default: all).
         #[arg(long)]
         max_utterances: Option<usize>,
-        #[arg(long, default_value_t = 16)]
+        /// Prefixes kept by the beam search.
+        #[arg(long, default_value_t = hark_decode::BeamConfig::default().beam)]
         beam: usize,
         /// Language-model weight (tune on dev).
         #[arg(long)]
@@ -130,13 +131,14 @@ enum Command {
         /// Utterances of the split, from the manifest's start.
         #[arg(long, default_value_t = 600)]
         max_utterances: usize,
-        #[arg(long, default_value_t = 16)]
+        /// Prefixes kept by the beam search.
+        #[arg(long, default_value_t = hark_decode::BeamConfig::default().beam)]
         beam: usize,
         /// Language-model weights to try.
-        #[arg(long, value_delimiter = ',', default_value = "0.5")]
+        #[arg(long, value_delimiter = ',', default_value = "0.6")]
         alpha: Vec<f32>,
         /// Word bonuses to try.
-        #[arg(long, value_delimiter = ',', default_value = "0.5")]
+        #[arg(long, value_delimiter = ',', default_value = "2")]
         beta: Vec<f32>,
         /// Bonuses per entity-list name to try.
         #[arg(long, value_delimiter = ',', default_value = "0")]
@@ -144,6 +146,9 @@ enum Command {
         /// Penalties per out-of-lexicon character to try.
         #[arg(long, value_delimiter = ',', default_value = "-3", allow_hyphen_values = true)]
         oov_char_penalty: Vec<f32>,
+        /// Frame pruning thresholds to try: symbols less likely than this (log) are not expanded.
+        #[arg(long, value_delimiter = ',', default_value = "-10", allow_hyphen_values = true)]
+        prune_log_prob: Vec<f32>,
     },
     /// Average checkpoints of one run (parameter-wise mean) into a run folder.
     Average {
@@ -225,19 +230,29 @@ fn main() {
             }
         }
         Command::Average { out, models } => average::run(&average::Options { models, out }),
-        Command::Tune { model, data, split, max_utterances, beam, alpha, beta, entity_boost, oov_char_penalty } => {
-            tune::run(&tune::Options {
-                model,
-                data,
-                split,
-                max_utterances,
-                beam,
-                alpha,
-                beta,
-                entity_boost,
-                oov_char_penalty,
-            })
-        }
+        Command::Tune {
+            model,
+            data,
+            split,
+            max_utterances,
+            beam,
+            alpha,
+            beta,
+            entity_boost,
+            oov_char_penalty,
+            prune_log_prob,
+        } => tune::run(&tune::Options {
+            model,
+            data,
+            split,
+            max_utterances,
+            beam,
+            alpha,
+            beta,
+            entity_boost,
+            oov_char_penalty,
+            prune_log_prob,
+        }),
         Command::Publish { run, eval, version, training_data, models, channel, rollout_percent } => {
             publish::parse_channel(&channel).and_then(|channel| {
                 publish::run(&publish::Options { run, eval, version, models, training_data, channel, rollout_percent })

@@ -24,6 +24,7 @@ pub struct Options {
     pub beta: Vec<f32>,
     pub entity_boost: Vec<f32>,
     pub oov_char_penalty: Vec<f32>,
+    pub prune_log_prob: Vec<f32>,
 }
 
 /// Every combination of the option lists, as decoder settings.
@@ -33,14 +34,17 @@ fn grid(o: &Options) -> Vec<BeamConfig> {
         for &beta in &o.beta {
             for &entity_boost in &o.entity_boost {
                 for &oov_char_penalty in &o.oov_char_penalty {
-                    out.push(BeamConfig {
-                        beam: o.beam,
-                        alpha,
-                        beta,
-                        entity_boost,
-                        oov_char_penalty,
-                        ..BeamConfig::default()
-                    });
+                    for &prune_log_prob in &o.prune_log_prob {
+                        out.push(BeamConfig {
+                            beam: o.beam,
+                            alpha,
+                            beta,
+                            entity_boost,
+                            oov_char_penalty,
+                            prune_log_prob,
+                            ..BeamConfig::default()
+                        });
+                    }
                 }
             }
         }
@@ -73,7 +77,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let bar = ProgressBar::new(configs.len() as u64);
     bar.set_style(ProgressStyle::with_template("decode [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(configs.len());
-    let mut results: Vec<(f64, BeamConfig)> = std::thread::scope(|scope| {
+    let mut results: Vec<(f64, f64, BeamConfig)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let (configs, outputs, decoder, bar) = (&configs, &outputs, &decoder, &bar);
@@ -85,11 +89,13 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                         .map(|config| {
                             let decoder = decoder.clone().with_config(config.clone());
                             let mut counts = ErrorCounts::default();
+                            let start = std::time::Instant::now();
                             for (reference, log_probs) in outputs {
                                 counts += ErrorCounts::words(reference, &decoder.decode(log_probs).text);
                             }
+                            let ms = start.elapsed().as_secs_f64() * 1e3 / outputs.len() as f64;
                             bar.inc(1);
-                            (counts.rate(), config.clone())
+                            (counts.rate(), ms, config.clone())
                         })
                         .collect::<Vec<_>>()
                 })
@@ -100,15 +106,17 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     bar.finish_and_clear();
     results.sort_by(|a, b| a.0.total_cmp(&b.0));
     println!("{} {} utterances, {} settings, best first:", outputs.len(), o.split.name(), results.len());
-    println!("  WER %   alpha   beta  entity_boost  oov_char_penalty");
-    for (wer, c) in &results {
+    println!("  WER %   alpha   beta  entity_boost  oov_char_penalty  prune_log_prob  decode ms/utt");
+    for (wer, ms, c) in &results {
         println!(
-            "{:>7.2} {:>7.2} {:>6.2} {:>13.2} {:>17.2}",
+            "{:>7.2} {:>7.2} {:>6.2} {:>13.2} {:>17.2} {:>15.1} {:>14.1}",
             100.0 * wer,
             c.alpha,
             c.beta,
             c.entity_boost,
-            c.oov_char_penalty
+            c.oov_char_penalty,
+            c.prune_log_prob,
+            ms
         );
     }
     Ok(())
