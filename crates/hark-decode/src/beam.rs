@@ -18,10 +18,13 @@ use std::sync::Arc;
 
 // Fx hashing: the beam search hashes every prefix of every frame, and
 // SipHash's DoS resistance buys nothing here.
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::entities::EntityTries;
 use crate::{Alphabet, NgramLm, Transcript, words_from_emissions};
+
+/// Prefixes the arena may hold before dead ones are dropped.
+const MIN_ARENA: usize = 1 << 16;
 
 /// Readings kept per prefix (besides the best one outside any name).
 const MAX_READINGS: usize = 4;
@@ -51,7 +54,7 @@ pub struct BeamConfig {
 impl Default for BeamConfig {
     fn default() -> Self {
         Self {
-            beam: 256,
+            beam: 384,
             alpha: 0.6,
             beta: 2.0,
             entity_boost: 0.0,
@@ -100,16 +103,41 @@ impl Lexicon {
     }
 }
 
-/// One character prefix of the search: its last symbol, where that symbol
-/// was emitted, and the prefix it extends. Prefixes live in one arena per
-/// decode and are named by index, so a beam is keyed by a number instead of
-/// its whole text, and extending one copies nothing.
-#[derive(Clone, Copy)]
+/// One character prefix of the search: the prefix it extends, its last
+/// symbol, where that symbol was emitted, and what its text scores as words.
+/// Prefixes live in one arena per decode and are named by index: a beam is
+/// keyed by a number instead of its whole text, extending one copies
+/// nothing, and a prefix's words are scored once however often the search
+/// comes back to it (they depend on its text alone).
 struct Prefix {
     parent: u32,
     symbol: u32,
     frame: u32,
     posterior: f32,
+    words: WordState,
+    /// Last frame the prefix was in the beam (+ 1; 0: never).
+    kept: u32,
+    /// This frame's entry in the next beam, valid while `slot_frame` is
+    /// this frame (+ 1): the next beam is a plain vector, no hashing.
+    slot: u32,
+    slot_frame: u32,
+}
+
+/// What a prefix's text scores as words.
+#[derive(Clone)]
+struct WordState {
+    /// Out-of-lexicon penalties so far.
+    penalty: f32,
+    /// Readings of the completed words, best first (never empty; shared
+    /// until a word completes).
+    readings: Arc<[Reading]>,
+    /// `penalty` + the best reading's score.
+    score: f32,
+    /// Characters of the word being spelt (0: none yet).
+    partial_len: u32,
+    /// Where the word being spelt is in the lexicon; `None`: it left the
+    /// lexicon (penalty already applied).
+    lexicon_node: Option<u32>,
 }
 
 /// The prefixes of one decode (index 0: the empty prefix).
@@ -120,19 +148,30 @@ struct Prefixes {
 
 impl Prefixes {
     fn new() -> Self {
+        let words = WordState {
+            penalty: 0.0,
+            readings: vec![Reading { context: [None, None], name: None, score: 0.0 }].into(),
+            score: 0.0,
+            partial_len: 0,
+            lexicon_node: Some(0),
+        };
         Self {
-            nodes: vec![Prefix { parent: 0, symbol: Alphabet::BLANK, frame: 0, posterior: 0.0 }],
+            nodes: vec![Prefix {
+                parent: 0,
+                symbol: Alphabet::BLANK,
+                frame: 0,
+                posterior: 0.0,
+                words,
+                kept: 0,
+                slot: 0,
+                slot_frame: 0,
+            }],
             children: HashMap::default(),
         }
     }
 
-    fn child(&mut self, parent: u32, symbol: u32) -> u32 {
-        let fresh = self.nodes.len() as u32;
-        let id = *self.children.entry((parent, symbol)).or_insert(fresh);
-        if id == fresh {
-            self.nodes.push(Prefix { parent, symbol, frame: 0, posterior: 0.0 });
-        }
-        id
+    fn words(&self, id: u32) -> &WordState {
+        &self.nodes[id as usize].words
     }
 
     fn last_symbol(&self, id: u32) -> Option<u32> {
@@ -149,11 +188,47 @@ impl Prefixes {
         chars.iter().rev().collect()
     }
 
+    /// Drops every prefix that no beam extends (in place), renumbering the
+    /// rest and `beams`' keys, so a long decode holds the live prefixes
+    /// only. Parents come before children in the arena, which keeps one
+    /// forward pass enough.
+    fn compact(&mut self, beams: &mut [(u32, Paths)]) {
+        let mut live = vec![false; self.nodes.len()];
+        live[0] = true;
+        for &(id, _) in beams.iter() {
+            let mut id = id as usize;
+            while !live[id] {
+                live[id] = true;
+                id = self.nodes[id].parent as usize;
+            }
+        }
+        let mut renumber = vec![0u32; self.nodes.len()];
+        let mut kept = 0usize;
+        self.children.clear();
+        for i in 0..self.nodes.len() {
+            if !live[i] {
+                continue;
+            }
+            renumber[i] = kept as u32;
+            self.nodes.swap(kept, i);
+            if kept > 0 {
+                let node = &mut self.nodes[kept];
+                node.parent = renumber[node.parent as usize];
+                self.children.insert((node.parent, node.symbol), kept as u32);
+            }
+            kept += 1;
+        }
+        self.nodes.truncate(kept);
+        for (id, _) in beams.iter_mut() {
+            *id = renumber[*id as usize];
+        }
+    }
+
     /// `(symbol, frame, posterior)` of every symbol of prefix `id`, in order.
     fn emissions(&self, mut id: u32) -> Vec<(u32, usize, f32)> {
         let mut out = Vec::new();
         while id != 0 {
-            let p = self.nodes[id as usize];
+            let p = &self.nodes[id as usize];
             out.push((p.symbol, p.frame as usize, p.posterior));
             id = p.parent;
         }
@@ -179,23 +254,20 @@ impl Reading {
     }
 }
 
-#[derive(Clone)]
-struct Beam {
+/// A prefix's CTC probability this frame.
+#[derive(Clone, Copy)]
+struct Paths {
     /// Log probability of paths ending in blank / in the last symbol.
     blank: f32,
     non_blank: f32,
-    /// Out-of-lexicon penalties so far.
-    penalty: f32,
-    /// Readings of the completed words, best first (never empty; shared
-    /// until a word completes).
-    readings: Arc<[Reading]>,
-    /// `penalty` + the best reading's score.
-    word_score: f32,
-    /// Characters of the word being spelt (0: none yet).
-    partial_len: u32,
-    /// Where the word being spelt is in the lexicon; `None`: it left the
-    /// lexicon (penalty already applied).
-    lexicon_node: Option<u32>,
+}
+
+impl Paths {
+    const NONE: Paths = Paths { blank: f32::NEG_INFINITY, non_blank: f32::NEG_INFINITY };
+
+    fn total(&self) -> f32 {
+        log_add(self.blank, self.non_blank)
+    }
 }
 
 fn log_add(a: f32, b: f32) -> f32 {
@@ -207,17 +279,6 @@ fn log_add(a: f32, b: f32) -> f32 {
     }
     let (hi, lo) = if a > b { (a, b) } else { (b, a) };
     hi + (lo - hi).exp().ln_1p()
-}
-
-impl Beam {
-    fn total(&self) -> f32 {
-        log_add(self.blank, self.non_blank)
-    }
-
-    fn set_readings(&mut self, readings: Vec<Reading>) {
-        self.word_score = self.penalty + readings.first().map_or(f32::NEG_INFINITY, |r| r.score);
-        self.readings = readings.into();
-    }
 }
 
 impl BeamDecoder {
@@ -330,113 +391,204 @@ impl BeamDecoder {
 
     /// Decodes `[frames, Alphabet::SIZE]` log-probabilities.
     pub fn decode(&self, log_probs: &[f32]) -> Transcript {
-        let start = Beam {
-            blank: 0.0,
-            non_blank: f32::NEG_INFINITY,
-            penalty: 0.0,
-            readings: vec![Reading { context: [None, None], name: None, score: 0.0 }].into(),
-            word_score: 0.0,
-            partial_len: 0,
-            lexicon_node: Some(0),
-        };
+        self.search(log_probs, MIN_ARENA).0
+    }
+
+    /// The search, compacting the prefix arena once it holds more than
+    /// `min_arena` prefixes (and four times what was live at the last
+    /// compaction); also returns the arena's peak size.
+    fn search(&self, log_probs: &[f32], min_arena: usize) -> (Transcript, usize) {
+        let mut peak = 0;
         let mut prefixes = Prefixes::new();
-        let mut beams: Vec<(u32, Beam)> = vec![(0, start)];
-        let mut next: HashMap<u32, Beam> = HashMap::default();
+        let mut beams: Vec<(u32, Paths)> = vec![(0, Paths { blank: 0.0, non_blank: f32::NEG_INFINITY })];
+        let mut next: Vec<(u32, Paths)> = Vec::new();
+        let mut compact_at = min_arena;
         for (frame, row) in log_probs.chunks_exact(Alphabet::SIZE).enumerate() {
+            // Frames count from 1 in `kept`/`slot_frame` (0: never).
+            let (now, before) = (frame as u32 + 1, frame as u32);
             next.clear();
             let candidates: Vec<u32> =
                 (1..Alphabet::SIZE as u32).filter(|&s| row[s as usize] >= self.config.prune_log_prob).collect();
-            // Prefixes alive before this frame keep where their symbols were
-            // emitted; new ones are stamped with this frame.
-            let alive: HashSet<u32> = beams.iter().map(|(id, _)| *id).collect();
-            for (prefix, beam) in &beams {
-                let total = beam.total();
+            for &(prefix, paths) in &beams {
+                let total = paths.total();
                 // Blank: the prefix stays.
-                let stay = next.entry(*prefix).or_insert_with(|| Beam {
-                    blank: f32::NEG_INFINITY,
-                    non_blank: f32::NEG_INFINITY,
-                    ..beam.clone()
-                });
-                stay.blank = log_add(stay.blank, total + row[Alphabet::BLANK as usize]);
-                let last = prefixes.last_symbol(*prefix);
+                let stay = slot(&mut prefixes, &mut next, prefix, now);
+                next[stay].1.blank = log_add(next[stay].1.blank, total + row[Alphabet::BLANK as usize]);
+                let last = prefixes.last_symbol(prefix);
+                let spelling = prefixes.words(prefix).partial_len > 0;
                 for &s in &candidates {
                     let lp = row[s as usize];
-                    let paths = if Some(s) == last {
+                    let extended = if Some(s) == last {
                         // Repeat without a blank between collapses into the prefix.
-                        let stay = next.get_mut(prefix).expect("inserted above");
-                        stay.non_blank = log_add(stay.non_blank, beam.non_blank + lp);
+                        next[stay].1.non_blank = log_add(next[stay].1.non_blank, paths.non_blank + lp);
                         // A new copy of the symbol needs a blank in between.
-                        beam.blank + lp
+                        paths.blank + lp
                     } else {
                         total + lp
                     };
-                    if s == Alphabet::SPACE && beam.partial_len == 0 {
+                    if s == Alphabet::SPACE && !spelling {
                         continue; // no leading or double spaces
                     }
-                    let child = prefixes.child(*prefix, s);
-                    if let Some(existing) = next.get_mut(&child) {
-                        existing.non_blank = log_add(existing.non_blank, paths);
-                        continue;
+                    let child = self.child(&mut prefixes, prefix, s);
+                    let node = &mut prefixes.nodes[child as usize];
+                    // Prefixes in the beam before this frame keep where their
+                    // symbols were emitted; new ones are stamped with it.
+                    if node.slot_frame != now && node.kept != before {
+                        (node.frame, node.posterior) = (frame as u32, lp.exp());
                     }
-                    if !alive.contains(&child) {
-                        let p = &mut prefixes.nodes[child as usize];
-                        (p.frame, p.posterior) = (frame as u32, lp.exp());
-                    }
-                    let extended = self.extend(&prefixes, *prefix, beam, s, paths);
-                    next.insert(child, extended);
+                    let at = slot(&mut prefixes, &mut next, child, now);
+                    next[at].1.non_blank = log_add(next[at].1.non_blank, extended);
                 }
             }
-            beams.clear();
-            beams.extend(next.drain());
-            let score = |b: &Beam| b.total() + b.word_score;
+            std::mem::swap(&mut beams, &mut next);
+            let score = |(id, paths): &(u32, Paths)| paths.total() + prefixes.words(*id).score;
             if beams.len() > self.config.beam {
-                beams.select_nth_unstable_by(self.config.beam, |a, b| score(&b.1).total_cmp(&score(&a.1)));
+                beams.select_nth_unstable_by(self.config.beam, |a, b| score(b).total_cmp(&score(a)));
                 beams.truncate(self.config.beam);
+            }
+            for &(id, _) in &beams {
+                prefixes.nodes[id as usize].kept = now;
+            }
+            // Most prefixes made in a frame fall out of the beam at once.
+            peak = peak.max(prefixes.nodes.len());
+            if prefixes.nodes.len() > compact_at {
+                prefixes.compact(&mut beams);
+                compact_at = (4 * prefixes.nodes.len()).max(min_arena);
             }
         }
         // Close the last word and the sentence, then pick the best.
         let best = beams
             .into_iter()
-            .filter_map(|(id, mut b)| {
-                if b.partial_len > 0 {
-                    let readings = self.read_word(&b.readings, &prefixes.last_word(id));
-                    b.set_readings(readings);
-                }
-                if b.total() == f32::NEG_INFINITY {
-                    return None;
-                }
-                let score = b.total() + b.penalty + self.end_score(&b.readings);
-                Some((score, id))
+            .filter(|(_, paths)| paths.total() > f32::NEG_INFINITY)
+            .map(|(id, paths)| {
+                let words = prefixes.words(id);
+                let end = if words.partial_len > 0 {
+                    self.end_score(&self.read_word(&words.readings, &prefixes.last_word(id)))
+                } else {
+                    self.end_score(&words.readings)
+                };
+                (paths.total() + words.penalty + end, id)
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
-        words_from_emissions(&best.map_or_else(Vec::new, |(_, id)| prefixes.emissions(id)))
+        let mut emissions = best.map_or_else(Vec::new, |(_, id)| prefixes.emissions(id));
+        place_at_peaks(&mut emissions, log_probs);
+        (words_from_emissions(&emissions), peak)
     }
 
-    /// `beam` (prefix `prefix`) extended by symbol `s`, with `paths` its log
-    /// probability: word scores when `s` ends a word, lexicon tracking
-    /// otherwise.
-    fn extend(&self, prefixes: &Prefixes, prefix: u32, beam: &Beam, s: u32, paths: f32) -> Beam {
-        let mut child = Beam { blank: f32::NEG_INFINITY, non_blank: paths, ..beam.clone() };
-        if s == Alphabet::SPACE {
-            let readings = self.read_word(&child.readings, &prefixes.last_word(prefix));
-            child.set_readings(readings);
-            child.partial_len = 0;
-            child.lexicon_node = Some(0);
+    /// The prefix `parent` + `s`, scored as words the first time it is met:
+    /// word scores when `s` ends a word, lexicon tracking otherwise.
+    fn child(&self, prefixes: &mut Prefixes, parent: u32, s: u32) -> u32 {
+        if let Some(&id) = prefixes.children.get(&(parent, s)) {
+            return id;
+        }
+        let from = prefixes.words(parent);
+        let words = if s == Alphabet::SPACE {
+            let readings = self.read_word(&from.readings, &prefixes.last_word(parent));
+            WordState {
+                penalty: from.penalty,
+                score: from.penalty + readings[0].score,
+                readings: readings.into(),
+                partial_len: 0,
+                lexicon_node: Some(0),
+            }
         } else {
-            child.partial_len += 1;
+            let mut words = WordState { partial_len: from.partial_len + 1, ..from.clone() };
             if !self.lexicon.is_empty() {
-                child.lexicon_node = beam.lexicon_node.and_then(|n| self.lexicon.next(n, s));
-                if child.lexicon_node.is_none() {
-                    if beam.lexicon_node.is_some() {
-                        child.penalty += self.config.oov_penalty;
+                words.lexicon_node = from.lexicon_node.and_then(|n| self.lexicon.next(n, s));
+                if words.lexicon_node.is_none() {
+                    if from.lexicon_node.is_some() {
+                        words.penalty += self.config.oov_penalty;
                     }
-                    child.penalty += self.config.oov_char_penalty;
+                    words.penalty += self.config.oov_char_penalty;
                 }
             }
-            child.word_score = child.penalty + child.readings[0].score;
-        }
-        child
+            words.score = words.penalty + words.readings[0].score;
+            words
+        };
+        let id = prefixes.nodes.len() as u32;
+        prefixes.nodes.push(Prefix {
+            parent,
+            symbol: s,
+            frame: 0,
+            posterior: 0.0,
+            words,
+            kept: 0,
+            slot: 0,
+            slot_frame: 0,
+        });
+        prefixes.children.insert((parent, s), id);
+        id
     }
+}
+
+/// Places each emitted symbol where the best CTC path of the chosen text
+/// (a Viterbi forced alignment over the posteriors) emits it, at its peak
+/// frame there, with that frame's posterior. The search cannot tell: a wide
+/// beam keeps a prefix from the first frame its last symbol was barely
+/// possible, which is not where the symbol was heard — confidences and word
+/// times read the alignment instead.
+fn place_at_peaks(emissions: &mut [(u32, usize, f32)], log_probs: &[f32]) {
+    let frames = log_probs.len() / Alphabet::SIZE;
+    if emissions.is_empty() || frames == 0 {
+        return;
+    }
+    // The text with blanks around and between its symbols.
+    let states: Vec<u32> =
+        std::iter::once(Alphabet::BLANK).chain(emissions.iter().flat_map(|e| [e.0, Alphabet::BLANK])).collect();
+    let n = states.len();
+    let lp = |t: usize, j: usize| log_probs[t * Alphabet::SIZE + states[j] as usize];
+    let mut score = vec![f32::NEG_INFINITY; n];
+    score[0] = lp(0, 0);
+    score[1] = lp(0, 1);
+    // How each state was reached: stay, from the previous state, or skip a blank.
+    let mut back = vec![0u8; frames * n];
+    for t in 1..frames {
+        let mut next = vec![f32::NEG_INFINITY; n];
+        for j in 0..n {
+            let mut best = (score[j], 0u8);
+            if j >= 1 && score[j - 1] > best.0 {
+                best = (score[j - 1], 1);
+            }
+            if j >= 2 && states[j] != Alphabet::BLANK && states[j] != states[j - 2] && score[j - 2] > best.0 {
+                best = (score[j - 2], 2);
+            }
+            if best.0 > f32::NEG_INFINITY {
+                next[j] = best.0 + lp(t, j);
+                back[t * n + j] = best.1;
+            }
+        }
+        score = next;
+    }
+    let mut j = if score[n - 1] >= score[n - 2] { n - 1 } else { n - 2 };
+    if score[j] == f32::NEG_INFINITY {
+        return; // too few frames for the text: keep the search's places
+    }
+    let mut peaks = vec![(usize::MAX, f32::NEG_INFINITY); emissions.len()];
+    for t in (0..frames).rev() {
+        if j % 2 == 1 {
+            let k = j / 2;
+            if lp(t, j) >= peaks[k].1 {
+                peaks[k] = (t, lp(t, j));
+            }
+        }
+        j -= back[t * n + j] as usize;
+    }
+    for (e, (frame, lp)) in emissions.iter_mut().zip(peaks) {
+        if frame != usize::MAX {
+            *e = (e.0, frame, lp.exp());
+        }
+    }
+}
+
+/// Index of prefix `id`'s entry in `next` (the beam being built for frame
+/// `now`), added with no paths if it has none yet.
+fn slot(prefixes: &mut Prefixes, next: &mut Vec<(u32, Paths)>, id: u32, now: u32) -> usize {
+    let node = &mut prefixes.nodes[id as usize];
+    if node.slot_frame != now {
+        (node.slot, node.slot_frame) = (next.len() as u32, now);
+        next.push((id, Paths::NONE));
+    }
+    node.slot as usize
 }
 
 /// Sorts readings best first, merges those in the same state (keeping the
@@ -582,6 +734,57 @@ mod tests {
         let lp = ambiguous(text, text.find("like").unwrap(), 'n', 'l', 0.5, 0.4);
         assert_eq!(crate::greedy(&lp).text, "what's the weather nike in paris today");
         assert_eq!(corpus_decoder().decode(&lp).text, text);
+    }
+
+    #[test]
+    fn dropping_dead_prefixes_changes_nothing_but_memory() {
+        // Ten queries in a row, acoustically ambiguous here and there.
+        let mut lp = Vec::new();
+        for (text, at) in [("weather in paris today", 1), ("set a timer for ten minutes", 4), ("who founded google", 9)]
+            .iter()
+            .cycle()
+            .take(10)
+        {
+            lp.extend(ambiguous(text, *at, 'a', 'e', 0.5, 0.4));
+            lp.extend(row(&[(Alphabet::SPACE, 0.9)]));
+        }
+        let decoder = corpus_decoder();
+        let (whole, whole_peak) = decoder.search(&lp, usize::MAX);
+        let (compacted, compacted_peak) = decoder.search(&lp, 64);
+        assert_eq!(compacted, whole, "same words, confidences and frames");
+        assert!(compacted_peak * 4 < whole_peak, "arena {compacted_peak} vs {whole_peak} prefixes");
+    }
+
+    #[test]
+    fn a_long_flat_input_decodes_in_bounded_memory() {
+        // Three minutes of posteriors with no peak: every symbol is a
+        // candidate everywhere, the worst case for the arena.
+        let flat: Vec<f32> = (0..9_000).flat_map(|_| row(&[])).collect();
+        let decoder = BeamDecoder::new(BeamConfig { beam: 64, ..BeamConfig::default() }, Some(corpus_lm()));
+        let (t, peak) = decoder.search(&flat, MIN_ARENA);
+        assert!(t.confidence.is_finite());
+        // 9,000 frames × 64 beams × 28 extensions were made.
+        assert!(peak < 8 * MIN_ARENA, "arena peaked at {peak} prefixes");
+    }
+
+    #[test]
+    fn confidence_reads_where_the_symbols_peak() {
+        // Each letter barely possible (0.01) for a few frames before it is
+        // clearly heard (0.9): a wide beam keeps the early prefixes, but the
+        // confidence is the letters' peak posteriors.
+        let mut lp = Vec::new();
+        for c in "paris".chars() {
+            for _ in 0..3 {
+                lp.extend(row(&[(Alphabet::BLANK, 0.98), (sym(c), 0.01)]));
+            }
+            lp.extend(row(&[(sym(c), 0.9)]));
+            lp.extend(row(&[(Alphabet::BLANK, 0.9)]));
+        }
+        let t = BeamDecoder::new(BeamConfig::default(), None).decode(&lp);
+        assert_eq!(t.text, "paris");
+        assert!((t.confidence - 0.9).abs() < 1e-3, "{}", t.confidence);
+        assert_eq!(t.words[0].start_frame, 3);
+        assert_eq!(t.words[0].end_frame, 23);
     }
 
     #[test]
