@@ -112,44 +112,13 @@ enum Command {
         /// Penalty per character of a word outside the lexicon.
         #[arg(long)]
         oov_char_penalty: Option<f32>,
-        /// Bonus per word of the entity list (names new to the model).
+        /// Bonus per name read as its entity class (0: the class LM alone).
         #[arg(long)]
         entity_boost: Option<f32>,
     },
     /// Tune the decoder: run the model once over held-out utterances, then
     /// decode them with every combination of the given settings.
-    Tune {
-        /// A model (as for `transcribe`). Default: the current published model.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Corpus folder (holding manifest.jsonl) or a manifest file.
-        #[arg(long)]
-        data: PathBuf,
-        /// Split to tune on: `dev` (never tune on test).
-        #[arg(long, default_value = "dev", value_parser = parse_split)]
-        split: hark_data::Split,
-        /// Utterances of the split, from the manifest's start.
-        #[arg(long, default_value_t = 600)]
-        max_utterances: usize,
-        /// Prefixes kept by the beam search.
-        #[arg(long, default_value_t = hark_decode::BeamConfig::default().beam)]
-        beam: usize,
-        /// Language-model weights to try.
-        #[arg(long, value_delimiter = ',', default_value = "0.6")]
-        alpha: Vec<f32>,
-        /// Word bonuses to try.
-        #[arg(long, value_delimiter = ',', default_value = "2")]
-        beta: Vec<f32>,
-        /// Bonuses per entity-list name to try.
-        #[arg(long, value_delimiter = ',', default_value = "0")]
-        entity_boost: Vec<f32>,
-        /// Penalties per out-of-lexicon character to try.
-        #[arg(long, value_delimiter = ',', default_value = "-3", allow_hyphen_values = true)]
-        oov_char_penalty: Vec<f32>,
-        /// Frame pruning thresholds to try: symbols less likely than this (log) are not expanded.
-        #[arg(long, value_delimiter = ',', default_value = "-10", allow_hyphen_values = true)]
-        prune_log_prob: Vec<f32>,
-    },
+    Tune(tune::Options),
     /// Average checkpoints of one run (parameter-wise mean) into a run folder.
     Average {
         /// Output folder: best.bpk and config.json.
@@ -230,29 +199,7 @@ fn main() {
             }
         }
         Command::Average { out, models } => average::run(&average::Options { models, out }),
-        Command::Tune {
-            model,
-            data,
-            split,
-            max_utterances,
-            beam,
-            alpha,
-            beta,
-            entity_boost,
-            oov_char_penalty,
-            prune_log_prob,
-        } => tune::run(&tune::Options {
-            model,
-            data,
-            split,
-            max_utterances,
-            beam,
-            alpha,
-            beta,
-            entity_boost,
-            oov_char_penalty,
-            prune_log_prob,
-        }),
+        Command::Tune(options) => tune::run(&options),
         Command::Publish { run, eval, version, training_data, models, channel, rollout_percent } => {
             publish::parse_channel(&channel).and_then(|channel| {
                 publish::run(&publish::Options { run, eval, version, models, training_data, channel, rollout_percent })

@@ -14,16 +14,38 @@ use hark_eval::ErrorCounts;
 use hark_recognizer::{Recognizer, corpus_decoder};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `hark tune`'s arguments.
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// A model (as for `transcribe`). Default: the current published model.
+    #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Corpus folder (holding manifest.jsonl) or a manifest file.
+    #[arg(long)]
     pub data: PathBuf,
+    /// Split to tune on: `dev` (never tune on test).
+    #[arg(long, default_value = "dev", value_parser = crate::parse_split)]
     pub split: Split,
+    /// Utterances of the split, from the manifest's start.
+    #[arg(long, default_value_t = 600)]
     pub max_utterances: usize,
+    /// Prefixes kept by the beam search.
+    #[arg(long, default_value_t = BeamConfig::default().beam)]
     pub beam: usize,
+    /// Language-model weights to try.
+    #[arg(long, value_delimiter = ',', default_value = "0.6")]
     pub alpha: Vec<f32>,
+    /// Word bonuses to try.
+    #[arg(long, value_delimiter = ',', default_value = "2")]
     pub beta: Vec<f32>,
+    /// Bonuses per entity-list name to try.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
     pub entity_boost: Vec<f32>,
+    /// Penalties per out-of-lexicon character to try.
+    #[arg(long, value_delimiter = ',', default_value = "-3", allow_hyphen_values = true)]
     pub oov_char_penalty: Vec<f32>,
+    /// Frame pruning thresholds to try: symbols less likely than this (log) are not expanded.
+    #[arg(long, value_delimiter = ',', default_value = "-10", allow_hyphen_values = true)]
     pub prune_log_prob: Vec<f32>,
 }
 

@@ -114,4 +114,49 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     assert!(html.contains("<svg") && html.contains("Bias and variance"));
     let results = std::fs::read_to_string(report.join("results.jsonl")).unwrap();
     assert!(results.lines().count() >= 10);
+
+    // Decoder tuning: every combination, one row each, best (lowest WER) first.
+    let out = ok(&["tune", "--model", run_s, "--data", data_s, "--alpha", "0.3,1", "--beta", "0,2", "--beam", "8"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    // After the title and the column names, one row per setting.
+    let wers: Vec<f64> =
+        table.lines().skip(2).filter_map(|l| l.split_whitespace().next()?.parse::<f64>().ok()).collect();
+    assert_eq!(wers.len(), 4, "{table}");
+    assert!(wers.windows(2).all(|w| w[0] <= w[1]), "{table}");
+    assert!(table.contains("dev utterances, 4 settings"), "{table}");
+    let refused = hark(&["tune", "--model", run_s, "--data", data_s, "--split", "holdout"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown split \"holdout\""));
+
+    // Checkpoint averaging: a run folder that transcribes; shapes must agree.
+    let avg = dir.path().join("avg");
+    ok(&["average", "--out", avg.to_str().unwrap(), run_s, &run.join("best.bpk").to_string_lossy()]);
+    assert!(avg.join("best.bpk").is_file() && avg.join("config.json").is_file());
+    let heard = ok(&["transcribe", "--model", avg.to_str().unwrap(), paths[3].as_str()]);
+    assert!(String::from_utf8(heard.stdout).unwrap().contains("\"text\""));
+    let wide = dir.path().join("wide");
+    ok(&[
+        "train",
+        "--data",
+        data_s,
+        "--out",
+        wide.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--channels",
+        "48",
+        "--blocks",
+        "1",
+        "--max-utterances",
+        "16",
+    ]);
+    let mixed = hark(&["average", "--out", dir.path().join("mixed").to_str().unwrap(), run_s, wide.to_str().unwrap()]);
+    assert!(!mixed.status.success());
+    assert!(
+        String::from_utf8_lossy(&mixed.stderr).contains("another shape"),
+        "{}",
+        String::from_utf8_lossy(&mixed.stderr)
+    );
 }

@@ -123,6 +123,13 @@ struct Prefix {
     slot_frame: u32,
 }
 
+impl Prefix {
+    /// A prefix not yet placed in any frame or beam.
+    fn new(parent: u32, symbol: u32, words: WordState) -> Self {
+        Self { parent, symbol, frame: 0, posterior: 0.0, words, kept: 0, slot: 0, slot_frame: 0 }
+    }
+}
+
 /// What a prefix's text scores as words.
 #[derive(Clone)]
 struct WordState {
@@ -155,19 +162,7 @@ impl Prefixes {
             partial_len: 0,
             lexicon_node: Some(0),
         };
-        Self {
-            nodes: vec![Prefix {
-                parent: 0,
-                symbol: Alphabet::BLANK,
-                frame: 0,
-                posterior: 0.0,
-                words,
-                kept: 0,
-                slot: 0,
-                slot_frame: 0,
-            }],
-            children: HashMap::default(),
-        }
+        Self { nodes: vec![Prefix::new(0, Alphabet::BLANK, words)], children: HashMap::default() }
     }
 
     fn words(&self, id: u32) -> &WordState {
@@ -506,16 +501,7 @@ impl BeamDecoder {
             words
         };
         let id = prefixes.nodes.len() as u32;
-        prefixes.nodes.push(Prefix {
-            parent,
-            symbol: s,
-            frame: 0,
-            posterior: 0.0,
-            words,
-            kept: 0,
-            slot: 0,
-            slot_frame: 0,
-        });
+        prefixes.nodes.push(Prefix::new(parent, s, words));
         prefixes.children.insert((parent, s), id);
         id
     }
