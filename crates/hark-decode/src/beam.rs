@@ -73,8 +73,6 @@ pub struct BeamDecoder {
     lm: Option<NgramLm>,
     /// The lexicon (LM words and entity words) as a character trie.
     lexicon: Lexicon,
-    /// The LM's words alone (entity words join `lexicon` on top).
-    lm_lexicon: Lexicon,
     entities: EntityTries,
 }
 
@@ -85,6 +83,16 @@ struct Lexicon {
 }
 
 impl Lexicon {
+    /// The LM's words (not its class tokens) and the entity list's words.
+    fn of(lm: Option<&NgramLm>, entities: &EntityTries) -> Self {
+        let mut lexicon = Self::default();
+        let lm_words = lm.into_iter().flat_map(|lm| lm.vocabulary().filter(|w| !w.starts_with('<')));
+        for w in lm_words.chain(entities.words()) {
+            lexicon.insert(w);
+        }
+        lexicon
+    }
+
     fn insert(&mut self, word: &str) {
         let mut node = 0;
         for c in word.chars() {
@@ -105,7 +113,7 @@ impl Lexicon {
 }
 
 /// One character prefix of the search: the prefix it extends, its last
-/// symbol, where that symbol was emitted, and what its text scores as words.
+/// symbol, and what its text scores as words.
 /// Prefixes live in one arena per decode and are named by index: a beam is
 /// keyed by a number instead of its whole text, extending one copies
 /// nothing, and a prefix's words are scored once however often the search
@@ -113,11 +121,7 @@ impl Lexicon {
 struct Prefix {
     parent: u32,
     symbol: u32,
-    frame: u32,
-    posterior: f32,
     words: WordState,
-    /// Last frame the prefix was in the beam (+ 1; 0: never).
-    kept: u32,
     /// This frame's entry in the next beam, valid while `slot_frame` is
     /// this frame (+ 1): the next beam is a plain vector, no hashing.
     slot: u32,
@@ -125,9 +129,9 @@ struct Prefix {
 }
 
 impl Prefix {
-    /// A prefix not yet placed in any frame or beam.
+    /// A prefix not yet in any beam.
     fn new(parent: u32, symbol: u32, words: WordState) -> Self {
-        Self { parent, symbol, frame: 0, posterior: 0.0, words, kept: 0, slot: 0, slot_frame: 0 }
+        Self { parent, symbol, words, slot: 0, slot_frame: 0 }
     }
 }
 
@@ -220,12 +224,12 @@ impl Prefixes {
         }
     }
 
-    /// `(symbol, frame, posterior)` of every symbol of prefix `id`, in order.
-    fn emissions(&self, mut id: u32) -> Vec<(u32, usize, f32)> {
+    /// The symbols of prefix `id`, in order.
+    fn symbols(&self, mut id: u32) -> Vec<u32> {
         let mut out = Vec::new();
         while id != 0 {
             let p = &self.nodes[id as usize];
-            out.push((p.symbol, p.frame as usize, p.posterior));
+            out.push(p.symbol);
             id = p.parent;
         }
         out.reverse();
@@ -282,17 +286,8 @@ impl BeamDecoder {
     /// so that names of the entity list ([`BeamDecoder::set_entities`]) score
     /// through their class tokens.
     pub fn new(config: BeamConfig, lm: Option<NgramLm>) -> Self {
-        let mut lm_lexicon = Lexicon::default();
-        if let Some(lm) = &lm {
-            for w in lm.vocabulary().filter(|w| !w.starts_with('<')) {
-                lm_lexicon.insert(w);
-            }
-        }
-        Self { config, lm, lexicon: lm_lexicon.clone(), lm_lexicon, entities: EntityTries::default() }
-    }
-
-    pub fn config(&self) -> &BeamConfig {
-        &self.config
+        let entities = EntityTries::default();
+        Self { config, lexicon: Lexicon::of(lm.as_ref(), &entities), lm, entities }
     }
 
     /// The same decoder with other search settings.
@@ -307,10 +302,7 @@ impl BeamDecoder {
     /// never seen gets the LM's unknown-word probability.
     pub fn set_entities<'a>(&mut self, names: impl IntoIterator<Item = (&'a str, &'a str)>) {
         self.entities = EntityTries::new(names);
-        self.lexicon = self.lm_lexicon.clone();
-        for w in self.entities.words() {
-            self.lexicon.insert(w);
-        }
+        self.lexicon = Lexicon::of(self.lm.as_ref(), &self.entities);
     }
 
     fn lm_log_prob(&self, context: &[Option<Arc<str>>; 2], token: &str) -> f32 {
@@ -400,8 +392,8 @@ impl BeamDecoder {
         let mut next: Vec<(u32, Paths)> = Vec::new();
         let mut compact_at = min_arena;
         for (frame, row) in log_probs.chunks_exact(Alphabet::SIZE).enumerate() {
-            // Frames count from 1 in `kept`/`slot_frame` (0: never).
-            let (now, before) = (frame as u32 + 1, frame as u32);
+            // Frames count from 1 in `slot_frame` (0: never).
+            let now = frame as u32 + 1;
             next.clear();
             let candidates: Vec<u32> =
                 (1..Alphabet::SIZE as u32).filter(|&s| row[s as usize] >= self.config.prune_log_prob).collect();
@@ -426,12 +418,6 @@ impl BeamDecoder {
                         continue; // no leading or double spaces
                     }
                     let child = self.child(&mut prefixes, prefix, s);
-                    let node = &mut prefixes.nodes[child as usize];
-                    // Prefixes in the beam before this frame keep where their
-                    // symbols were emitted; new ones are stamped with it.
-                    if node.slot_frame != now && node.kept != before {
-                        (node.frame, node.posterior) = (frame as u32, lp.exp());
-                    }
                     let at = slot(&mut prefixes, &mut next, child, now);
                     next[at].1.non_blank = log_add(next[at].1.non_blank, extended);
                 }
@@ -441,9 +427,6 @@ impl BeamDecoder {
             if beams.len() > self.config.beam {
                 beams.select_nth_unstable_by(self.config.beam, |a, b| score(b).total_cmp(&score(a)));
                 beams.truncate(self.config.beam);
-            }
-            for &(id, _) in &beams {
-                prefixes.nodes[id as usize].kept = now;
             }
             // Most prefixes made in a frame fall out of the beam at once.
             peak = peak.max(prefixes.nodes.len());
@@ -466,9 +449,8 @@ impl BeamDecoder {
                 (paths.total() + words.penalty + end, id)
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
-        let mut emissions = best.map_or_else(Vec::new, |(_, id)| prefixes.emissions(id));
-        place_at_peaks(&mut emissions, log_probs);
-        (words_from_emissions(&emissions), peak)
+        let symbols = best.map_or_else(Vec::new, |(_, id)| prefixes.symbols(id));
+        (words_from_emissions(&align(&symbols, log_probs)), peak)
     }
 
     /// The prefix `parent` + `s`, scored as words the first time it is met:
@@ -508,20 +490,22 @@ impl BeamDecoder {
     }
 }
 
-/// Places each emitted symbol where the best CTC path of the chosen text
-/// (a Viterbi forced alignment over the posteriors) emits it, at its peak
-/// frame there, with that frame's posterior. The search cannot tell: a wide
-/// beam keeps a prefix from the first frame its last symbol was barely
-/// possible, which is not where the symbol was heard — confidences and word
-/// times read the alignment instead.
-fn place_at_peaks(emissions: &mut [(u32, usize, f32)], log_probs: &[f32]) {
+/// Where each of `symbols` (the chosen text) is emitted: `(symbol, frame,
+/// posterior)` at its peak frame on the best CTC path of that text (a
+/// Viterbi forced alignment over the posteriors). The search itself cannot
+/// say: a wide beam keeps a prefix from the first frame its last symbol was
+/// barely possible, which is not where the symbol was heard, so confidences
+/// and word times read the alignment.
+fn align(symbols: &[u32], log_probs: &[f32]) -> Vec<(u32, usize, f32)> {
     let frames = log_probs.len() / Alphabet::SIZE;
-    if emissions.is_empty() || frames == 0 {
-        return;
+    // Unplaced (no path: cannot happen for a text the search found here).
+    let mut placed: Vec<(u32, usize, f32)> = symbols.iter().map(|&s| (s, 0, 0.0)).collect();
+    if symbols.is_empty() || frames == 0 {
+        return placed;
     }
     // The text with blanks around and between its symbols.
     let states: Vec<u32> =
-        std::iter::once(Alphabet::BLANK).chain(emissions.iter().flat_map(|e| [e.0, Alphabet::BLANK])).collect();
+        std::iter::once(Alphabet::BLANK).chain(symbols.iter().flat_map(|&s| [s, Alphabet::BLANK])).collect();
     let n = states.len();
     let lp = |t: usize, j: usize| log_probs[t * Alphabet::SIZE + states[j] as usize];
     let mut score = vec![f32::NEG_INFINITY; n];
@@ -548,23 +532,20 @@ fn place_at_peaks(emissions: &mut [(u32, usize, f32)], log_probs: &[f32]) {
     }
     let mut j = if score[n - 1] >= score[n - 2] { n - 1 } else { n - 2 };
     if score[j] == f32::NEG_INFINITY {
-        return; // too few frames for the text: keep the search's places
+        return placed;
     }
-    let mut peaks = vec![(usize::MAX, f32::NEG_INFINITY); emissions.len()];
+    let mut peaks = vec![f32::NEG_INFINITY; symbols.len()];
     for t in (0..frames).rev() {
         if j % 2 == 1 {
             let k = j / 2;
-            if lp(t, j) >= peaks[k].1 {
-                peaks[k] = (t, lp(t, j));
+            if lp(t, j) >= peaks[k] {
+                peaks[k] = lp(t, j);
+                placed[k] = (symbols[k], t, lp(t, j).exp());
             }
         }
         j -= back[t * n + j] as usize;
     }
-    for (e, (frame, lp)) in emissions.iter_mut().zip(peaks) {
-        if frame != usize::MAX {
-            *e = (e.0, frame, lp.exp());
-        }
-    }
+    placed
 }
 
 /// Index of prefix `id`'s entry in `next` (the beam being built for frame

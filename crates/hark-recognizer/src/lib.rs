@@ -20,6 +20,7 @@ use hark_data::{Corpus, Split, normalize};
 use hark_decode::{Alphabet, BeamConfig, BeamDecoder, NgramLm, Transcript};
 use hark_dsp::{LogMel, LogMelConfig, SAMPLE_RATE, StreamResampler};
 use hark_model::{AcousticModel, AcousticModelConfig, WeightsError};
+use std::collections::HashMap;
 
 /// Longest stretch of audio the model sees at once.
 pub const MAX_SEGMENT_S: f64 = 20.0;
@@ -219,7 +220,10 @@ fn quietest_cut(window: &[f32]) -> usize {
 pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
     let corpus = Corpus::load();
     let queries = corpus.generate(Split::Train, 30_000, 0x4c4d);
-    let sentences: Vec<String> = queries.iter().map(|q| class_sentence(&corpus, q)).collect();
+    // Each open-list name normalised once, not once per query using it.
+    let normalised: HashMap<(&str, &str), String> =
+        corpus.open_names().map(|(slot, name, _)| ((slot, name), normalize(name))).collect();
+    let sentences: Vec<String> = queries.iter().map(|q| class_sentence(&normalised, q)).collect();
     let lm = NgramLm::train(sentences.iter().map(String::as_str));
     let mut decoder = BeamDecoder::new(config, Some(lm));
     let catalogue = catalogue(&corpus);
@@ -227,15 +231,16 @@ pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
     decoder
 }
 
-/// `query`'s text with each open-list name replaced by its class token.
-fn class_sentence(corpus: &Corpus, query: &hark_data::Query) -> String {
-    let names: Vec<(&str, String)> = query
+/// `query`'s text with each open-list name (a key of `normalised`: slot and
+/// name as written) replaced by its class token.
+fn class_sentence(normalised: &HashMap<(&str, &str), String>, query: &hark_data::Query) -> String {
+    let names: Vec<(&str, &str)> = query
         .entities
         .iter()
-        .filter(|(slot, _)| corpus.is_open_slot(slot))
-        .map(|(slot, name)| (slot.as_str(), normalize(name)))
+        .filter_map(|(slot, name)| {
+            normalised.get_key_value(&(slot.as_str(), name.as_str())).map(|((slot, _), n)| (*slot, n.as_str()))
+        })
         .collect();
-    let names: Vec<(&str, &str)> = names.iter().map(|(slot, name)| (*slot, name.as_str())).collect();
     hark_decode::class_sentence(&query.text, &names)
 }
 
