@@ -2,6 +2,7 @@
 //!
 //! Writes into `--out`:
 //! - `config.json`: the model shape (a resumed run must ask for the same);
+//! - `renoise.json`: the training-time noise, if any (likewise);
 //! - `metrics.jsonl`: one line per step (loss, learning rate, speed) and one
 //!   per epoch (dev WER);
 //! - `state-<step>.bpk` + `optim-<step>.bpk` + `progress.json`: a checkpoint
@@ -43,6 +44,8 @@ pub struct Options {
     pub init: Option<PathBuf>,
     /// Batch shards trained in parallel ([`TrainConfig::shards`]).
     pub shards: usize,
+    /// Fresh noise under clean training utterances ([`hark_train::Renoise`]).
+    pub renoise: Option<hark_train::Renoise>,
 }
 
 /// Where a run stands; `progress.json`.
@@ -79,9 +82,31 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         Err(_) => write_atomic(&config_path, serde_json::to_string_pretty(&shape)?.as_bytes())?,
     }
 
+    let renoise_path = o.out.join("renoise.json");
+    let saved_renoise: Option<hark_train::Renoise> = match std::fs::read_to_string(&renoise_path) {
+        Ok(text) => Some(serde_json::from_str(&text).context("reading renoise.json")?),
+        Err(_) => None,
+    };
+    let resuming = o.out.join("progress.json").exists();
+    anyhow::ensure!(
+        !resuming || saved_renoise == o.renoise,
+        "{} was trained with renoise {}, not {}; resume with the same --renoise and --seed",
+        o.out.display(),
+        serde_json::to_string(&saved_renoise)?,
+        serde_json::to_string(&o.renoise)?
+    );
+    match &o.renoise {
+        Some(r) => write_atomic(&renoise_path, serde_json::to_string_pretty(r)?.as_bytes())?,
+        // A fresh run without noise: no stale file from an earlier one.
+        None if !resuming => {
+            let _ = std::fs::remove_file(&renoise_path);
+        }
+        None => {}
+    }
+
     let started_loading = Instant::now();
-    let (train, dropped) = load_examples(&root, &pick(Split::Train))?;
-    let (dev, _) = load_examples(&root, &pick(Split::Dev))?;
+    let (train, dropped) = load_examples(&root, &pick(Split::Train), o.renoise.as_ref())?;
+    let (dev, _) = load_examples(&root, &pick(Split::Dev), None)?;
     anyhow::ensure!(!train.is_empty(), "{} has no usable training utterances", manifest.display());
     if !dropped.is_empty() {
         eprintln!("left out {} utterances too short for their transcript", dropped.len());

@@ -1,4 +1,4 @@
-//! `hark train` on the smoke corpus: metrics, checkpoint, resume.
+//! `hark train` on the smoke corpus: metrics, checkpoint, resume, training-time noise.
 
 use std::process::Command;
 
@@ -44,4 +44,22 @@ fn trains_checkpoints_and_resumes() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("was trained with model"));
+
+    // Training-time noise is part of the run: recorded, and a resume must ask for the same.
+    let noisy = dir.path().join("noisy");
+    let noisy_s = noisy.to_str().unwrap();
+    hark(&[&["train", "--data", data_s, "--out", noisy_s, "--epochs", "1", "--renoise", "0.5"][..], &tiny].concat());
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(noisy.join("renoise.json")).unwrap()).unwrap();
+    assert_eq!(recorded["config"]["share"], 0.5);
+    let refused = |args: &[&str], says: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hark")).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "hark {args:?}: {stderr}");
+    };
+    refused(
+        &[&["train", "--data", data_s, "--out", noisy_s, "--epochs", "2"][..], &tiny].concat(),
+        "was trained with renoise",
+    );
+    refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "1.5"], "between 0 and 1");
 }

@@ -21,7 +21,7 @@ use burn::nn::loss::{CTCLoss, CTCLossConfig};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Bytes;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use hark_data::augment::{FeatureWarpConfig, SpecAugmentConfig, spec_augment, warp_features};
+use hark_data::augment::{FeatureWarpConfig, RenoiseConfig, SpecAugmentConfig, renoise, spec_augment, warp_features};
 use hark_data::manifest::Utterance;
 use hark_decode::Alphabet;
 use hark_dsp::{LogMel, LogMelConfig};
@@ -56,25 +56,68 @@ pub enum TrainError {
     Optimizer(String),
 }
 
-/// Features and targets for `utterances`, audio paths relative to `root`.
-/// Utterances too short for their transcript under CTC are left out (their
-/// ids are returned) rather than poisoning the loss with infinities.
-pub fn load_examples(root: &Path, utterances: &[Utterance]) -> Result<(Vec<Example>, Vec<String>), TrainError> {
-    let mut mel = LogMel::new(LogMelConfig::default());
-    let n_mels = mel.config().n_mels;
-    let (mut out, mut dropped) = (Vec::new(), Vec::new());
-    for u in utterances {
-        let audio = hark_dsp::wav::read(&root.join(&u.audio))?;
-        let samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
-        let features = mel.model_features(&samples);
-        let frames = features.len() / n_mels;
-        let targets = Alphabet::encode(&u.text).map_err(|source| TrainError::Text { id: u.id.clone(), source })?;
-        // CTC needs at least one output frame per target (plus repeats).
-        if AcousticModel::output_frames(frames) < targets.len() + 1 {
-            dropped.push(u.id.clone());
-            continue;
+/// Training-time noise for [`load_examples`]: [`RenoiseConfig`] with the
+/// seed that, with each utterance's id, fixes what every utterance gets, so a
+/// resumed run loads the same data.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Renoise {
+    pub config: RenoiseConfig,
+    pub seed: u64,
+}
+
+impl Renoise {
+    /// Noise for `u`'s `samples` if `u` is clean and drawn, else `None`.
+    fn apply(&self, u: &Utterance, samples: &[f32]) -> Option<Vec<f32>> {
+        if u.tags.get("noise").is_some_and(|n| n != "clean") {
+            return None;
         }
-        out.push(Example { id: u.id.clone(), features, frames, targets, text: u.text.clone() });
+        // FNV-1a of the id: stable across builds and platforms, unlike std's hasher.
+        let id_hash = u.id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed ^ id_hash);
+        renoise(samples, &self.config, &mut rng).map(|(mix, _)| mix)
+    }
+}
+
+/// Features and targets for `utterances`, audio paths relative to `root`,
+/// with `renoise` applied to clean utterances if given (training only: dev
+/// and test are measured as recorded). Utterances too short for their
+/// transcript under CTC are left out (their ids are returned) rather than
+/// poisoning the loss with infinities. Loads on all cores; the order of the
+/// result follows `utterances`.
+pub fn load_examples(
+    root: &Path,
+    utterances: &[Utterance],
+    renoise: Option<&Renoise>,
+) -> Result<(Vec<Example>, Vec<String>), TrainError> {
+    let n_mels = LogMelConfig::default().n_mels;
+    let loaded: Vec<Result<Option<Example>, TrainError>> = utterances
+        .par_iter()
+        .map_init(
+            || LogMel::new(LogMelConfig::default()),
+            |mel, u| {
+                let audio = hark_dsp::wav::read(&root.join(&u.audio))?;
+                let mut samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
+                if let Some(mix) = renoise.and_then(|r| r.apply(u, &samples)) {
+                    samples = mix;
+                }
+                let features = mel.model_features(&samples);
+                let frames = features.len() / n_mels;
+                let targets =
+                    Alphabet::encode(&u.text).map_err(|source| TrainError::Text { id: u.id.clone(), source })?;
+                // CTC needs at least one output frame per target (plus repeats).
+                if AcousticModel::output_frames(frames) < targets.len() + 1 {
+                    return Ok(None);
+                }
+                Ok(Some(Example { id: u.id.clone(), features, frames, targets, text: u.text.clone() }))
+            },
+        )
+        .collect();
+    let (mut out, mut dropped) = (Vec::new(), Vec::new());
+    for (u, example) in utterances.iter().zip(loaded) {
+        match example? {
+            Some(e) => out.push(e),
+            None => dropped.push(u.id.clone()),
+        }
     }
     Ok((out, dropped))
 }
@@ -397,6 +440,45 @@ mod tests {
         let seed = text.len() as f32;
         let features = (0..frames * 80).map(|i| (i as f32 * 0.37 + seed).sin()).collect();
         Example { id: id.into(), features, frames, targets: Alphabet::encode(text).unwrap(), text: text.into() }
+    }
+
+    #[test]
+    fn loading_renoises_only_clean_training_utterances_and_reproducibly() {
+        let dir = tempfile::tempdir().unwrap();
+        // A "word": a harmonic tone between silences.
+        let speech: Vec<f32> = (0..24_000)
+            .map(|i| {
+                if (4_000..20_000).contains(&i) {
+                    0.2 * (i as f32 * 0.06).sin() + 0.1 * (i as f32 * 0.5).sin()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let utterance = |id: &str, noise: &str| {
+            let audio = format!("{id}.wav");
+            let wav = hark_dsp::wav::Audio { sample_rate: 16_000, samples: speech.clone() };
+            hark_dsp::wav::write_pcm16(&dir.path().join(&audio), &wav).unwrap();
+            let line = serde_json::json!({
+                "id": id, "audio": audio, "text": "a word", "split": "train", "engine": "espeak-ng",
+                "voice": "en", "rate": 160, "pitch": 50, "duration_s": 1.5, "template": 0,
+                "entities": [], "tags": { "noise": noise }
+            });
+            serde_json::from_value::<Utterance>(line).unwrap()
+        };
+        let utterances = [utterance("a", "clean"), utterance("b", "clean"), utterance("c", "car")];
+        let every = Renoise { config: RenoiseConfig { share: 1.0, ..RenoiseConfig::default() }, seed: 3 };
+        let load = |r: Option<&Renoise>| load_examples(dir.path(), &utterances, r).unwrap().0;
+        let (plain, noisy, again) = (load(None), load(Some(&every)), load(Some(&every)));
+        let features = |x: &[Example]| x.iter().map(|e| e.features.clone()).collect::<Vec<_>>();
+        assert_eq!(features(&noisy), features(&again), "same seed, same data: a resumed run sees what the first saw");
+        assert_ne!(plain[0].features, noisy[0].features, "clean utterances get noise");
+        assert_ne!(noisy[0].features, noisy[1].features, "each utterance its own draw");
+        assert_eq!(plain[2].features, noisy[2].features, "an utterance that already has noise is left alone");
+        let other = Renoise { seed: 4, ..every.clone() };
+        assert_ne!(features(&load(Some(&other))), features(&noisy));
+        let never = Renoise { config: RenoiseConfig { share: 0.0, ..RenoiseConfig::default() }, seed: 3 };
+        assert_eq!(features(&load(Some(&never))), features(&plain));
     }
 
     #[test]
