@@ -19,6 +19,7 @@ mod voices;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use hark_data::augment::RenoiseConfig;
 
 #[derive(Debug, Parser)]
 #[command(name = "hark", version, about = "hark: private in-browser voice search, and the ML cycle behind it")]
@@ -71,10 +72,19 @@ enum Command {
         #[arg(long)]
         shards: Option<usize>,
         /// Share (0–1) of the clean training utterances that get fresh noise as they are
-        /// loaded: car (70 %), pink or white, at 0–15 dB SNR, over speech tilted by a
-        /// -15…+3 dB high shelf. 0: train on the corpus as synthesized.
+        /// loaded: car (70 %), pink or white, at an SNR drawn from --renoise-snr, over
+        /// speech tilted by a high shelf drawn from --renoise-shelf. 0: train on the
+        /// corpus as synthesized.
         #[arg(long, default_value_t = 0.0, value_parser = share)]
         renoise: f32,
+        /// SNR range in dB for --renoise, as LOW,HIGH.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = range_end,
+              default_values_t = [RenoiseConfig::default().snr_db.0, RenoiseConfig::default().snr_db.1])]
+        renoise_snr: Vec<f32>,
+        /// Spectral-tilt range in dB (high shelf at 1 kHz) for --renoise, as LOW,HIGH.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = range_end,
+              default_values_t = [RenoiseConfig::default().shelf_db.0, RenoiseConfig::default().shelf_db.1])]
+        renoise_shelf: Vec<f32>,
     },
     /// Transcribe WAV files (any rate, any length): one JSON object per file.
     Transcribe {
@@ -249,26 +259,27 @@ fn main() {
             init,
             shards,
             renoise,
-        } => train::run(&train::Options {
-            data,
-            out,
-            epochs,
-            batch,
-            model: hark_model::AcousticModelConfig::new()
-                .with_channels(channels)
-                .with_blocks(blocks)
-                .with_kernel(kernel),
-            max_utterances,
-            seed,
-            patience,
-            checkpoint_every,
-            peak_lr: lr,
-            init,
-            shards: shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
-            renoise: (renoise > 0.0).then(|| hark_train::Renoise {
-                config: hark_data::augment::RenoiseConfig { share: renoise, ..Default::default() },
+            renoise_snr,
+            renoise_shelf,
+        } => renoise_of(renoise, &renoise_snr, &renoise_shelf, seed).and_then(|renoise| {
+            train::run(&train::Options {
+                data,
+                out,
+                epochs,
+                batch,
+                model: hark_model::AcousticModelConfig::new()
+                    .with_channels(channels)
+                    .with_blocks(blocks)
+                    .with_kernel(kernel),
+                max_utterances,
                 seed,
-            }),
+                patience,
+                checkpoint_every,
+                peak_lr: lr,
+                init,
+                shards: shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
+                renoise,
+            })
         }),
     };
     if let Err(e) = result {
@@ -306,6 +317,29 @@ fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from("."))
         .join("hark/data")
+}
+
+/// `hark train`'s training-time noise from its flags; `None` for share 0.
+fn renoise_of(share: f32, snr: &[f32], shelf: &[f32], seed: u64) -> anyhow::Result<Option<hark_train::Renoise>> {
+    let range = |name: &str, v: &[f32]| match v {
+        [lo, hi] if lo <= hi => Ok((*lo, *hi)),
+        _ => Err(anyhow::anyhow!("--{name} takes LOW,HIGH with LOW ≤ HIGH, got {v:?}")),
+    };
+    let config = RenoiseConfig {
+        share,
+        snr_db: range("renoise-snr", snr)?,
+        shelf_db: range("renoise-shelf", shelf)?,
+        ..RenoiseConfig::default()
+    };
+    Ok((share > 0.0).then_some(hark_train::Renoise { config, seed }))
+}
+
+/// A finite number of dB, for clap.
+fn range_end(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("expected a number of dB, got {text:?}")),
+    }
 }
 
 /// A share between 0 and 1, for clap.

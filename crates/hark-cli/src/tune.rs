@@ -33,19 +33,19 @@ pub struct Options {
     #[arg(long, default_value_t = BeamConfig::default().beam)]
     pub beam: usize,
     /// Language-model weights to try.
-    #[arg(long, value_delimiter = ',', default_value = "0.6")]
+    #[arg(long, value_delimiter = ',', default_values_t = [BeamConfig::default().alpha])]
     pub alpha: Vec<f32>,
     /// Word bonuses to try.
-    #[arg(long, value_delimiter = ',', default_value = "2")]
+    #[arg(long, value_delimiter = ',', default_values_t = [BeamConfig::default().beta])]
     pub beta: Vec<f32>,
     /// Bonuses per entity-list name to try.
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    #[arg(long, value_delimiter = ',', default_values_t = [BeamConfig::default().entity_boost])]
     pub entity_boost: Vec<f32>,
     /// Penalties per out-of-lexicon character to try.
-    #[arg(long, value_delimiter = ',', default_value = "-3", allow_hyphen_values = true)]
+    #[arg(long, value_delimiter = ',', default_values_t = [BeamConfig::default().oov_char_penalty], allow_hyphen_values = true)]
     pub oov_char_penalty: Vec<f32>,
     /// Frame pruning thresholds to try: symbols less likely than this (log) are not expanded.
-    #[arg(long, value_delimiter = ',', default_value = "-10", allow_hyphen_values = true)]
+    #[arg(long, value_delimiter = ',', default_values_t = [BeamConfig::default().prune_log_prob], allow_hyphen_values = true)]
     pub prune_log_prob: Vec<f32>,
 }
 

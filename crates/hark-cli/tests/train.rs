@@ -48,10 +48,12 @@ fn trains_checkpoints_and_resumes() {
     // Training-time noise is part of the run: recorded, and a resume must ask for the same.
     let noisy = dir.path().join("noisy");
     let noisy_s = noisy.to_str().unwrap();
-    hark(&[&["train", "--data", data_s, "--out", noisy_s, "--epochs", "1", "--renoise", "0.5"][..], &tiny].concat());
+    let renoise = ["--renoise", "0.5", "--renoise-snr=-5,10"];
+    hark(&[&["train", "--data", data_s, "--out", noisy_s, "--epochs", "1"][..], &renoise, &tiny].concat());
     let recorded: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(noisy.join("renoise.json")).unwrap()).unwrap();
     assert_eq!(recorded["config"]["share"], 0.5);
+    assert_eq!(recorded["config"]["snr_db"], serde_json::json!([-5.0, 10.0]));
     let refused = |args: &[&str], says: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_hark")).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -62,4 +64,5 @@ fn trains_checkpoints_and_resumes() {
         "was trained with renoise",
     );
     refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "1.5"], "between 0 and 1");
+    refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "0.5", "--renoise-snr=10,0"], "LOW ≤ HIGH");
 }

@@ -29,17 +29,21 @@ const MIN_ARENA: usize = 1 << 16;
 /// Readings kept per prefix (besides the best one outside any name).
 const MAX_READINGS: usize = 4;
 
-/// Search settings. Defaults were tuned on 800 dev utterances with `hark
-/// tune` (model 0.5.0: beam 16 / 64 / 256 / 384 / 512 gave dev WER 17.0 /
-/// 14.1 / 12.0 / 11.6 / 11.2 %; 512 would cost more than the decode-time
-/// bar allows).
+/// Search settings. Defaults were tuned on dev utterances with `hark tune`
+/// (model 0.5.0: beam 16 / 64 / 256 / 384 / 512 gave dev WER 17.0 / 14.1 /
+/// 12.0 / 11.6 / 11.2 % on 800 voice-search queries; 512 would cost more
+/// than the decode-time bar allows). α 1.0 and β 6 were best on all three
+/// dev sets (α 0.6–1.4 × β 2–8): 800 voice-search queries 11.6 → 11.1 %, 500
+/// clean 11.4 → 10.6 %, the same 500 darkened and in a car at 5 dB 16.8 →
+/// 14.9 % — a noisier acoustic model needs the LM's say more.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BeamConfig {
     /// Prefixes kept per frame.
     pub beam: usize,
     /// Language-model weight.
     pub alpha: f32,
-    /// Bonus per word (offsets the LM's preference for short outputs).
+    /// Bonus per word (offsets the LM's preference for short outputs; not
+    /// applied without an LM).
     pub beta: f32,
     /// Bonus per name read as its entity class.
     pub entity_boost: f32,
@@ -56,8 +60,8 @@ impl Default for BeamConfig {
     fn default() -> Self {
         Self {
             beam: 384,
-            alpha: 0.6,
-            beta: 2.0,
+            alpha: 1.0,
+            beta: 6.0,
             entity_boost: 0.0,
             oov_penalty: -6.0,
             oov_char_penalty: -3.0,
@@ -320,7 +324,7 @@ impl BeamDecoder {
                         out.push(Reading {
                             context: r.context.clone(),
                             name: Some(child),
-                            score: r.score + self.config.beta,
+                            score: r.score + self.word_bonus(),
                         });
                     }
                     if self.entities.is_complete(node) {
@@ -332,6 +336,12 @@ impl BeamDecoder {
         }
         prune(&mut out);
         out
+    }
+
+    /// β per word. Only with an LM: β offsets the LM's cost of each word, and
+    /// without one it would only pay the search to split words into letters.
+    fn word_bonus(&self) -> f32 {
+        if self.lm.is_some() { self.config.beta } else { 0.0 }
     }
 
     /// The reading `r`, inside a complete name at `node`, with the name done.
@@ -346,13 +356,16 @@ impl BeamDecoder {
         out.push(Reading {
             context: [r.context[1].clone(), Some(word.into())],
             name: None,
-            score: r.score + c.alpha * self.lm_log_prob(&r.context, word) + c.beta,
+            score: r.score + c.alpha * self.lm_log_prob(&r.context, word) + self.word_bonus(),
         });
         for (token, share, node) in id.into_iter().flat_map(|w| self.entities.starts(w)) {
             out.push(Reading {
                 context: r.context.clone(),
                 name: Some(node),
-                score: r.score + c.alpha * (self.lm_log_prob(&r.context, token) + share) + c.beta + c.entity_boost,
+                score: r.score
+                    + c.alpha * (self.lm_log_prob(&r.context, token) + share)
+                    + self.word_bonus()
+                    + c.entity_boost,
             });
         }
     }
