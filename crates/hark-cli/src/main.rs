@@ -85,6 +85,10 @@ enum Command {
         #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = range_end,
               default_values_t = [RenoiseConfig::default().shelf_db.0, RenoiseConfig::default().shelf_db.1])]
         renoise_shelf: Vec<f32>,
+        /// Longest silences in s put before and after the speech for --renoise, as LEAD,TRAIL
+        /// (each drawn from 0): noise that starts before the voice.
+        #[arg(long, value_delimiter = ',', value_parser = range_end, default_values_t = [0.0, 0.0])]
+        renoise_pad: Vec<f32>,
     },
     /// Transcribe WAV files (any rate, any length): one JSON object per file.
     Transcribe {
@@ -261,7 +265,8 @@ fn main() {
             renoise,
             renoise_snr,
             renoise_shelf,
-        } => renoise_of(renoise, &renoise_snr, &renoise_shelf, seed).and_then(|renoise| {
+            renoise_pad,
+        } => renoise_of(renoise, &renoise_snr, &renoise_shelf, &renoise_pad, seed).and_then(|renoise| {
             train::run(&train::Options {
                 data,
                 out,
@@ -320,7 +325,13 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// `hark train`'s training-time noise from its flags; `None` for share 0.
-fn renoise_of(share: f32, snr: &[f32], shelf: &[f32], seed: u64) -> anyhow::Result<Option<hark_train::Renoise>> {
+fn renoise_of(
+    share: f32,
+    snr: &[f32],
+    shelf: &[f32],
+    pad: &[f32],
+    seed: u64,
+) -> anyhow::Result<Option<hark_train::Renoise>> {
     let range = |name: &str, v: &[f32]| match v {
         [lo, hi] if lo <= hi => Ok((*lo, *hi)),
         _ => Err(anyhow::anyhow!("--{name} takes LOW,HIGH with LOW ≤ HIGH, got {v:?}")),
@@ -329,8 +340,11 @@ fn renoise_of(share: f32, snr: &[f32], shelf: &[f32], seed: u64) -> anyhow::Resu
         share,
         snr_db: range("renoise-snr", snr)?,
         shelf_db: range("renoise-shelf", shelf)?,
+        lead_s: pad.first().copied().unwrap_or(0.0).max(0.0),
+        trail_s: pad.get(1).copied().unwrap_or(0.0).max(0.0),
         ..RenoiseConfig::default()
     };
+    anyhow::ensure!(pad.len() == 2, "--renoise-pad takes LEAD,TRAIL in seconds, got {pad:?}");
     Ok((share > 0.0).then_some(hark_train::Renoise { config, seed }))
 }
 

@@ -192,16 +192,25 @@ pub struct RenoiseConfig {
     pub shelf_db: (f32, f32),
     /// Share of the noisy ones that get car noise; the rest get pink or white.
     pub car_share: f32,
+    /// Longest silence (s) put before the speech, drawn uniformly from 0: the
+    /// noise then starts before the voice, as in a car where the microphone
+    /// opens before one speaks (flite voices lead with 0.25 s; most training
+    /// engines with under 0.07 s, and first words suffered most in noise).
+    #[serde(default)]
+    pub lead_s: f32,
+    /// Longest silence (s) put after the speech.
+    #[serde(default)]
+    pub trail_s: f32,
 }
 
 impl Default for RenoiseConfig {
     fn default() -> Self {
-        Self { share: 0.5, snr_db: (0.0, 15.0), shelf_db: (-15.0, 3.0), car_share: 0.7 }
+        Self { share: 0.5, snr_db: (0.0, 15.0), shelf_db: (-15.0, 3.0), car_share: 0.7, lead_s: 0.0, trail_s: 0.0 }
     }
 }
 
-/// With probability `config.share`: `speech` tilted and mixed with a noise
-/// at an SNR drawn from the config, and the noise used. `None`: leave the
+/// With probability `config.share`: `speech` tilted, padded with silence and
+/// mixed with a noise at an SNR drawn from the config, and the noise used. `None`: leave the
 /// utterance as it is.
 pub fn renoise(speech: &[f32], config: &RenoiseConfig, rng: &mut impl Rng) -> Option<(Vec<f32>, NoiseKind)> {
     if speech.is_empty() || !rng.random_bool(config.share.clamp(0.0, 1.0) as f64) {
@@ -214,12 +223,16 @@ pub fn renoise(speech: &[f32], config: &RenoiseConfig, rng: &mut impl Rng) -> Op
         u if u < (1.0 + config.car_share) / 2.0 => NoiseKind::Pink,
         _ => NoiseKind::White,
     };
+    let (lead, trail) = (uniform(rng, (0.0, config.lead_s)), uniform(rng, (0.0, config.trail_s)));
+    let mut padded = vec![0.0; (lead * SR) as usize];
+    padded.extend(tilt(speech, shelf));
+    padded.resize(padded.len() + (trail * SR) as usize, 0.0);
     let noise = match kind {
-        NoiseKind::Car { speed_kmh } => car(speech.len(), speed_kmh, rng),
-        NoiseKind::Pink => pink(speech.len(), rng),
-        _ => white(speech.len(), rng),
+        NoiseKind::Car { speed_kmh } => car(padded.len(), speed_kmh, rng),
+        NoiseKind::Pink => pink(padded.len(), rng),
+        _ => white(padded.len(), rng),
     };
-    Some((mix_at_snr(&tilt(speech, shelf), &noise, snr), kind))
+    Some((mix_at_snr(&padded, &noise, snr), kind))
 }
 
 /// Uniform in `[lo, hi)`, or `lo` when the range is empty.
@@ -503,7 +516,7 @@ mod tests {
     #[test]
     fn renoise_adds_noise_at_the_drawn_snr_to_the_chosen_share() {
         let speech = tone(220.0, 16_000);
-        let config = RenoiseConfig { share: 0.5, snr_db: (5.0, 5.0), shelf_db: (0.0, 0.0), car_share: 0.7 };
+        let config = RenoiseConfig { share: 0.5, snr_db: (5.0, 5.0), shelf_db: (0.0, 0.0), ..RenoiseConfig::default() };
         let mut r = rng();
         let outcomes: Vec<_> = (0..400).map(|_| renoise(&speech, &config, &mut r)).collect();
         let noisy: Vec<_> = outcomes.iter().flatten().collect();
@@ -517,6 +530,15 @@ mod tests {
         }
         let never = RenoiseConfig { share: 0.0, ..RenoiseConfig::default() };
         assert!(renoise(&speech, &never, &mut r).is_none());
+        // Padding: longer by at most lead + trail, the noise running through the silence.
+        let padded = RenoiseConfig { share: 1.0, lead_s: 0.4, trail_s: 0.3, ..config.clone() };
+        let lengths: Vec<usize> = (0..50).map(|_| renoise(&speech, &padded, &mut r).unwrap().0.len()).collect();
+        assert!(lengths.iter().all(|&n| n >= speech.len() && n <= speech.len() + 11_200), "{lengths:?}");
+        assert!(lengths.iter().any(|&n| n > speech.len() + 5_600), "some pad over 0.35 s: {lengths:?}");
+        let (mix, _) =
+            renoise(&speech, &RenoiseConfig { lead_s: 0.4, trail_s: 0.0, ..padded.clone() }, &mut r).unwrap();
+        let lead = mix.len() - speech.len();
+        assert!(lead > 0 && power(&mix[..lead]) > 0.0, "noise before the voice");
         assert!(renoise(&[], &RenoiseConfig { share: 1.0, ..config }, &mut r).is_none());
     }
 
