@@ -336,15 +336,18 @@ fn renoise_of(
         [lo, hi] if lo <= hi => Ok((*lo, *hi)),
         _ => Err(anyhow::anyhow!("--{name} takes LOW,HIGH with LOW ≤ HIGH, got {v:?}")),
     };
+    let (lead_s, trail_s) = match pad {
+        [lead, trail] if *lead >= 0.0 && *trail >= 0.0 => (*lead, *trail),
+        _ => anyhow::bail!("--renoise-pad takes LEAD,TRAIL in seconds, neither negative, got {pad:?}"),
+    };
     let config = RenoiseConfig {
         share,
         snr_db: range("renoise-snr", snr)?,
         shelf_db: range("renoise-shelf", shelf)?,
-        lead_s: pad.first().copied().unwrap_or(0.0).max(0.0),
-        trail_s: pad.get(1).copied().unwrap_or(0.0).max(0.0),
+        lead_s,
+        trail_s,
         ..RenoiseConfig::default()
     };
-    anyhow::ensure!(pad.len() == 2, "--renoise-pad takes LEAD,TRAIL in seconds, got {pad:?}");
     Ok((share > 0.0).then_some(hark_train::Renoise { config, seed }))
 }
 

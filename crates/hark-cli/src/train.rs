@@ -90,7 +90,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let resuming = o.out.join("progress.json").exists();
     anyhow::ensure!(
         !resuming || saved_renoise == o.renoise,
-        "{} was trained with renoise {}, not {}; resume with the same --renoise and --seed",
+        "{} was trained with renoise {}, not {}; resume with the same --renoise flags and --seed",
         o.out.display(),
         serde_json::to_string(&saved_renoise)?,
         serde_json::to_string(&o.renoise)?

@@ -631,7 +631,9 @@ mod tests {
         let (whole, whole_out) = run(1, &refs);
         for shards in [2, 3] {
             let (split, split_out) = run(shards, &refs);
-            assert!(max_diff(&whole, &split) < 1e-4, "{shards} shards: losses {split:?} vs {whole:?}");
+            // Relative: losses of ~160 in f32 summed in another order differ by ~1e-5 of themselves.
+            let loss_diff = whole.iter().zip(&split).map(|(w, s)| ((w - s) / w).abs()).fold(0.0f32, f32::max);
+            assert!(loss_diff < 1e-4, "{shards} shards: losses {split:?} vs {whole:?}");
             let diff = max_diff(&whole_out, &split_out);
             assert!(diff < 1e-4, "{shards} shards: the model differs by {diff} after three steps");
         }
