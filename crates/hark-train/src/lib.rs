@@ -71,9 +71,8 @@ impl Renoise {
         if u.tags.get("noise").is_some_and(|n| n != "clean") {
             return None;
         }
-        // FNV-1a of the id: stable across builds and platforms, unlike std's hasher.
-        let id_hash = u.id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed ^ id_hash);
+        // Stable across builds and platforms, as `hark data synth` seeds each utterance.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed ^ hark_data::corpus::stable_hash(&u.id));
         renoise(samples, &self.config, &mut rng).map(|(mix, _)| mix)
     }
 }
