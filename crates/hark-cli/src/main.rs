@@ -6,6 +6,7 @@
 //! JSON with the pipeline the browser uses).
 
 mod average;
+mod degrade;
 mod eval;
 mod model;
 mod plot;
@@ -78,17 +79,17 @@ enum Command {
         #[arg(long, default_value_t = 0.0, value_parser = share)]
         renoise: f32,
         /// SNR range in dB for --renoise, as LOW,HIGH.
-        #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = range_end,
-              default_values_t = [RenoiseConfig::default().snr_db.0, RenoiseConfig::default().snr_db.1])]
-        renoise_snr: Vec<f32>,
+        #[arg(long, allow_hyphen_values = true, value_parser = low_high,
+              default_value_t = Pair::from(RenoiseConfig::default().snr_db))]
+        renoise_snr: Pair,
         /// Spectral-tilt range in dB (high shelf at 1 kHz) for --renoise, as LOW,HIGH.
-        #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = range_end,
-              default_values_t = [RenoiseConfig::default().shelf_db.0, RenoiseConfig::default().shelf_db.1])]
-        renoise_shelf: Vec<f32>,
+        #[arg(long, allow_hyphen_values = true, value_parser = low_high,
+              default_value_t = Pair::from(RenoiseConfig::default().shelf_db))]
+        renoise_shelf: Pair,
         /// Longest silences in s put before and after the speech for --renoise, as LEAD,TRAIL
         /// (each drawn from 0): noise that starts before the voice.
-        #[arg(long, value_delimiter = ',', value_parser = range_end, default_values_t = [0.0, 0.0])]
-        renoise_pad: Vec<f32>,
+        #[arg(long, value_parser = lead_trail, default_value_t = Pair(0.0, 0.0))]
+        renoise_pad: Pair,
     },
     /// Transcribe WAV files (any rate, any length): one JSON object per file.
     Transcribe {
@@ -194,6 +195,38 @@ enum DataCommand {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Copy a split's clean utterances under one fixed condition (noise at an
+    /// SNR, spectral tilt, leading silence): a dev stand-in for a slice that
+    /// fails on test. Writes manifest-NAME.jsonl and audio/NAME/ in the corpus.
+    Degrade {
+        /// Corpus folder (holding manifest.jsonl) or a manifest file.
+        #[arg(long)]
+        data: PathBuf,
+        /// Name of the copy (letters, digits, '-', '_'), e.g. dev-car5.
+        #[arg(long)]
+        name: String,
+        /// Split to copy (`dev`: choose fixes on dev, measure them on test).
+        #[arg(long, default_value = "dev", value_parser = parse_split)]
+        split: hark_data::Split,
+        /// Clean utterances of the split to copy, from the manifest's start.
+        #[arg(long, default_value_t = 500)]
+        max_utterances: usize,
+        /// Background noise.
+        #[arg(long, value_enum, default_value = "car")]
+        noise: degrade::Noise,
+        /// Speech-to-noise ratio in dB.
+        #[arg(long, default_value_t = 5.0, allow_hyphen_values = true, value_parser = finite)]
+        snr: f32,
+        /// High shelf at 1 kHz in dB applied to the speech first (negative: darker voices).
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = finite)]
+        shelf: f32,
+        /// Silence in seconds put before the speech, with the noise running under it.
+        #[arg(long, default_value_t = 0.0, value_parser = seconds)]
+        lead: f32,
+        /// Seed for the noise (each utterance also seeds with its id).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Hours and counts per split and tag of a manifest.
     Stats {
         /// A manifest.jsonl, or the folder holding it.
@@ -210,6 +243,24 @@ fn main() {
             synth::run(&synth::Options { preset, out, seed, jobs })
         }
         Command::Data { command: DataCommand::Stats { manifest } } => stats(manifest),
+        Command::Data {
+            command: DataCommand::Degrade { data, name, split, max_utterances, noise, snr, shelf, lead, seed },
+        } => {
+            let (manifest, root) = corpus_manifest(&data);
+            let options = degrade::Options {
+                manifest,
+                root,
+                name,
+                split,
+                max_utterances,
+                noise,
+                snr_db: snr,
+                shelf_db: shelf,
+                lead_s: lead,
+                seed,
+            };
+            degrade::run(&options).map(|(path, n)| println!("wrote {n} utterances: {}", path.display()))
+        }
         Command::Transcribe { model, beam, files } => {
             match transcribe::run(&transcribe::Options { model, files, beam }) {
                 Ok(true) => Ok(()),
@@ -266,7 +317,18 @@ fn main() {
             renoise_snr,
             renoise_shelf,
             renoise_pad,
-        } => renoise_of(renoise, &renoise_snr, &renoise_shelf, &renoise_pad, seed).and_then(|renoise| {
+        } => {
+            let renoise = (renoise > 0.0).then(|| hark_train::Renoise {
+                config: RenoiseConfig {
+                    share: renoise,
+                    snr_db: renoise_snr.into(),
+                    shelf_db: renoise_shelf.into(),
+                    lead_s: renoise_pad.0,
+                    trail_s: renoise_pad.1,
+                    ..RenoiseConfig::default()
+                },
+                seed,
+            });
             train::run(&train::Options {
                 data,
                 out,
@@ -285,7 +347,7 @@ fn main() {
                 shards: shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1),
                 renoise,
             })
-        }),
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -324,38 +386,66 @@ fn default_data_dir() -> PathBuf {
         .join("hark/data")
 }
 
-/// `hark train`'s training-time noise from its flags; `None` for share 0.
-fn renoise_of(
-    share: f32,
-    snr: &[f32],
-    shelf: &[f32],
-    pad: &[f32],
-    seed: u64,
-) -> anyhow::Result<Option<hark_train::Renoise>> {
-    let range = |name: &str, v: &[f32]| match v {
-        [lo, hi] if lo <= hi => Ok((*lo, *hi)),
-        _ => Err(anyhow::anyhow!("--{name} takes LOW,HIGH with LOW ≤ HIGH, got {v:?}")),
-    };
-    let (lead_s, trail_s) = match pad {
-        [lead, trail] if *lead >= 0.0 && *trail >= 0.0 => (*lead, *trail),
-        _ => anyhow::bail!("--renoise-pad takes LEAD,TRAIL in seconds, neither negative, got {pad:?}"),
-    };
-    let config = RenoiseConfig {
-        share,
-        snr_db: range("renoise-snr", snr)?,
-        shelf_db: range("renoise-shelf", shelf)?,
-        lead_s,
-        trail_s,
-        ..RenoiseConfig::default()
-    };
-    Ok((share > 0.0).then_some(hark_train::Renoise { config, seed }))
+/// Two numbers written `A,B` on the command line (`--renoise-snr=-5,10`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pair(f32, f32);
+
+impl std::fmt::Display for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.0, self.1)
+    }
 }
 
-/// A finite number of dB, for clap.
-fn range_end(text: &str) -> Result<f32, String> {
+impl From<(f32, f32)> for Pair {
+    fn from((a, b): (f32, f32)) -> Self {
+        Self(a, b)
+    }
+}
+
+impl From<Pair> for (f32, f32) {
+    fn from(Pair(a, b): Pair) -> Self {
+        (a, b)
+    }
+}
+
+impl Pair {
+    /// `A,B` with both finite numbers, else `None`.
+    fn parse(text: &str) -> Option<Self> {
+        let number = |s: &str| s.trim().parse::<f32>().ok().filter(|v| v.is_finite());
+        let (a, b) = text.split_once(',')?;
+        Some(Self(number(a)?, number(b)?))
+    }
+}
+
+/// A range `LOW,HIGH` with LOW ≤ HIGH, for clap.
+fn low_high(text: &str) -> Result<Pair, String> {
+    match Pair::parse(text) {
+        Some(p) if p.0 <= p.1 => Ok(p),
+        _ => Err(format!("expected LOW,HIGH: two numbers with LOW ≤ HIGH, got {text:?}")),
+    }
+}
+
+/// Two durations `LEAD,TRAIL` in seconds, neither negative, for clap.
+fn lead_trail(text: &str) -> Result<Pair, String> {
+    match Pair::parse(text) {
+        Some(p) if p.0 >= 0.0 && p.1 >= 0.0 => Ok(p),
+        _ => Err(format!("expected LEAD,TRAIL: two durations in seconds, neither negative, got {text:?}")),
+    }
+}
+
+/// A finite number, for clap.
+fn finite(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(v),
-        _ => Err(format!("expected a number of dB, got {text:?}")),
+        _ => Err(format!("expected a number, got {text:?}")),
+    }
+}
+
+/// A duration in seconds, not negative, for clap.
+fn seconds(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("expected seconds (0 or more), got {text:?}")),
     }
 }
 
@@ -364,5 +454,31 @@ fn share(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("expected a share between 0 and 1, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_two_ordered_numbers() {
+        assert_eq!(low_high("-5,10"), Ok(Pair(-5.0, 10.0)));
+        assert_eq!(low_high(" 3 , 3 "), Ok(Pair(3.0, 3.0)));
+        for bad in ["10,0", "5", "5,", "a,b", "1,2,3", "nan,1", "-inf,0"] {
+            assert!(low_high(bad).unwrap_err().contains("LOW ≤ HIGH"), "{bad:?} accepted");
+        }
+        // What clap shows as the default parses back to itself.
+        let default = Pair::from(RenoiseConfig::default().snr_db);
+        assert_eq!(low_high(&default.to_string()), Ok(default));
+    }
+
+    #[test]
+    fn pads_are_two_durations_neither_negative() {
+        assert_eq!(lead_trail("0.5,0"), Ok(Pair(0.5, 0.0)));
+        assert_eq!(lead_trail("0,0.3"), Ok(Pair(0.0, 0.3)));
+        for bad in ["0.5", "-0.1,0", "0,-1", "x,0"] {
+            assert!(lead_trail(bad).unwrap_err().contains("LEAD,TRAIL"), "{bad:?} accepted");
+        }
     }
 }

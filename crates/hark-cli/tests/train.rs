@@ -65,5 +65,7 @@ fn trains_checkpoints_and_resumes() {
     );
     refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "1.5"], "between 0 and 1");
     refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "0.5", "--renoise-snr=10,0"], "LOW ≤ HIGH");
+    refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "0.5", "--renoise-shelf", "-3"], "LOW,HIGH");
     refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "0.5", "--renoise-pad=0.5"], "LEAD,TRAIL");
+    refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "0.5", "--renoise-pad=0.5,-1"], "LEAD,TRAIL");
 }

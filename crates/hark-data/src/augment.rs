@@ -209,30 +209,62 @@ impl Default for RenoiseConfig {
     }
 }
 
-/// With probability `config.share`: `speech` tilted, padded with silence and
-/// mixed with a noise at an SNR drawn from the config, and the noise used. `None`: leave the
-/// utterance as it is.
+/// With probability `config.share`: `speech` under a [`Condition`] drawn
+/// from the config, and the noise used. `None`: leave the utterance as it is.
 pub fn renoise(speech: &[f32], config: &RenoiseConfig, rng: &mut impl Rng) -> Option<(Vec<f32>, NoiseKind)> {
     if speech.is_empty() || !rng.random_bool(config.share.clamp(0.0, 1.0) as f64) {
         return None;
     }
-    let shelf = uniform(rng, config.shelf_db);
-    let snr = uniform(rng, config.snr_db);
+    let shelf_db = uniform(rng, config.shelf_db);
+    let snr_db = uniform(rng, config.snr_db);
     let kind = match rng.random_range(0.0..1.0f32) {
         u if u < config.car_share => NoiseKind::Car { speed_kmh: rng.random_range(30.0..130.0f32).round() },
         u if u < (1.0 + config.car_share) / 2.0 => NoiseKind::Pink,
         _ => NoiseKind::White,
     };
-    let (lead, trail) = (uniform(rng, (0.0, config.lead_s)), uniform(rng, (0.0, config.trail_s)));
-    let mut padded = vec![0.0; (lead * SR) as usize];
-    padded.extend(tilt(speech, shelf));
-    padded.resize(padded.len() + (trail * SR) as usize, 0.0);
-    let noise = match kind {
-        NoiseKind::Car { speed_kmh } => car(padded.len(), speed_kmh, rng),
-        NoiseKind::Pink => pink(padded.len(), rng),
-        _ => white(padded.len(), rng),
-    };
-    Some((mix_at_snr(&padded, &noise, snr), kind))
+    let (lead_s, trail_s) = (uniform(rng, (0.0, config.lead_s)), uniform(rng, (0.0, config.trail_s)));
+    let condition = Condition { noise: Some(kind), snr_db, shelf_db, lead_s, trail_s };
+    Some((condition.apply(speech, rng), kind))
+}
+
+/// One recording condition, fully fixed: what [`renoise`] draws at random
+/// for training, and what `hark data degrade` writes as a held-out test
+/// condition ("dev voices, darkened by 10 dB, in a car at 5 dB").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Condition {
+    /// Background noise (`None`: tilt and padding only). Babble needs other
+    /// utterances and is not generated here: [`Condition::apply`] treats it
+    /// as pink noise.
+    pub noise: Option<NoiseKind>,
+    /// Speech-to-noise ratio over the padded utterance, dB.
+    pub snr_db: f32,
+    /// High shelf at 1 kHz ([`tilt`]), dB; 0 leaves the spectrum alone.
+    pub shelf_db: f32,
+    /// Silence before the speech, s (the noise runs under it).
+    pub lead_s: f32,
+    /// Silence after the speech, s.
+    pub trail_s: f32,
+}
+
+impl Condition {
+    /// `speech` tilted, padded with silence and mixed with fresh noise.
+    pub fn apply(&self, speech: &[f32], rng: &mut impl Rng) -> Vec<f32> {
+        let silence = |s: f32| (s.max(0.0) * SR) as usize;
+        let mut padded = vec![0.0; silence(self.lead_s)];
+        if self.shelf_db == 0.0 {
+            padded.extend_from_slice(speech);
+        } else {
+            padded.extend(tilt(speech, self.shelf_db));
+        }
+        padded.resize(padded.len() + silence(self.trail_s), 0.0);
+        let noise = match self.noise {
+            None => return padded,
+            Some(NoiseKind::Car { speed_kmh }) => car(padded.len(), speed_kmh, rng),
+            Some(NoiseKind::Pink | NoiseKind::Babble) => pink(padded.len(), rng),
+            Some(NoiseKind::White) => white(padded.len(), rng),
+        };
+        mix_at_snr(&padded, &noise, self.snr_db)
+    }
 }
 
 /// Uniform in `[lo, hi)`, or `lo` when the range is empty.
@@ -540,6 +572,33 @@ mod tests {
         let lead = mix.len() - speech.len();
         assert!(lead > 0 && power(&mix[..lead]) > 0.0, "noise before the voice");
         assert!(renoise(&[], &RenoiseConfig { share: 1.0, ..config }, &mut r).is_none());
+    }
+
+    #[test]
+    fn a_condition_is_applied_exactly_as_fixed() {
+        let speech = tone(220.0, 16_000);
+        let mut r = rng();
+        let car5 = Condition {
+            noise: Some(NoiseKind::Car { speed_kmh: 80.0 }),
+            snr_db: 5.0,
+            shelf_db: 0.0,
+            lead_s: 0.25,
+            trail_s: 0.1,
+        };
+        let mix = car5.apply(&speech, &mut r);
+        assert_eq!(mix.len(), 16_000 + 4_000 + 1_600);
+        assert!(power(&mix[..4_000]) > 0.0, "noise runs under the leading silence");
+        let mut padded = vec![0.0; 4_000];
+        padded.extend(&speech);
+        padded.resize(mix.len(), 0.0);
+        let residual: Vec<f32> = mix.iter().zip(&padded).map(|(m, s)| m - s).collect();
+        let snr = db(power(&padded) / power(&residual));
+        assert!((snr - 5.0).abs() < 0.5, "SNR {snr:.2} dB");
+        // No noise: only the tilt (which keeps the level) and the padding.
+        let dark = Condition { noise: None, shelf_db: -10.0, lead_s: 0.0, trail_s: 0.0, ..car5 };
+        assert_eq!(dark.apply(&speech, &mut r), tilt(&speech, -10.0));
+        let untouched = Condition { shelf_db: 0.0, ..dark };
+        assert_eq!(untouched.apply(&speech, &mut r), speech);
     }
 
     #[test]
