@@ -65,7 +65,9 @@ enum Command {
         /// Peak learning rate (reached after the warm-up).
         #[arg(long, default_value_t = 3e-3)]
         lr: f64,
-        /// Start from these weights (a .bpk of the same shape), e.g. to fine-tune a published model.
+        /// Start from these weights (a run folder, a .bpk with its config.json, or a manifest), e.g.
+        /// to fine-tune a published model. A model of the same width with fewer --blocks grows: the
+        /// extra blocks start as identities.
         #[arg(long)]
         init: Option<PathBuf>,
         /// Split each batch into this many shards trained in parallel (default: one per core).

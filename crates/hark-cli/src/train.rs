@@ -140,10 +140,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             progress.step
         );
     } else if let Some(init) = &o.init {
-        let bytes = std::fs::read(init).with_context(|| format!("reading --init weights {}", init.display()))?;
-        trainer.model = hark_model::AcousticModel::from_bytes(&o.model, bytes, &device)
-            .with_context(|| format!("--init {}", init.display()))?;
-        eprintln!("starting from the weights in {}", init.display());
+        trainer.model = initial_model(init, &o.model, &device)?;
     }
     if progress.stopped_early {
         eprintln!("this run stopped early at epoch {}: dev WER had stopped improving", progress.epoch);
@@ -252,4 +249,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
+}
+
+/// `--init`'s weights (a run folder, a `.bpk` with its `config.json`, or a
+/// manifest) as a model of shape `shape`. A model of the same width with
+/// fewer blocks grows: its blocks are kept and the missing ones are appended
+/// as identities, so it starts out computing exactly what it did.
+fn initial_model(
+    init: &Path,
+    shape: &AcousticModelConfig,
+    device: &Device,
+) -> anyhow::Result<hark_model::AcousticModel> {
+    let loaded = crate::model::load(Some(init)).with_context(|| format!("--init {}", init.display()))?;
+    let from = &loaded.config;
+    let same_width = (from.n_mels, from.vocab, from.channels, from.kernel)
+        == (shape.n_mels, shape.vocab, shape.channels, shape.kernel);
+    if !same_width || from.blocks > shape.blocks {
+        anyhow::bail!(
+            "--init {} is a model of {} channels × {} blocks (kernel {}), this run trains {} × {} (kernel {}): \
+             pass the same --channels and --kernel, and --blocks of at least {}",
+            init.display(),
+            from.channels,
+            from.blocks,
+            from.kernel,
+            shape.channels,
+            shape.blocks,
+            shape.kernel,
+            from.blocks
+        );
+    }
+    let model = hark_model::AcousticModel::from_bytes(from, loaded.weights, device)
+        .with_context(|| format!("--init {}", init.display()))?;
+    if from.blocks < shape.blocks {
+        eprintln!(
+            "starting from {} and deepening it from {} to {} blocks (the new ones start as identities)",
+            loaded.describe, from.blocks, shape.blocks
+        );
+    } else {
+        eprintln!("starting from the weights in {}", loaded.describe);
+    }
+    Ok(model.deepened(shape.blocks))
 }

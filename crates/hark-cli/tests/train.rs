@@ -45,6 +45,38 @@ fn trains_checkpoints_and_resumes() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("was trained with model"));
 
+    // --init grows a shallower model of the same width; another width is refused.
+    let deeper = dir.path().join("deeper");
+    let deeper_s = deeper.to_str().unwrap();
+    let grown = hark(&[
+        "train",
+        "--data",
+        data_s,
+        "--out",
+        deeper_s,
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--channels",
+        "32",
+        "--blocks",
+        "2",
+        "--init",
+        run_s,
+    ]);
+    assert!(String::from_utf8_lossy(&grown.stderr).contains("deepening it from 1 to 2 blocks"));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deeper.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["blocks"], 2);
+    let out = Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args(["train", "--data", data_s, "--out", dir.path().join("wider").to_str().unwrap()])
+        .args(["--epochs", "1", "--channels", "48", "--blocks", "2", "--init", run_s])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass the same --channels and --kernel"));
+
     // Training-time noise is part of the run: recorded, and a resume must ask for the same.
     let noisy = dir.path().join("noisy");
     let noisy_s = noisy.to_str().unwrap();

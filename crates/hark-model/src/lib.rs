@@ -100,6 +100,17 @@ impl SeparableBlock {
         }
     }
 
+    /// A block that passes its input through unchanged: the layer norm's
+    /// scale and shift start at zero, so `y = 0` and the block computes
+    /// `relu(x) = x` on the (non-negative) output of the block before it.
+    /// Gradients still reach the scale, so training grows it from there.
+    fn identity(channels: usize, kernel: usize, device: &Device) -> Self {
+        let mut block = Self::new(channels, kernel, device);
+        block.norm.gamma = Param::from_tensor(Tensor::zeros([channels], device));
+        block.norm.beta = Some(Param::from_tensor(Tensor::zeros([channels], device)));
+        block
+    }
+
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let y = self.norm.forward(self.pointwise.forward(self.depthwise.forward(x.clone())));
         relu(y + x)
@@ -174,6 +185,26 @@ impl AcousticModel {
         log_softmax(self.head.forward(x), 2)
     }
 
+    /// The same function with `blocks` residual blocks: blocks are appended
+    /// after the last one as exact identities ([`SeparableBlock::identity`]),
+    /// so a trained model can grow deeper and keep training from where it
+    /// is (Net2Net-style) instead of starting over. Fewer blocks than the
+    /// model has: unchanged.
+    pub fn deepened(mut self, blocks: usize) -> Self {
+        let Some(last) = self.blocks.last() else { return self };
+        let [kernel, channels] = last.depthwise.weight.dims();
+        let device = last.depthwise.weight.val().device();
+        while self.blocks.len() < blocks {
+            self.blocks.push(SeparableBlock::identity(channels, kernel, &device));
+        }
+        self
+    }
+
+    /// Residual blocks.
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
     /// Weights as bytes (burnpack).
     pub fn to_bytes(&self) -> Result<Vec<u8>, WeightsError> {
         let mut store = BurnpackStore::from_bytes(None);
@@ -196,7 +227,17 @@ impl AcousticModel {
     pub fn from_bytes(config: &AcousticModelConfig, bytes: Vec<u8>, device: &Device) -> Result<Self, WeightsError> {
         let mut model = config.init(device);
         let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)));
-        model.load_from(&mut store).map_err(|e| WeightsError::Load(e.to_string()))?;
+        let applied = model.load_from(&mut store).map_err(|e| WeightsError::Load(e.to_string()))?;
+        // Extra tensors mean the file holds a bigger model (more blocks):
+        // loading it would silently drop part of the network.
+        if !applied.unused.is_empty() {
+            return Err(WeightsError::Load(format!(
+                "the file holds {} tensors this shape has no place for (first: {}): a model of another shape; \
+                 pass its config.json",
+                applied.unused.len(),
+                applied.unused[0]
+            )));
+        }
         // An f16 file loads as f16 parameters: bring them back to f32.
         Ok(model.cast_floats_to_f32())
     }
@@ -278,6 +319,25 @@ fn half_precision() -> HalfPrecisionAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deepened_model_computes_the_same_function_and_can_learn() {
+        let device = Device::flex();
+        let config = AcousticModelConfig::new().with_channels(24).with_blocks(2).with_kernel(5);
+        let model = config.init(&device);
+        let x = features(&device, 2, 41);
+        let before = model.forward(x.clone());
+        let deeper = model.deepened(4);
+        assert_eq!(deeper.blocks(), 4);
+        let diff: f32 = (deeper.forward(x.clone()) - before).abs().max().into_scalar();
+        assert!(diff < 1e-6, "identity blocks changed the output by {diff}");
+        // It saves and loads as a 4-block model.
+        let bytes = deeper.to_bytes().unwrap();
+        assert!(AcousticModel::from_bytes(&config.clone().with_blocks(4), bytes.clone(), &device).is_ok());
+        assert!(AcousticModel::from_bytes(&config.clone().with_blocks(6), bytes.clone(), &device).is_err(), "6 refuses 4");
+        assert!(AcousticModel::from_bytes(&config, bytes, &device).is_err(), "a 2-block shape must refuse it");
+        assert_eq!(deeper.deepened(1).blocks(), 4, "never removes blocks");
+    }
 
     #[test]
     fn depthwise_matches_a_grouped_conv1d() {

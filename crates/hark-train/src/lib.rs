@@ -540,6 +540,39 @@ mod tests {
     }
 
     #[test]
+    fn a_deepened_model_trains_its_new_blocks() {
+        let examples = [example("a", 120, "yes"), example("b", 130, "no")];
+        let refs: Vec<&Example> = examples.iter().collect();
+        let shallow = AcousticModelConfig::new().with_channels(16).with_blocks(1);
+        let config = TrainConfig { peak_lr: 5e-3, warmup_steps: 1, seed: 3, shards: 1, ..TrainConfig::default() };
+        let mut t = Trainer::new(shallow.clone().with_blocks(3), config, Device::flex().autodiff());
+        t.model = shallow.init(&Device::flex().autodiff()).deepened(3);
+        /// Parameters that are zero everywhere (the new blocks' layer-norm scale and shift).
+        struct Zeros(usize);
+        impl burn::module::ModuleVisitor for Zeros {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+                let size: f32 = param.val().abs().sum().into_scalar();
+                self.0 += usize::from(size == 0.0);
+            }
+        }
+        let zeros = |m: &AcousticModel| {
+            let mut z = Zeros(0);
+            burn::module::Module::visit(m, &mut z);
+            z.0
+        };
+        let zero_at_init = zeros(&shallow.init(&Device::flex())); // layer-norm shifts
+        assert_eq!(zeros(&t.model), zero_at_init + 4, "two new blocks start with zero scale and shift");
+        let first = t.step(&refs);
+        for _ in 0..5 {
+            t.step(&refs);
+        }
+        assert!(first.is_finite());
+        assert_eq!(zeros(&t.model), 0, "every new parameter moved");
+        let saved = t.model.to_bytes().unwrap();
+        assert!(AcousticModel::from_bytes(&shallow.with_blocks(3), saved, &Device::flex()).is_ok());
+    }
+
+    #[test]
     fn resuming_from_saved_state_takes_the_same_steps() {
         let examples = [example("a", 120, "yes"), example("b", 130, "no")];
         let refs: Vec<&Example> = examples.iter().collect();
