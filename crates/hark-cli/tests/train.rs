@@ -48,23 +48,8 @@ fn trains_checkpoints_and_resumes() {
     // --init grows a shallower model of the same width; another width is refused.
     let deeper = dir.path().join("deeper");
     let deeper_s = deeper.to_str().unwrap();
-    let grown = hark(&[
-        "train",
-        "--data",
-        data_s,
-        "--out",
-        deeper_s,
-        "--epochs",
-        "1",
-        "--batch",
-        "8",
-        "--channels",
-        "32",
-        "--blocks",
-        "2",
-        "--init",
-        run_s,
-    ]);
+    let two_blocks = ["--batch", "8", "--channels", "32", "--blocks", "2", "--init", run_s];
+    let grown = hark(&[&["train", "--data", data_s, "--out", deeper_s, "--epochs", "1"][..], &two_blocks].concat());
     assert!(String::from_utf8_lossy(&grown.stderr).contains("deepening it from 1 to 2 blocks"));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(deeper.join("config.json")).unwrap()).unwrap();

@@ -334,7 +334,10 @@ mod tests {
         // It saves and loads as a 4-block model.
         let bytes = deeper.to_bytes().unwrap();
         assert!(AcousticModel::from_bytes(&config.clone().with_blocks(4), bytes.clone(), &device).is_ok());
-        assert!(AcousticModel::from_bytes(&config.clone().with_blocks(6), bytes.clone(), &device).is_err(), "6 refuses 4");
+        assert!(
+            AcousticModel::from_bytes(&config.clone().with_blocks(6), bytes.clone(), &device).is_err(),
+            "6 refuses 4"
+        );
         assert!(AcousticModel::from_bytes(&config, bytes, &device).is_err(), "a 2-block shape must refuse it");
         assert_eq!(deeper.deepened(1).blocks(), 4, "never removes blocks");
     }
