@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use hark_data::Split;
-use hark_data::augment::{self, Condition, NoiseKind};
+use hark_data::augment::{Condition, NoiseKind};
 use hark_data::corpus::stable_hash;
 use hark_data::manifest::{self, Utterance};
 use hark_dsp::wav::{self, Audio};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -78,7 +78,7 @@ fn degrade_one(o: &Options, u: &Utterance, out_audio: &Path) -> anyhow::Result<U
     let audio = wav::read(&o.root.join(&u.audio))?;
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ stable_hash(&u.id));
     let noise = match o.noise {
-        Noise::Car => Some(NoiseKind::Car { speed_kmh: rng.random_range(30.0..130.0f32).round() }),
+        Noise::Car => Some(NoiseKind::random_car(&mut rng)),
         Noise::Pink => Some(NoiseKind::Pink),
         Noise::White => Some(NoiseKind::White),
         Noise::None => None,
@@ -93,14 +93,7 @@ fn degrade_one(o: &Options, u: &Utterance, out_audio: &Path) -> anyhow::Result<U
     copy.audio = format!("audio/{}/{id}.wav", o.name);
     copy.duration_s = degraded.duration_s() as f32;
     copy.id = id;
-    copy.tags.clear();
-    copy.tags.insert("noise".into(), noise.map_or("clean", |n| n.tag()).into());
-    if let Some(n) = noise {
-        copy.tags.insert("snr".into(), augment::snr_band(o.snr_db).into());
-        if let NoiseKind::Car { speed_kmh } = n {
-            copy.tags.insert("car_speed".into(), format!("{}", (speed_kmh / 10.0).round() * 10.0));
-        }
-    }
+    copy.tags = noise.map_or_else(|| [("noise".into(), "clean".into())].into(), |n| n.tags(o.snr_db));
     copy.tags.insert("condition".into(), o.name.clone());
     Ok(copy)
 }

@@ -115,13 +115,7 @@ impl Aug {
     fn tags(&self) -> BTreeMap<String, String> {
         let mut t = BTreeMap::new();
         match self {
-            Aug::Noise { kind, snr_db } => {
-                t.insert("noise".into(), kind.tag().into());
-                t.insert("snr".into(), augment::snr_band(*snr_db).into());
-                if let NoiseKind::Car { speed_kmh } = kind {
-                    t.insert("car_speed".into(), format!("{}", (*speed_kmh / 10.0).round() * 10.0));
-                }
-            }
+            Aug::Noise { kind, snr_db } => t = kind.tags(*snr_db),
             Aug::Telephone => {
                 t.insert("channel".into(), "telephone".into());
             }

@@ -9,6 +9,8 @@
 //! at a target SNR. Training-time transforms: [`renoise`] (fresh noise under
 //! clean utterances as they are loaded) and [`spec_augment`] (features).
 
+use std::collections::BTreeMap;
+
 use hark_dsp::SAMPLE_RATE;
 use rand::Rng;
 use realfft::RealFftPlanner;
@@ -39,6 +41,21 @@ impl NoiseKind {
             NoiseKind::White => "white",
             NoiseKind::Pink => "pink",
         }
+    }
+
+    /// Car noise at a whole-number speed drawn from 30–130 km/h.
+    pub fn random_car(rng: &mut impl Rng) -> Self {
+        NoiseKind::Car { speed_kmh: rng.random_range(30.0..130.0f32).round() }
+    }
+
+    /// The manifest tags of an utterance under this noise at `snr_db`:
+    /// `noise`, `snr` (its band) and, for a car, `car_speed` (to 10 km/h).
+    pub fn tags(&self, snr_db: f32) -> BTreeMap<String, String> {
+        let mut t = BTreeMap::from([("noise".into(), self.tag().into()), ("snr".into(), snr_band(snr_db).into())]);
+        if let NoiseKind::Car { speed_kmh } = self {
+            t.insert("car_speed".into(), format!("{}", (speed_kmh / 10.0).round() * 10.0));
+        }
+        t
     }
 }
 
@@ -171,6 +188,9 @@ pub fn mix_at_snr(speech: &[f32], noise: &[f32], snr_db: f32) -> Vec<f32> {
 /// microphone or a voice with a steep spectral slope would; the output keeps
 /// the input's RMS, so only the balance between low and high bands changes.
 pub fn tilt(speech: &[f32], shelf_db: f32) -> Vec<f32> {
+    if shelf_db == 0.0 {
+        return speech.to_vec(); // exactly, not through a filter that rounds
+    }
     let mut shelf = Biquad::high_shelf(1_000.0, shelf_db);
     let out: Vec<f32> = speech.iter().map(|&x| shelf.process(x)).collect();
     let g = (power(speech) / power(&out).max(1e-20)).sqrt() as f32;
@@ -218,7 +238,7 @@ pub fn renoise(speech: &[f32], config: &RenoiseConfig, rng: &mut impl Rng) -> Op
     let shelf_db = uniform(rng, config.shelf_db);
     let snr_db = uniform(rng, config.snr_db);
     let kind = match rng.random_range(0.0..1.0f32) {
-        u if u < config.car_share => NoiseKind::Car { speed_kmh: rng.random_range(30.0..130.0f32).round() },
+        u if u < config.car_share => NoiseKind::random_car(rng),
         u if u < (1.0 + config.car_share) / 2.0 => NoiseKind::Pink,
         _ => NoiseKind::White,
     };
@@ -251,11 +271,7 @@ impl Condition {
     pub fn apply(&self, speech: &[f32], rng: &mut impl Rng) -> Vec<f32> {
         let silence = |s: f32| (s.max(0.0) * SR) as usize;
         let mut padded = vec![0.0; silence(self.lead_s)];
-        if self.shelf_db == 0.0 {
-            padded.extend_from_slice(speech);
-        } else {
-            padded.extend(tilt(speech, self.shelf_db));
-        }
+        padded.extend(tilt(speech, self.shelf_db));
         padded.resize(padded.len() + silence(self.trail_s), 0.0);
         let noise = match self.noise {
             None => return padded,
