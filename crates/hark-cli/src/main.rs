@@ -196,6 +196,13 @@ enum DataCommand {
         /// Parallel synthesizer processes (default: all cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Speak only these splits, e.g. `dev,test` to evaluate a model in
+        /// minutes without the hours of training audio. The recordings are
+        /// the same as a full run's; the manifest lists every recording of
+        /// the preset found in the folder, so a later full run (or an
+        /// earlier one) keeps its entries.
+        #[arg(long, value_delimiter = ',', value_parser = parse_split, default_values = ["train", "dev", "test"])]
+        splits: Vec<hark_data::Split>,
     },
     /// Copy a split's clean utterances under one fixed condition (noise at an
     /// SNR, spectral tilt, leading silence): a dev stand-in for a slice that
@@ -239,10 +246,10 @@ enum DataCommand {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Data { command: DataCommand::Synth { preset, out, seed, jobs } } => {
+        Command::Data { command: DataCommand::Synth { preset, out, seed, jobs, splits } } => {
             let out = out.unwrap_or_else(|| default_data_dir().join(preset.name()));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            synth::run(&synth::Options { preset, out, seed, jobs })
+            synth::run(&synth::Options { preset, out, seed, jobs, splits })
         }
         Command::Data { command: DataCommand::Stats { manifest } } => stats(manifest),
         Command::Data {

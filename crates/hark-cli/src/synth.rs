@@ -87,6 +87,8 @@ pub struct Options {
     pub out: PathBuf,
     pub seed: u64,
     pub jobs: usize,
+    /// Splits to speak; the others' recordings are only listed if present.
+    pub splits: Vec<Split>,
 }
 
 /// One planned utterance: a clean recording, or an augmented copy of one.
@@ -235,10 +237,13 @@ fn audio_path(out: &Path, item: &Item) -> PathBuf {
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
+    // The whole preset is planned (queries, voices and noises are drawn in
+    // one sequence), then only the chosen splits are spoken.
     let items = plan(options);
+    let chosen = |item: &&Item| options.splits.contains(&item.split);
     // Exactly the voices the plan speaks with must be installed.
     let mut used: Vec<Voice> = Vec::new();
-    for item in &items {
+    for item in items.iter().filter(chosen) {
         if !used.contains(&item.voice) {
             used.push(item.voice.clone());
         }
@@ -251,17 +256,21 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(options.out.join("tmp"))?;
     let started = std::time::Instant::now();
 
-    let (clean, copies): (Vec<&Item>, Vec<&Item>) = items.iter().partition(|i| i.aug.is_none());
+    let (clean, copies): (Vec<&Item>, Vec<&Item>) = items.iter().filter(chosen).partition(|i| i.aug.is_none());
     let done1 = parallel("speaking", &clean, options.jobs, |item| speak_item(options, item))?;
     let sources = index_by_split(&clean, &options.out);
     let done2 = parallel("augmenting", &copies, options.jobs, |item| augment_item(options, item, &sources))?;
     let _ = std::fs::remove_dir(options.out.join("tmp"));
 
-    // Manifest: every planned item whose audio decodes.
+    // Manifest: every planned item whose audio decodes (of a split not
+    // spoken this time: whose audio is there).
     let mut utterances = Vec::with_capacity(items.len());
     let mut skipped = 0;
     for item in &items {
         let path = audio_path(&options.out, item);
+        if !chosen(&item) && !path.exists() {
+            continue;
+        }
         match wav::read(&path) {
             Ok(audio) => utterances.push(utterance(item, &audio)),
             Err(e) => {

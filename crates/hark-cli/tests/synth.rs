@@ -92,6 +92,45 @@ fn same_seed_same_corpus() {
 }
 
 #[test]
+fn chosen_splits_are_the_full_runs_recordings_and_a_later_run_keeps_their_entries() {
+    let (full, part) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    synth(full.path());
+    let whole = manifest::read(&full.path().join("manifest.jsonl")).unwrap();
+    let out = part.path().to_str().unwrap();
+    let synth_splits = |splits: &str| {
+        hark(&["data", "synth", "--preset", "smoke", "--seed", "3", "--out", out, "--splits", splits], None)
+    };
+
+    let first = synth_splits("dev,test");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let eval_only = manifest::read(&part.path().join("manifest.jsonl")).unwrap();
+    let expected: Vec<_> = whole.iter().filter(|u| u.split != Split::Train).cloned().collect();
+    assert!(!expected.is_empty());
+    assert_eq!(eval_only, expected, "dev and test as a full run makes them");
+    for u in &eval_only {
+        assert_eq!(
+            std::fs::read(part.path().join(&u.audio)).unwrap(),
+            std::fs::read(full.path().join(&u.audio)).unwrap(),
+            "{}",
+            u.id
+        );
+    }
+    assert_eq!(std::fs::read_dir(part.path().join("audio/train")).unwrap().count(), 0, "train was not spoken");
+
+    // A bad split name is refused by name and leaves the manifest as it was.
+    let bad = synth_splits("dev,tset");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("tset"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert_eq!(manifest::read(&part.path().join("manifest.jsonl")).unwrap(), eval_only);
+
+    // Speaking train afterwards keeps dev and test in the manifest: the
+    // folder now holds exactly the full run's corpus.
+    let second = synth_splits("train");
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(manifest::read(&part.path().join("manifest.jsonl")).unwrap(), whole);
+}
+
+#[test]
 fn a_missing_synthesizer_names_its_debian_package() {
     let dir = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
