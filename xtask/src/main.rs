@@ -154,6 +154,12 @@ fn step(what: &str) {
 }
 
 fn build_web(root: &Path) -> anyhow::Result<()> {
+    // Trunk.toml makes trunk call cargo `--offline`, so every crate in
+    // Cargo.lock (for every target, the WebGPU worker's included) must be in
+    // the local registry cache first; on a fresh machine it is not. A no-op
+    // when it is.
+    step("fetching the crates of Cargo.lock (cargo fetch)");
+    run(Command::new("cargo").args(["fetch", "--locked"]).current_dir(root))?;
     step("building the web app (trunk build --release)");
     run(Command::new("trunk").args(["build", "--release"]).current_dir(root))
 }
