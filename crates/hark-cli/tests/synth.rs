@@ -81,13 +81,13 @@ fn same_seed_same_corpus() {
         manifest::read(&b.path().join("manifest.jsonl")).unwrap(),
     );
     assert_eq!(ma, mb);
-    for u in &ma {
-        assert_eq!(
-            std::fs::read(a.path().join(&u.audio)).unwrap(),
-            std::fs::read(b.path().join(&u.audio)).unwrap(),
-            "{}",
-            u.id
-        );
+    assert_same_audio(a.path(), b.path(), &ma);
+}
+
+/// Each utterance's audio file is byte for byte the same in both folders.
+fn assert_same_audio(a: &Path, b: &Path, utterances: &[manifest::Utterance]) {
+    for u in utterances {
+        assert_eq!(std::fs::read(a.join(&u.audio)).unwrap(), std::fs::read(b.join(&u.audio)).unwrap(), "{}", u.id);
     }
 }
 
@@ -107,14 +107,7 @@ fn chosen_splits_are_the_full_runs_recordings_and_a_later_run_keeps_their_entrie
     let expected: Vec<_> = whole.iter().filter(|u| u.split != Split::Train).cloned().collect();
     assert!(!expected.is_empty());
     assert_eq!(eval_only, expected, "dev and test as a full run makes them");
-    for u in &eval_only {
-        assert_eq!(
-            std::fs::read(part.path().join(&u.audio)).unwrap(),
-            std::fs::read(full.path().join(&u.audio)).unwrap(),
-            "{}",
-            u.id
-        );
-    }
+    assert_same_audio(part.path(), full.path(), &eval_only);
     assert_eq!(std::fs::read_dir(part.path().join("audio/train")).unwrap().count(), 0, "train was not spoken");
 
     // A bad split name is refused by name and leaves the manifest as it was.
