@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use hark_data::Split;
 use hark_decode::BeamConfig;
 use hark_eval::ErrorCounts;
+use hark_recognizer::listen::{Heard, Listener};
 use hark_recognizer::{Recognizer, corpus_decoder};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -47,6 +48,28 @@ pub struct Options {
     /// Frame pruning thresholds to try: symbols less likely than this (log) are not expanded.
     #[arg(long, value_delimiter = ',', default_values_t = [BeamConfig::default().prune_log_prob], allow_hyphen_values = true)]
     pub prune_log_prob: Vec<f32>,
+    /// Hear each recording as the browser's hands-free mode does: streamed
+    /// through the endpoint detector, recognising only the first utterance
+    /// it ends (or what it holds at the end of the recording). Measures what
+    /// endpointing costs, e.g. in car noise.
+    #[arg(long)]
+    pub listen: bool,
+}
+
+/// What the browser's listener hands the recognizer when `samples` (16 kHz)
+/// come from the microphone: the first utterance the endpoint detector
+/// ends, else what it holds when the stream stops (the stop button).
+pub fn as_heard(samples: &[f32]) -> anyhow::Result<Vec<f32>> {
+    let mut listener = Listener::new(hark_dsp::SAMPLE_RATE)?;
+    // 20 ms blocks, as an AudioWorklet delivers them (chunking does not change the result).
+    for block in samples.chunks(320) {
+        for heard in listener.push(block) {
+            if let Heard::Utterance(u) = heard {
+                return Ok(u);
+            }
+        }
+    }
+    Ok(listener.finish().unwrap_or_default())
 }
 
 /// Every combination of the option lists, as decoder settings.
@@ -90,7 +113,10 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     for u in chosen {
         let path = root.join(&u.audio);
         let audio = hark_dsp::wav::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
+        let mut samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
+        if o.listen {
+            samples = as_heard(&samples)?;
+        }
         let (features, frames) = recognizer.features(&samples);
         outputs.push((u.text.clone(), recognizer.log_probs(&features, frames)?));
         bar.inc(1);
@@ -127,7 +153,8 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     results.sort_by(|a, b| a.0.total_cmp(&b.0));
-    println!("{} {} utterances, {} settings, best first:", outputs.len(), o.split.name(), results.len());
+    let heard = if o.listen { ", as heard through the endpoint detector" } else { "" };
+    println!("{} {} utterances{heard}, {} settings, best first:", outputs.len(), o.split.name(), results.len());
     println!("  WER %   alpha   beta  entity_boost  oov_char_penalty  prune_log_prob  decode ms/utt");
     for (wer, ms, c) in &results {
         println!(

@@ -9,9 +9,6 @@ use crate::RecognizeError;
 
 /// Longest utterance kept; speech running longer is ended here.
 pub const MAX_UTTERANCE_S: f64 = 20.0;
-/// Audio kept from before speech starts (the detector's padding reaches
-/// back into it).
-const PRE_ROLL_S: f64 = 1.0;
 
 /// What the listener heard in one push.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +70,8 @@ impl Listener {
             }
         }
         if self.start.is_none() {
-            // Keep only the pre-roll while nobody speaks.
-            let keep = (PRE_ROLL_S * SAMPLE_RATE as f64) as usize;
+            // While no speech is detected keep what `finish` would hand over.
+            let keep = (MAX_UTTERANCE_S * SAMPLE_RATE as f64) as usize;
             if self.audio.len() > 2 * keep {
                 let drop = self.audio.len() - keep;
                 self.audio.drain(..drop);
@@ -85,11 +82,13 @@ impl Listener {
     }
 
     /// Ends listening (hold-to-talk released, or the stop button): the speech
-    /// heard so far, or everything still buffered if no start was detected.
+    /// heard so far, or, if the detector heard none (a query too quiet for
+    /// it), the last [`MAX_UTTERANCE_S`] of the stream.
     pub fn finish(mut self) -> Option<Vec<f32>> {
         let end = self.offset + self.audio.len() as u64;
         if self.start.is_none() {
-            self.start = Some(self.offset);
+            let max = (MAX_UTTERANCE_S * SAMPLE_RATE as f64) as u64;
+            self.start = Some(self.offset.max(end.saturating_sub(max)));
         }
         self.take(end)
     }
@@ -157,12 +156,91 @@ mod tests {
         l.push(&speech_like(0.8, 16_000));
         let u = l.finish().unwrap();
         assert!(u.len() >= 8_000, "{}", u.len());
-        // Minutes of silence stay bounded in memory.
+        // Minutes of silence stay bounded in memory, and stopping hands over
+        // at most the longest utterance.
         let mut l = Listener::new(44_100).unwrap();
         for _ in 0..600 {
             assert!(l.push(&vec![0.0; 4_410]).is_empty());
         }
-        assert!(l.audio.len() <= 2 * 16_000 + 4_410);
+        assert!(l.audio.len() <= 2 * 20 * 16_000 + 4_410);
+        assert_eq!(l.finish().map(|u| u.len()), Some(20 * 16_000));
+    }
+
+    #[test]
+    fn stopping_hands_over_a_query_too_quiet_for_the_detector() {
+        // About -60 dBFS: under the detector's absolute floor.
+        let quiet: Vec<f32> = speech_like(3.0, 16_000).iter().map(|s| s * 0.002).collect();
+        let mut stream = vec![0.0f32; 16_000];
+        stream.extend(&quiet);
+        let mut l = Listener::new(16_000).unwrap();
+        for block in stream.chunks(320) {
+            assert!(l.push(block).is_empty(), "the detector heard the quiet query");
+        }
+        let u = l.finish().unwrap();
+        assert!(u.len() >= quiet.len(), "{:.2} s handed over of 3 s", u.len() as f32 / 16_000.0);
+    }
+
+    /// The test query (espeak-ng, 16 kHz) and where its voice starts and ends, s.
+    fn query() -> (Vec<f32>, f64, f64) {
+        let wav = include_bytes!("../../hark-dsp/testdata/query.wav");
+        let speech = hark_dsp::wav::read_from(std::io::Cursor::new(wav.as_slice()), "query.wav").unwrap().samples;
+        let first = speech.iter().position(|s| s.abs() > 0.02).unwrap();
+        let last = speech.iter().rposition(|s| s.abs() > 0.02).unwrap();
+        (speech, first as f64 / 16_000.0, last as f64 / 16_000.0)
+    }
+
+    /// A car at `speed_kmh` with the microphone open `lead_s` before a dark
+    /// voice speaks (high frequencies 10 dB down) at 5 dB SNR, 1.5 s after.
+    fn in_car(speech: &[f32], speed_kmh: f32, lead_s: f32, seed: u64) -> Vec<f32> {
+        use hark_data::augment::{Condition, NoiseKind};
+        use rand::SeedableRng;
+        let condition =
+            Condition { noise: Some(NoiseKind::Car { speed_kmh }), snr_db: 5.0, shelf_db: -10.0, lead_s, trail_s: 1.5 };
+        condition.apply(speech, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    #[test]
+    fn a_query_spoken_in_a_car_is_heard_from_its_first_sound_to_its_last() {
+        let (speech, onset, offset) = query();
+        let lead = 1.0;
+        for (seed, speed) in [(1, 40.0), (2, 70.0), (3, 100.0), (4, 130.0), (5, 90.0), (6, 60.0)] {
+            let stream = in_car(&speech, speed, lead, seed);
+            let mut endpointer = Endpointer::new(EndpointConfig::default());
+            let mut events: Vec<_> = stream.chunks(320).flat_map(|b| endpointer.push(b)).collect();
+            events.extend(endpointer.finish());
+            let [hark_dsp::Endpoint::SpeechStart { sample: start }, hark_dsp::Endpoint::SpeechEnd { sample: end }] =
+                events[..]
+            else {
+                panic!("{speed} km/h: expected one start and one end, got {events:?}");
+            };
+            let (start, end) = (start as f64 / 16_000.0 - lead as f64, end as f64 / 16_000.0 - lead as f64);
+            assert!(
+                start <= onset && start >= onset - 0.8,
+                "{speed} km/h: start at {start:.2} s, the voice starts at {onset:.2} s"
+            );
+            assert!(end >= offset, "{speed} km/h: end at {end:.2} s, the voice ends at {offset:.2} s");
+
+            // The listener hands all of it to the recognizer.
+            let mut listener = Listener::new(16_000).unwrap();
+            let heard: Vec<Heard> = stream.chunks(320).flat_map(|b| listener.push(b)).collect();
+            let [Heard::SpeechStarted, Heard::Utterance(u)] = &heard[..] else {
+                panic!("{speed} km/h: expected one utterance, got {} events", heard.len());
+            };
+            let secs = u.len() as f64 / 16_000.0;
+            assert!(secs >= offset - onset, "{speed} km/h: {secs:.2} s heard of {:.2} s of voice", offset - onset);
+        }
+    }
+
+    #[test]
+    fn a_car_with_nobody_speaking_starts_no_utterance() {
+        for (seed, speed) in [(11, 30.0), (12, 80.0), (13, 130.0)] {
+            // 20 s of the car alone (the "speech" is one silent sample).
+            let stream = in_car(&[0.0], speed, 20.0, seed);
+            let mut listener = Listener::new(16_000).unwrap();
+            for block in stream.chunks(320) {
+                assert!(listener.push(block).is_empty(), "{speed} km/h: speech heard in the car's noise");
+            }
+        }
     }
 
     #[test]
