@@ -251,7 +251,9 @@ impl Endpointer {
         if self.recent.len() == RECENT_FRAMES {
             self.recent.pop_front();
         }
-        self.recent.push_back(above);
+        // Frames under the absolute floor are never part of speech, however
+        // far above a floor learnt in digital silence they stand.
+        self.recent.push_back(if loud_enough { above } else { f32::NEG_INFINITY });
         self.recent_newest = self.frames_seen;
 
         // The floor falls at once to quieter frames and rises slowly, faster
