@@ -162,24 +162,8 @@ impl Endpointer {
     /// frame (a final consonant, a word's tail under noise): the mirror of
     /// [`Self::onset_frame`], within the frames seen since.
     fn offset_frame(&self) -> u64 {
-        let newest = self.recent_newest;
-        let oldest = newest + 1 - self.recent.len() as u64;
-        let mut frame = self.last_speech_frame;
-        let mut quiet = 0;
-        let mut probe = self.last_speech_frame.max(oldest);
-        while probe < newest {
-            probe += 1;
-            if self.recent[(probe - oldest) as usize] > self.config.onset_db {
-                frame = probe;
-                quiet = 0;
-            } else {
-                quiet += 1;
-                if quiet > 3 {
-                    break;
-                }
-            }
-        }
-        frame
+        let from = self.last_speech_frame;
+        self.reach(from, from.max(self.oldest_recent()) + 1..=self.recent_newest)
     }
 
     fn advance(&mut self, speech: bool) -> Option<Endpoint> {
@@ -266,28 +250,37 @@ impl Endpointer {
     /// The frame where the sound that became speech at `run_start` rose out
     /// of the noise: the run is confirmed only once its loudest part clears
     /// the threshold, but a query's first sounds (a fricative, a soft onset,
-    /// a word masked by car noise) are quieter. Walks back while frames stay
-    /// [`EndpointConfig::onset_db`] over the noise floor.
+    /// a word masked by car noise) are quieter.
     fn onset_frame(&self, run_start: u64) -> u64 {
-        let newest = self.recent_newest;
-        let oldest = newest + 1 - self.recent.len() as u64;
-        let mut frame = run_start;
+        let backoff = Self::ms_to_frames(self.config.max_onset_backoff_ms) as u64;
+        let limit = run_start.saturating_sub(backoff).max(self.oldest_recent());
+        self.reach(run_start, (limit..run_start).rev())
+    }
+
+    /// Walks `frames` (moving away from `from`) while they stay
+    /// [`EndpointConfig::onset_db`] over the noise floor, bridging dips of up
+    /// to 3 frames (a stop closure); the furthest such frame, else `from`.
+    fn reach(&self, from: u64, frames: impl Iterator<Item = u64>) -> u64 {
+        let oldest = self.oldest_recent();
+        let mut furthest = from;
         let mut quiet = 0;
-        let mut probe = run_start;
-        while probe > oldest && run_start - probe < Self::ms_to_frames(self.config.max_onset_backoff_ms) as u64 {
-            probe -= 1;
-            if self.recent[(probe - oldest) as usize] > self.config.onset_db {
-                frame = probe;
+        for frame in frames {
+            if self.recent[(frame - oldest) as usize] > self.config.onset_db {
+                furthest = frame;
                 quiet = 0;
             } else {
-                // Short dips (a stop closure) do not end the onset.
                 quiet += 1;
                 if quiet > 3 {
                     break;
                 }
             }
         }
-        frame
+        furthest
+    }
+
+    /// Frame index of `recent`'s first entry.
+    fn oldest_recent(&self) -> u64 {
+        self.recent_newest + 1 - self.recent.len() as u64
     }
 }
 
