@@ -23,7 +23,8 @@ use realfft::{RealFftPlanner, RealToComplex};
 
 const FRAME: usize = 160; // 10 ms at 16 kHz
 const FFT: usize = 256;
-/// Frame levels kept for the start back-off (1 s).
+/// Frame levels kept for reaching out to a start or an end (1 s: longer
+/// than the start back-off and the hangover).
 const RECENT_FRAMES: usize = 100;
 
 /// Tuning of the endpoint detector; defaults suit voice-search queries.
