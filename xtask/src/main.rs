@@ -5,12 +5,14 @@
 //! * `build` — the release web app into `dist/`;
 //! * `icons` — regenerate the PWA icons in `web/icons/`;
 //! * `bench` — benchmarks: front end, decode time, training speed vs PyTorch;
-//! * `data`  — install every synthesizer and run `hark data synth`.
+//! * `data`  — install every synthesizer and run `hark data synth`;
+//! * `text`  — extract the English text corpora from Debian packages (`text.rs`).
 //!
 //! Builds share one target directory outside the clone (`~/.cache/hark/target`,
 //! or `$CARGO_TARGET_DIR`) so a fresh clone does not rebuild Burn and wgpu.
 
 mod icons;
+mod text;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +57,9 @@ enum Cmd {
     Icons,
     /// Benchmarks: front end, decode time (one core), training speed against PyTorch.
     Bench,
+    /// Extract the English text hark uses from Debian packages into crates/hark-data/corpus/
+    /// (WordNet's example sentences for training, fortunes' sentences for evaluation).
+    Text,
     /// Install every synthesizer (MBROLA, festival, ...) and synthesize a corpus preset.
     Data {
         /// `smoke` or `standard`.
@@ -80,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         // Icons and data need no web toolchain; bench runs the native
         // benchmarks first, then the browser one on a fresh release build.
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
+        Cmd::Text => return text::run(&root),
         Cmd::Bench => {
             bench(&root)?;
             step("browser benchmark: the release app in headless Chromium");
@@ -110,7 +116,7 @@ fn main() -> anyhow::Result<()> {
             .args(["bench", "--workspace", "--exclude", "hark-web", "--bench", "web"])
             .env("HARK_DIST", root.join("dist"))
             .current_dir(&root)),
-        Cmd::Icons | Cmd::Data { .. } => unreachable!("returned before the web build"),
+        Cmd::Icons | Cmd::Text | Cmd::Data { .. } => unreachable!("returned before the web build"),
     }
 }
 

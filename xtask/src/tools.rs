@@ -90,6 +90,18 @@ pub fn ensure_torch() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Debian packages `cargo xtask text` reads its English text from.
+pub fn ensure_text_packages() -> anyhow::Result<()> {
+    ensure_debian_packages(
+        &[
+            ("/usr/share/games/fortunes/wisdom", "fortunes"),
+            ("/usr/share/wordnet/data.noun", "wordnet-base"),
+            ("/usr/share/dict/american-english", "wamerican"),
+        ],
+        true,
+    )
+}
+
 pub fn ensure_synthesizers(install: bool) -> anyhow::Result<()> {
     let non_free_missing = SYNTH_PACKAGES.iter().any(|(file, pkg)| is_non_free(pkg) && !Path::new(file).exists());
     if non_free_missing && install && is_root() {

@@ -8,6 +8,7 @@ use anyhow::Context;
 use burn::tensor::Device;
 use hark_data::corpus::VOCABULARY_SLOTS;
 use hark_data::manifest::Utterance;
+use hark_data::text::NO_TEMPLATE;
 use hark_data::{Corpus, Split};
 use hark_decode::BeamConfig;
 use hark_eval::report::{Scored, Summary};
@@ -20,8 +21,11 @@ pub struct Options {
     pub out: PathBuf,
     /// Utterances of the train split to score (a sample: train is large).
     pub train_sample: usize,
-    /// At most this many utterances of dev and of test.
+    /// At most this many utterances of dev and of test, and of each
+    /// free-form half.
     pub max_utterances: Option<usize>,
+    /// Only the free-form evaluation set.
+    pub freeform_only: bool,
     pub beam: BeamConfig,
 }
 
@@ -36,13 +40,21 @@ fn slices(u: &Utterance, corpus: &Corpus) -> Vec<(String, String)> {
         ("voice".into(), format!("{} {}", u.engine, u.voice)),
         ("noise".into(), noise),
         ("condition".into(), condition),
-        ("template".into(), u.template.to_string()),
+        ("template".into(), if u.template == NO_TEMPLATE { "none".into() } else { u.template.to_string() }),
     ];
     if let Some(snr) = u.tags.get("snr") {
         out.push(("snr".into(), snr.clone()));
     }
     let vocabulary = u.entities.iter().any(|(slot, _)| VOCABULARY_SLOTS.contains(&slot.as_str()));
-    out.push(("queries".into(), if vocabulary { hark_eval::report::VOCABULARY } else { "voice search" }.into()));
+    let source = u.tags.get("text").map(String::as_str);
+    let queries = match source {
+        Some(s) if s.starts_with("freeform") => hark_eval::report::FREEFORM,
+        Some(_) => "english",
+        None if vocabulary => hark_eval::report::VOCABULARY,
+        None => "voice search",
+    };
+    out.push(("queries".into(), queries.into()));
+    out.push(("text".into(), source.unwrap_or(if vocabulary { "vocabulary" } else { "template" }).into()));
     let open: Vec<&(String, String)> = u.entities.iter().filter(|(slot, _)| corpus.is_open_slot(slot)).collect();
     let entity = if open.is_empty() {
         "no open-class entity"
@@ -69,8 +81,13 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let corpus = Corpus::load();
     let limit = o.max_utterances.unwrap_or(usize::MAX);
     let mut chosen: Vec<&Utterance> = Vec::new();
+    let is_freeform = |u: &&Utterance| u.tags.get("text").is_some_and(|t| t.starts_with("freeform"));
     for split in Split::ALL {
         let of_split = utterances.iter().filter(|u| u.split == split);
+        if o.freeform_only {
+            chosen.extend(of_split.filter(is_freeform).take(limit));
+            continue;
+        }
         match split {
             // Evenly spread over the train split (it is ordered by query).
             Split::Train => {
@@ -78,7 +95,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                 let step = (all.len() / o.train_sample.max(1)).max(1);
                 chosen.extend(all.into_iter().step_by(step).take(o.train_sample));
             }
-            _ => chosen.extend(of_split.take(limit)),
+            _ => {
+                let (freeform, rest): (Vec<&Utterance>, Vec<&Utterance>) = of_split.partition(is_freeform);
+                chosen.extend(rest.into_iter().take(limit));
+                chosen.extend(freeform.into_iter().take(limit));
+            }
         }
     }
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
@@ -100,10 +121,16 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         let log_probs = recognizer.log_probs(&features, frames)?;
         let transcript = recognizer.decode(&log_probs);
         let greedy = hark_decode::greedy(&log_probs).text;
+        let slices = slices(u, &corpus);
+        // The free-form set is reported as splits of its own, so the
+        // template splits' figures stay comparable across releases.
+        let freeform = slices.iter().any(|(k, v)| k == "queries" && v == hark_eval::report::FREEFORM);
+        let split =
+            if freeform { hark_eval::report::freeform_split_name(u.split.name()) } else { u.split.name().to_owned() };
         let s = Scored {
             id: u.id.clone(),
-            split: u.split.name().into(),
-            slices: slices(u, &corpus),
+            split,
+            slices,
             reference: u.text.clone(),
             hypothesis: transcript.text,
             greedy,
@@ -128,9 +155,12 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             100.0 * s.cer
         );
     }
+    if let Some(line) = summary.freeform_line() {
+        eprintln!("{line}");
+    }
     if let Some(b) = &summary.bars {
         eprintln!(
-            "bars: clean unseen-engine WER {:.1} % (≤ 10 %: {}), car 5 dB WER {:.1} % = {:.2}× clean (≤ 1.5×: {})",
+            "template test split: clean unseen-engine WER {:.1} % (≤ 10 %: {}), car 5 dB WER {:.1} % = {:.2}× clean (≤ 1.5×: {})",
             100.0 * b.clean_unseen_engine_wer,
             if b.clean_met { "met" } else { "NOT met" },
             100.0 * b.car_5db_wer,

@@ -119,9 +119,13 @@ enum Command {
         /// Utterances sampled from the train split (for the bias/variance table).
         #[arg(long, default_value_t = 600)]
         train_sample: usize,
-        /// At most this many utterances of dev and of test (default: all).
+        /// At most this many utterances of dev and of test, and as many of
+        /// each free-form half (default: all).
         #[arg(long)]
         max_utterances: Option<usize>,
+        /// Only the free-form evaluation set (its dev and test halves).
+        #[arg(long)]
+        freeform_only: bool,
         /// Prefixes kept by the beam search.
         #[arg(long, default_value_t = hark_decode::BeamConfig::default().beam)]
         beam: usize,
@@ -290,6 +294,7 @@ fn main() {
             out,
             train_sample,
             max_utterances,
+            freeform_only,
             beam,
             alpha,
             beta,
@@ -305,7 +310,7 @@ fn main() {
                 entity_boost: entity_boost.unwrap_or(d.entity_boost),
                 ..d
             };
-            eval::run(&eval::Options { model, data, out, train_sample, max_utterances, beam })
+            eval::run(&eval::Options { model, data, out, train_sample, max_utterances, freeform_only, beam })
         }
         Command::Train {
             data,

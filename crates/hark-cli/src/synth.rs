@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 use hark_data::augment::{self, NoiseKind};
 use hark_data::manifest::{self, Stats, Utterance};
+use hark_data::text::{self, Source};
 use hark_data::{Corpus, Query, Split};
 use hark_dsp::wav::{self, Audio};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -49,6 +50,8 @@ impl Preset {
                 added: [0, 0, 0],
                 vocabulary: [0, 0, 0],
                 vocabulary_copies: 0,
+                english: [6, 2, 0],
+                freeform: Some(3),
             },
             Preset::Standard => Spec {
                 queries: [10_000, 1_200, 1_000],
@@ -57,6 +60,8 @@ impl Preset {
                 added: [6_000, 400, 0],
                 vocabulary: [12_000, 500, 0],
                 vocabulary_copies: 1,
+                english: [24_000, 1_000, 0],
+                freeform: None,
             },
         }
     }
@@ -80,6 +85,14 @@ struct Spec {
     vocabulary: [usize; 3],
     /// Augmented copies per vocabulary training query.
     vocabulary_copies: usize,
+    /// Sentences per split of the fourth (English) release: WordNet's
+    /// example sentences ([`text::english`]), spoken by every voice of the
+    /// split with one augmented copy each (train), the first N in file order.
+    english: [usize; 3],
+    /// The free-form evaluation set ([`text::freeform`]): every sentence of
+    /// its dev and test halves (`None`), or the first N of each (smoke),
+    /// clean and with car noise at 5 dB.
+    freeform: Option<usize>,
 }
 
 pub struct Options {
@@ -102,6 +115,18 @@ struct Item {
     pitch: u32,
     /// `None` for the clean recording; else the augmentation and its source id.
     aug: Option<(Aug, String)>,
+    /// Where a text no template produced came from (the manifest's `text` tag).
+    source: Option<Source>,
+}
+
+/// Which augmented copies a clean recording gets.
+#[derive(Debug, Clone, Copy)]
+enum Copies {
+    /// The template releases': `n` random ones in train, one in dev, car
+    /// 5 dB and one other noise in test.
+    Standard(usize),
+    /// The free-form set's: car noise at 5 dB, the bar's condition.
+    Car5,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -160,21 +185,60 @@ fn plan(options: &Options) -> Vec<Item> {
         // stay the same queries (and recordings) when more are appended.
         for (n, query) in corpus.generate(split, count + added, options.seed).into_iter().enumerate() {
             let voices = if n < count { &first } else { &later };
-            items.extend(plan_query(options.seed, n, query, voices, spec.train_copies));
+            items.extend(plan_query(options.seed, n, query, voices, Copies::Standard(spec.train_copies), None));
         }
         // The vocabulary release is numbered after both.
         let voices = voices::vocabulary_voices(split);
         let vocabulary = corpus.generate_vocabulary(split, spec.vocabulary[i], options.seed);
         for (j, query) in vocabulary.into_iter().enumerate() {
-            items.extend(plan_query(options.seed, count + added + j, query, &voices, spec.vocabulary_copies));
+            let copies = Copies::Standard(spec.vocabulary_copies);
+            items.extend(plan_query(options.seed, count + added + j, query, &voices, copies, None));
+        }
+        // The English release (4) and the free-form evaluation set follow.
+        let mut n = count + added + spec.vocabulary[i];
+        let every_voice = all_voices(split, spec.full);
+        for query in text::english(split).into_iter().take(spec.english[i]) {
+            items.extend(plan_query(options.seed, n, query, &every_voice, Copies::Standard(1), Some(Source::Wordnet)));
+            n += 1;
+        }
+        let mut freeform = text::freeform(split);
+        if let Some(each) = spec.freeform {
+            // Some of both kinds.
+            let (queries, general): (Vec<_>, Vec<_>) =
+                freeform.into_iter().partition(|(s, _)| *s == Source::FreeformQuery);
+            freeform = queries.into_iter().take(each).chain(general.into_iter().take(each)).collect();
+        }
+        for (source, query) in freeform {
+            items.extend(plan_query(options.seed, n, query, &every_voice, Copies::Car5, Some(source)));
+            n += 1;
         }
     }
     items
 }
 
+/// Every voice of `split` across the data releases, each once.
+fn all_voices(split: Split, full: bool) -> Vec<Voice> {
+    let mut all = voices::voices(split, full);
+    if full {
+        for v in voices::added_voices(split).into_iter().chain(voices::vocabulary_voices(split)) {
+            if !all.contains(&v) {
+                all.push(v);
+            }
+        }
+    }
+    all
+}
+
 /// Query `n` of its split: the clean recording by a voice drawn from
-/// `voices`, then its augmented copies (`train_copies` for training).
-fn plan_query(seed: u64, n: usize, query: Query, voices: &[Voice], train_copies: usize) -> Vec<Item> {
+/// `voices`, then its augmented `copies`.
+fn plan_query(
+    seed: u64,
+    n: usize,
+    query: Query,
+    voices: &[Voice],
+    copies: Copies,
+    source: Option<Source>,
+) -> Vec<Item> {
     let split = query.split;
     let mut rng = item_rng(seed, &format!("{}-{n}", split.name()));
     let voice = voices[rng.random_range(0..voices.len())].clone();
@@ -184,15 +248,17 @@ fn plan_query(seed: u64, n: usize, query: Query, voices: &[Voice], train_copies:
         (rng.random_range(140..=180), 50)
     };
     let id = format!("{}-{n:06}-{}-{}", split.name(), voice.engine.name(), voice.name.replace('+', "_"));
-    let clean = Item { id: id.clone(), split, query, voice, rate, pitch, aug: None };
-    let augs: Vec<Aug> = match split {
-        Split::Train => (0..train_copies).map(|_| random_aug(&mut rng)).collect(),
-        Split::Dev => vec![random_aug(&mut rng)],
+    let clean = Item { id: id.clone(), split, query, voice, rate, pitch, aug: None, source };
+    let car5 = |rng: &mut ChaCha8Rng| Aug::Noise {
+        kind: NoiseKind::Car { speed_kmh: rng.random_range(50.0..120.0) },
+        snr_db: 5.0,
+    };
+    let augs: Vec<Aug> = match (copies, split) {
+        (Copies::Car5, _) => vec![car5(&mut rng)],
+        (Copies::Standard(train_copies), Split::Train) => (0..train_copies).map(|_| random_aug(&mut rng)).collect(),
+        (Copies::Standard(_), Split::Dev) => vec![random_aug(&mut rng)],
         // The bar: car noise at 5 dB SNR against clean. Plus one other noise.
-        Split::Test => vec![
-            Aug::Noise { kind: NoiseKind::Car { speed_kmh: rng.random_range(50.0..120.0) }, snr_db: 5.0 },
-            random_noise(&mut rng),
-        ],
+        (Copies::Standard(_), Split::Test) => vec![car5(&mut rng), random_noise(&mut rng)],
     };
     let mut items = vec![clean.clone()];
     for (j, aug) in augs.into_iter().enumerate() {
@@ -415,6 +481,9 @@ fn utterance(item: &Item, audio: &Audio) -> Utterance {
     let audio_rel = audio_path(Path::new(""), item).to_string_lossy().into_owned();
     let mut tags = item.aug.as_ref().map(|(a, _)| a.tags()).unwrap_or_default();
     tags.entry("noise".into()).or_insert_with(|| "clean".into());
+    if let Some(source) = item.source {
+        tags.insert("text".into(), source.name().into());
+    }
     Utterance {
         id: item.id.clone(),
         audio: audio_rel,

@@ -37,6 +37,24 @@ fn smoke_preset_speaks_every_split_with_held_out_voices_and_engines() {
     assert!(voices(Split::Dev).iter().all(|v| !voices(Split::Train).contains(v)), "dev voices are held out");
     // The bar's slice exists: test queries in car noise at 5 dB.
     assert!(utterances.iter().any(|u| u.split == Split::Test && u.tags["noise"] == "car" && u.tags["snr"] == "5-10db"));
+    // The free-form evaluation set: dev and test, clean and car 5 dB, both
+    // kinds of text; never in training, which hears WordNet's English text.
+    let text = |u: &manifest::Utterance| u.tags.get("text").map(String::as_str);
+    for split in [Split::Dev, Split::Test] {
+        for kind in ["freeform-query", "freeform-general"] {
+            let of = |noise: &str| {
+                utterances.iter().any(|u| u.split == split && text(u) == Some(kind) && u.tags["noise"] == noise)
+            };
+            assert!(of("clean") && of("car"), "{split:?} lacks {kind} clean and in car noise");
+        }
+    }
+    assert!(
+        utterances
+            .iter()
+            .filter(|u| u.split == Split::Train)
+            .all(|u| !text(u).is_some_and(|t| t.starts_with("freeform")))
+    );
+    assert!(utterances.iter().any(|u| u.split == Split::Train && text(u) == Some("wordnet")));
     let ids: std::collections::BTreeSet<&str> = utterances.iter().map(|u| u.id.as_str()).collect();
     assert_eq!(ids.len(), utterances.len(), "utterance ids are unique");
     for u in &utterances {

@@ -156,8 +156,36 @@ impl Corpus {
     /// and a word that occurs in another split's entity name or in the drift
     /// pool is never used, so test names stay unseen. Template indices follow
     /// [`Corpus::templates`]'s (`templates().len() + i`).
-    pub fn generate_vocabulary(&self, split: Split, count: usize, seed: u64) -> Vec<Query> {
-        let rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x517c_c1b7_2722_0a95));
+    /// A [`Matcher`] for the templates of both releases filled from `split`.
+    pub fn matcher(&self, split: Split) -> Matcher {
+        let (vocabulary, pools) = self.vocabulary_pools(split);
+        let slots: BTreeMap<&str, std::rc::Rc<rustc_hash::FxHashMap<String, Vec<Vec<String>>>>> = pools
+            .iter()
+            .map(|(slot, names)| {
+                let mut by_first: rustc_hash::FxHashMap<String, Vec<Vec<String>>> = Default::default();
+                for w in names.iter().map(|n| words(n)).filter(|w| !w.is_empty()) {
+                    by_first.entry(w[0].clone()).or_default().push(w);
+                }
+                (*slot, std::rc::Rc::new(by_first))
+            })
+            .collect();
+        let parse = |template: &String| -> Option<Vec<Part>> {
+            let mut out = Vec::new();
+            let mut rest = template.as_str();
+            while let Some(open) = rest.find('{') {
+                let close = rest[open..].find('}')? + open;
+                out.push(Part::Words(words(&rest[..open])));
+                out.push(Part::Slot(slots.get(&rest[open + 1..close])?.clone()));
+                rest = &rest[close + 1..];
+            }
+            out.push(Part::Words(words(rest)));
+            Some(out)
+        };
+        Matcher { templates: self.templates.iter().chain(&vocabulary).filter_map(parse).collect() }
+    }
+
+    /// The vocabulary release's templates and the slot pools of `split`.
+    fn vocabulary_pools(&self, split: Split) -> (Vec<String>, BTreeMap<&'static str, Vec<&str>>) {
         let mut reserved: FxHashSet<String> = self
             .open_names()
             .filter(|(_, _, s)| *s != split)
@@ -169,13 +197,56 @@ impl Corpus {
         let usable = |text: &'static str| -> Vec<&'static str> {
             lines(text).filter(|w| Split::of_name(w) == split && !reserved.contains(*w)).collect()
         };
-        let mut pools: BTreeMap<&str, Vec<&str>> =
+        let mut pools: BTreeMap<&'static str, Vec<&str>> =
             self.lists.keys().map(|slot| (*slot, self.entities(slot, split))).collect();
         let [word, name] = VOCABULARY_SLOTS;
         pools.insert(word, usable(WORDS));
         pools.insert(name, usable(NAMES));
-        let templates: Vec<String> = lines(VOCABULARY_TEMPLATES).map(str::to_owned).collect();
+        (lines(VOCABULARY_TEMPLATES).map(str::to_owned).collect(), pools)
+    }
+
+    pub fn generate_vocabulary(&self, split: Split, count: usize, seed: u64) -> Vec<Query> {
+        let rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x517c_c1b7_2722_0a95));
+        let (templates, pools) = self.vocabulary_pools(split);
         draw(&templates, self.templates.len(), &pools, split, count, rng)
+    }
+}
+
+/// A template as normalised words and slots, for [`Matcher`].
+enum Part {
+    Words(Vec<String>),
+    /// Every filler of the slot, as normalised words, by first word.
+    Slot(std::rc::Rc<rustc_hash::FxHashMap<String, Vec<Vec<String>>>>),
+}
+
+fn words(text: &str) -> Vec<String> {
+    normalize(text).split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+fn part_matches(parts: &[Part], text: &[&str]) -> bool {
+    let prefix = |w: &[String], text: &[&str]| text.len() >= w.len() && text.iter().zip(w).all(|(a, b)| a == b);
+    match parts.split_first() {
+        None => text.is_empty(),
+        Some((Part::Words(w), rest)) => prefix(w, text) && part_matches(rest, &text[w.len()..]),
+        Some((Part::Slot(fillers), rest)) => text
+            .first()
+            .and_then(|first| fillers.get(*first))
+            .is_some_and(|fs| fs.iter().any(|f| prefix(f, text) && part_matches(rest, &text[f.len()..]))),
+    }
+}
+
+/// Tells whether some template (of either release) filled with one split's
+/// names and words yields a given normalised text: an exhaustive check, not a
+/// sample (the free-form evaluation set must be text no training template
+/// produces). See [`Corpus::matcher`].
+pub struct Matcher {
+    templates: Vec<Vec<Part>>,
+}
+
+impl Matcher {
+    pub fn can_generate(&self, text: &str) -> bool {
+        let text: Vec<&str> = text.split(' ').collect();
+        self.templates.iter().any(|p| part_matches(p, &text))
     }
 }
 
