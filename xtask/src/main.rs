@@ -208,7 +208,36 @@ fn bench(root: &Path) -> anyhow::Result<()> {
     if let Err(e) = tools::ensure_torch() {
         eprintln!("PyTorch is not available ({e:#}); its rows will say n/a");
     }
-    run(&mut bench("train_step"))
+    run(&mut bench("train_step"))?;
+    recognition_against_pocketsphinx(root)
+}
+
+/// The free-form test half (text no template made, test-only voices, clean
+/// and car 5 dB) recognised by hark's shipped model and by CMU PocketSphinx
+/// (PyPI, its shipped en-us model), scored side by side by `hark eval --peer`.
+fn recognition_against_pocketsphinx(root: &Path) -> anyhow::Result<()> {
+    step("recognition, hark against PocketSphinx on the free-form test half (same audio, same scoring)");
+    let python = tools::ensure_pocketsphinx()?;
+    let data = cache_dir().join("data/standard");
+    let hark = |args: &[&str]| {
+        let mut c = Command::new("cargo");
+        c.args(["run", "--release", "--quiet", "-p", "hark-cli", "--"]).args(args).current_dir(root);
+        c
+    };
+    let data_s = data.to_string_lossy().into_owned();
+    // Resumable: only what is missing is spoken (flite only: the test voices).
+    run(&mut hark(&["data", "synth", "--preset", "standard", "--splits", "test", "--out", &data_s]))?;
+    let out = target_dir().join("bench");
+    std::fs::create_dir_all(&out)?;
+    let hypotheses = out.join("pocketsphinx-freeform-test.jsonl");
+    run(Command::new(&python)
+        .arg(root.join("xtask/pocketsphinx_eval.py"))
+        .arg(data.join("manifest.jsonl"))
+        .arg(&hypotheses)
+        .args(["--split", "test"]))?;
+    let peer = format!("--peer=pocketsphinx={}", hypotheses.display());
+    let report = out.join("freeform-eval").to_string_lossy().into_owned();
+    run(&mut hark(&["eval", "--freeform-only", "--data", &data_s, "--out", &report, &peer]))
 }
 
 fn test(root: &Path) -> anyhow::Result<()> {

@@ -102,6 +102,25 @@ pub fn ensure_text_packages() -> anyhow::Result<()> {
     )
 }
 
+/// A Python virtual environment with PyPI's `pocketsphinx` (which ships its
+/// US English acoustic model, dictionary and LM) under
+/// `~/.cache/hark/psenv`: the recognition benchmark's measuring stick, not
+/// part of the product. Returns its python.
+pub fn ensure_pocketsphinx() -> anyhow::Result<PathBuf> {
+    let home = std::env::var("HOME").context("HOME is not set")?;
+    let venv = Path::new(&home).join(".cache/hark/psenv");
+    let python = venv.join("bin/python");
+    let has = |p: &Path| Command::new(p).args(["-c", "import pocketsphinx"]).status().is_ok_and(|s| s.success());
+    if has(&python) {
+        return Ok(python);
+    }
+    eprintln!("installing pocketsphinx into {} (once)", venv.display());
+    let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status()?.success()
+        && Command::new(&python).args(["-m", "pip", "install", "-q", "pocketsphinx==5.1.1"]).status()?.success();
+    anyhow::ensure!(ok && has(&python), "could not install pocketsphinx with pip into {}", venv.display());
+    Ok(python)
+}
+
 pub fn ensure_synthesizers(install: bool) -> anyhow::Result<()> {
     let non_free_missing = SYNTH_PACKAGES.iter().any(|(file, pkg)| is_non_free(pkg) && !Path::new(file).exists());
     if non_free_missing && install && is_root() {

@@ -26,6 +26,9 @@ pub struct Options {
     pub max_utterances: Option<usize>,
     /// Only the free-form evaluation set.
     pub freeform_only: bool,
+    /// Another recognizer's hypotheses for the same audio: (name, JSONL of
+    /// `{"id","text"}`, optionally `"decode_s"`), scored like hark's.
+    pub peer: Option<(String, PathBuf)>,
     pub beam: BeamConfig,
 }
 
@@ -65,6 +68,39 @@ fn slices(u: &Utterance, corpus: &Corpus) -> Vec<(String, String)> {
     };
     out.push(("entity".into(), entity.into()));
     out
+}
+
+/// A peer's JSONL hypotheses (normalised like hark's references), and its
+/// real-time factor over the utterances that report `decode_s`.
+fn read_peer(
+    path: &std::path::Path,
+    utterances: &[Utterance],
+) -> anyhow::Result<(std::collections::BTreeMap<String, String>, Option<f64>)> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        id: String,
+        text: Option<String>,
+        error: Option<String>,
+        decode_s: Option<f64>,
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the peer's hypotheses {}", path.display()))?;
+    let durations: std::collections::HashMap<&str, f64> =
+        utterances.iter().map(|u| (u.id.as_str(), u.duration_s as f64)).collect();
+    let (mut out, mut decode, mut audio) = (std::collections::BTreeMap::new(), 0.0, 0.0);
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let l: Line = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a {{\"id\",\"text\"}} line", path.display(), i + 1))?;
+        if let Some(e) = l.error {
+            anyhow::bail!("{}:{}: the peer could not decode {}: {e}", path.display(), i + 1, l.id);
+        }
+        if let (Some(d), Some(a)) = (l.decode_s, durations.get(l.id.as_str())) {
+            decode += d;
+            audio += a;
+        }
+        out.insert(l.id, hark_data::normalize(&l.text.unwrap_or_default()));
+    }
+    Ok((out, (audio > 0.0).then(|| decode / audio)))
 }
 
 pub fn run(o: &Options) -> anyhow::Result<()> {
@@ -142,7 +178,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let summary = Summary::build(&loaded.describe, &manifest.display().to_string(), &decoder_text, &scored);
+    let mut summary = Summary::build(&loaded.describe, &manifest.display().to_string(), &decoder_text, &scored);
+    if let Some((name, path)) = &o.peer {
+        let (hypotheses, rtf) = read_peer(path, &utterances)?;
+        summary.add_peer(name, &scored, &hypotheses, rtf).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
     crate::train::write_atomic(&o.out.join("results.jsonl"), lines.as_bytes())?;
     crate::train::write_atomic(&o.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     crate::train::write_atomic(&o.out.join("report.html"), summary.html().as_bytes())?;

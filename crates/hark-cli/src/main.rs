@@ -126,6 +126,11 @@ enum Command {
         /// Only the free-form evaluation set (its dev and test halves).
         #[arg(long)]
         freeform_only: bool,
+        /// Score another recognizer's hypotheses for the same audio beside
+        /// hark's: NAME=FILE.jsonl, one {"id","text"} per utterance (`cargo
+        /// xtask bench` writes PocketSphinx's).
+        #[arg(long, value_parser = parse_peer)]
+        peer: Option<(String, PathBuf)>,
         /// Prefixes kept by the beam search.
         #[arg(long, default_value_t = hark_decode::BeamConfig::default().beam)]
         beam: usize,
@@ -295,6 +300,7 @@ fn main() {
             train_sample,
             max_utterances,
             freeform_only,
+            peer,
             beam,
             alpha,
             beta,
@@ -310,7 +316,7 @@ fn main() {
                 entity_boost: entity_boost.unwrap_or(d.entity_boost),
                 ..d
             };
-            eval::run(&eval::Options { model, data, out, train_sample, max_utterances, freeform_only, beam })
+            eval::run(&eval::Options { model, data, out, train_sample, max_utterances, freeform_only, peer, beam })
         }
         Command::Train {
             data,
@@ -494,5 +500,13 @@ mod tests {
         for bad in ["0.5", "-0.1,0", "0,-1", "x,0"] {
             assert!(lead_trail(bad).unwrap_err().contains("LEAD,TRAIL"), "{bad:?} accepted");
         }
+    }
+}
+
+/// `NAME=FILE` of `hark eval --peer`.
+fn parse_peer(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, file)) if !name.is_empty() && !file.is_empty() => Ok((name.to_owned(), PathBuf::from(file))),
+        _ => Err(format!("expected NAME=FILE.jsonl (e.g. pocketsphinx=ps.jsonl), got {value:?}")),
     }
 }

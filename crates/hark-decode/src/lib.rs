@@ -18,7 +18,7 @@ mod lm;
 pub use alphabet::{Alphabet, UnknownChar};
 pub use beam::{BeamConfig, BeamDecoder};
 pub use entities::{class_sentence, class_token};
-pub use lm::NgramLm;
+pub use lm::{LmError, NgramLm};
 
 /// A decoded utterance.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -1,8 +1,10 @@
 //! A word trigram language model with interpolated absolute discounting
 //! (Ney, Essen & Kneser 1994), built from the normalised query corpus.
 //!
-//! Small enough to build in the browser from a word list or ship as text;
-//! no external LM toolkit is involved.
+//! The voice-search LM is small enough to build in the browser from the
+//! corpus; the general English LM is built once and shipped as bytes
+//! ([`NgramLm::to_bytes`] / [`NgramLm::from_bytes`]: counts, not text, so
+//! loading it is reading arrays). No external LM toolkit is involved.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -12,6 +14,18 @@ const EOS: u32 = 1;
 const DISCOUNT: f64 = 0.75;
 /// Add-k smoothing of the unigram distribution (k over vocabulary + unknown).
 const UNIGRAM_K: f64 = 0.5;
+
+/// The first bytes of a serialised model, with its format version.
+const MAGIC: &[u8; 8] = b"HARKLM1\0";
+
+/// A serialised model that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LmError {
+    #[error("not a hark language model (no HARKLM1 header)")]
+    NotAnLm,
+    #[error("the language model file is truncated or corrupt ({0})")]
+    Corrupt(&'static str),
+}
 
 #[derive(Debug, Clone, Default)]
 struct Context {
@@ -68,6 +82,113 @@ impl NgramLm {
         lm
     }
 
+    /// Words of the vocabulary, sentence markers excluded.
+    pub fn vocabulary_size(&self) -> usize {
+        self.unigrams.len() - 2
+    }
+
+    /// Tokens the model was trained on (sentence ends included).
+    pub fn tokens(&self) -> u64 {
+        self.unigram_total
+    }
+
+    /// The model as bytes: vocabulary, unigram counts, every context's
+    /// totals, and the bigrams and trigrams seen at least `min_count` times
+    /// (pruned ones keep their share in their context's totals, so their mass
+    /// goes to the lower order). Little-endian, no padding.
+    pub fn to_bytes(&self, min_count: u32) -> Vec<u8> {
+        let mut words: Vec<(&str, u32)> = self.ids.iter().map(|(w, &id)| (w.as_str(), id)).collect();
+        words.sort_by_key(|&(_, id)| id);
+        let mut out = MAGIC.to_vec();
+        let u32s = |out: &mut Vec<u8>, v: &[u32]| v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+        u32s(&mut out, &[words.len() as u32]);
+        for (w, _) in &words {
+            out.push(w.len().min(255) as u8);
+            out.extend_from_slice(&w.as_bytes()[..w.len().min(255)]);
+        }
+        u32s(&mut out, &self.unigrams);
+        out.extend_from_slice(&self.unigram_total.to_le_bytes());
+        let mut ctx: Vec<(&u32, &Context)> = self.bigram_ctx.iter().collect();
+        ctx.sort_by_key(|(v, _)| **v);
+        u32s(&mut out, &[ctx.len() as u32]);
+        for (v, c) in ctx {
+            u32s(&mut out, &[*v, c.total, c.distinct]);
+        }
+        let mut bigrams: Vec<(&(u32, u32), &u32)> = self.bigrams.iter().filter(|(_, c)| **c >= min_count).collect();
+        bigrams.sort();
+        u32s(&mut out, &[bigrams.len() as u32]);
+        for ((v, w), c) in bigrams {
+            u32s(&mut out, &[*v, *w, *c]);
+        }
+        let mut ctx: Vec<(&(u32, u32), &Context)> = self.trigram_ctx.iter().collect();
+        ctx.sort_by_key(|(k, _)| **k);
+        u32s(&mut out, &[ctx.len() as u32]);
+        for ((u, v), c) in ctx {
+            u32s(&mut out, &[*u, *v, c.total, c.distinct]);
+        }
+        let mut trigrams: Vec<(&(u32, u32, u32), &u32)> =
+            self.trigrams.iter().filter(|(_, c)| **c >= min_count).collect();
+        trigrams.sort();
+        u32s(&mut out, &[trigrams.len() as u32]);
+        for ((u, v, w), c) in trigrams {
+            u32s(&mut out, &[*u, *v, *w, *c]);
+        }
+        out
+    }
+
+    /// Reads [`NgramLm::to_bytes`]'s output; a short or foreign file is an
+    /// error, never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LmError> {
+        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or(LmError::NotAnLm)?;
+        let mut r = Reader(rest);
+        let n = r.u32("vocabulary size")? as usize;
+        let mut ids = HashMap::default();
+        ids.reserve(n);
+        for id in 0..n {
+            let len = r.take(1, "word length")?[0] as usize;
+            let word = std::str::from_utf8(r.take(len, "word")?).map_err(|_| LmError::Corrupt("word not UTF-8"))?;
+            ids.insert(word.to_owned(), id as u32);
+        }
+        if ids.len() != n || ids.get("<s>") != Some(&BOS) || ids.get("</s>") != Some(&EOS) {
+            return Err(LmError::Corrupt("vocabulary"));
+        }
+        let unigrams = (0..n).map(|_| r.u32("unigram counts")).collect::<Result<Vec<_>, _>>()?;
+        let unigram_total = u64::from_le_bytes(r.take(8, "token count")?.try_into().expect("8 bytes"));
+        let id = |x: u32| if (x as usize) < n { Ok(x) } else { Err(LmError::Corrupt("word id out of range")) };
+        let count = r.u32("bigram contexts")? as usize;
+        let mut bigram_ctx = HashMap::default();
+        for _ in 0..count {
+            let v = id(r.u32("bigram context")?)?;
+            bigram_ctx.insert(v, Context { total: r.u32("context total")?, distinct: r.u32("context distinct")? });
+        }
+        let count = r.u32("bigrams")? as usize;
+        let mut bigrams = HashMap::default();
+        bigrams.reserve(count);
+        for _ in 0..count {
+            let (v, w) = (id(r.u32("bigram")?)?, id(r.u32("bigram")?)?);
+            bigrams.insert((v, w), r.u32("bigram count")?);
+        }
+        let count = r.u32("trigram contexts")? as usize;
+        let mut trigram_ctx = HashMap::default();
+        trigram_ctx.reserve(count);
+        for _ in 0..count {
+            let (u, v) = (id(r.u32("trigram context")?)?, id(r.u32("trigram context")?)?);
+            trigram_ctx
+                .insert((u, v), Context { total: r.u32("context total")?, distinct: r.u32("context distinct")? });
+        }
+        let count = r.u32("trigrams")? as usize;
+        let mut trigrams = HashMap::default();
+        trigrams.reserve(count);
+        for _ in 0..count {
+            let (u, v, w) = (id(r.u32("trigram")?)?, id(r.u32("trigram")?)?, id(r.u32("trigram")?)?);
+            trigrams.insert((u, v, w), r.u32("trigram count")?);
+        }
+        if !r.0.is_empty() {
+            return Err(LmError::Corrupt("bytes after the trigrams"));
+        }
+        Ok(Self { ids, unigrams, unigram_total, bigrams, bigram_ctx, trigrams, trigram_ctx })
+    }
+
     fn intern(&mut self, word: &str) -> u32 {
         if let Some(&id) = self.ids.get(word) {
             return id;
@@ -119,6 +240,23 @@ impl NgramLm {
     }
 }
 
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], LmError> {
+        if self.0.len() < n {
+            return Err(LmError::Corrupt(what));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, LmError> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
+    }
+}
+
 fn interpolate(count: u32, ctx: &Context, lower: f64) -> f64 {
     let total = ctx.total as f64;
     (count as f64 - DISCOUNT).max(0.0) / total + DISCOUNT * ctx.distinct as f64 / total * lower
@@ -145,6 +283,34 @@ mod tests {
         let to = lm.log_prob(Some("weather"), Some("in"), "to");
         let unknown = lm.log_prob(Some("weather"), Some("in"), "zanzibar");
         assert!(lisbon > paris && paris > to && to > unknown, "{lisbon} {paris} {to} {unknown}");
+    }
+
+    #[test]
+    fn bytes_round_trip_and_pruning_keeps_a_distribution() {
+        let lm = lm();
+        let same = NgramLm::from_bytes(&lm.to_bytes(1)).unwrap();
+        let pruned = NgramLm::from_bytes(&lm.to_bytes(2)).unwrap();
+        assert!(lm.to_bytes(2).len() < lm.to_bytes(1).len());
+        for (a, b, w) in [(Some("weather"), Some("in"), "lisbon"), (None, None, "directions"), (None, Some("to"), "x")]
+        {
+            assert_eq!(lm.log_prob(a, b, w), same.log_prob(a, b, w));
+            // A pruned trigram ("in lisbon tomorrow", seen once) backs off: less, but not nothing.
+            assert!(pruned.log_prob(a, b, w) <= lm.log_prob(a, b, w) + 1e-6 && pruned.log_prob(a, b, w).is_finite());
+        }
+        assert_eq!(lm.vocabulary_size(), same.vocabulary_size());
+        assert_eq!(same.tokens(), 4 + 4 + 3 + 4 + 4, "words and sentence ends");
+    }
+
+    #[test]
+    fn a_foreign_or_truncated_file_is_an_error() {
+        assert!(matches!(NgramLm::from_bytes(b"RIFF...."), Err(LmError::NotAnLm)));
+        let bytes = lm().to_bytes(1);
+        for cut in [9, 20, bytes.len() / 2, bytes.len() - 1] {
+            assert!(matches!(NgramLm::from_bytes(&bytes[..cut]), Err(LmError::Corrupt(_))), "cut at {cut}");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(NgramLm::from_bytes(&extra).is_err());
     }
 
     #[test]

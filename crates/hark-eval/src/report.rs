@@ -12,7 +12,7 @@ use crate::{Confusions, ErrorCounts, SliceTable};
 
 /// Issue 18's bars over the free-form test half; `None` without clean and
 /// car 5 dB utterances.
-fn freeform_bars(test: &[&Scored]) -> Option<FreeformBars> {
+pub fn freeform_bars(test: &[&Scored]) -> Option<FreeformBars> {
     let of = |noise: &str, text: Option<&str>| -> Vec<&Scored> {
         test.iter()
             .copied()
@@ -129,6 +129,15 @@ pub struct FreeformBars {
     pub car_met: bool,
 }
 
+/// A peer recognizer's figures on the free-form test half.
+#[derive(Debug, Clone, Serialize)]
+pub struct Peer {
+    pub name: String,
+    pub bars: FreeformBars,
+    /// Mean decode time per second of audio, where the peer reported it.
+    pub real_time_factor: Option<f64>,
+}
+
 /// The split name under which free-form utterances of `split` are reported
 /// (apart from the template splits, whose figures stay comparable).
 pub fn freeform_split_name(split: &str) -> String {
@@ -159,6 +168,9 @@ pub struct Summary {
     pub bars: Option<Bars>,
     /// The headline: free-form test half.
     pub freeform: Option<FreeformBars>,
+    /// Another recognizer on the same free-form test audio (`hark eval
+    /// --peer`), scored by the same code: the measuring stick.
+    pub peer: Option<Peer>,
     /// split → slice key → value → row.
     pub slices: BTreeMap<String, SliceTable>,
     pub worst: Vec<Scored>,
@@ -314,6 +326,7 @@ impl Summary {
             bias_variance,
             bars,
             freeform,
+            peer: None,
             slices,
             worst,
             confusions,
@@ -321,22 +334,69 @@ impl Summary {
         }
     }
 
-    /// One line for a terminal: the free-form bars.
+    /// Adds a peer recognizer's hypotheses for the same utterances (id →
+    /// text), scored on the free-form test half like hark's own. Fails
+    /// naming how many free-form test utterances the peer lacks.
+    pub fn add_peer(
+        &mut self,
+        name: &str,
+        scored: &[Scored],
+        hypotheses: &BTreeMap<String, String>,
+        real_time_factor: Option<f64>,
+    ) -> Result<(), String> {
+        let test = freeform_split_name("test");
+        let ours: Vec<&Scored> = scored.iter().filter(|s| s.split == test).collect();
+        let missing = ours.iter().filter(|s| !hypotheses.contains_key(&s.id)).count();
+        if missing > 0 {
+            return Err(format!(
+                "{name} has no hypothesis for {missing} of the {} free-form test utterances",
+                ours.len()
+            ));
+        }
+        let theirs: Vec<Scored> = ours
+            .iter()
+            .map(|s| {
+                let h = hypotheses[&s.id].clone();
+                Scored { hypothesis: h.clone(), greedy: h, ..(*s).clone() }
+            })
+            .collect();
+        let bars = freeform_bars(&theirs.iter().collect::<Vec<_>>())
+            .ok_or_else(|| format!("no free-form test utterances (clean and car 5 dB) to compare {name} on"))?;
+        self.peer = Some(Peer { name: name.to_owned(), bars, real_time_factor });
+        Ok(())
+    }
+
+    /// One line for a terminal: the free-form bars, and the peer's beside them.
     pub fn freeform_line(&self) -> Option<String> {
         let f = self.freeform.as_ref()?;
+        let peer = self.peer.as_ref().map(|p| {
+            format!(
+                "\n{:>14}: clean WER {:.1} % (queries {:.1} %, general English {:.1} %), car 5 dB {:.1} % = {:.2}× clean{}; hark {} it clean",
+                p.name,
+                100.0 * p.bars.clean_wer,
+                100.0 * p.bars.clean_query_wer,
+                100.0 * p.bars.clean_general_wer,
+                100.0 * p.bars.car_5db_wer,
+                p.bars.car_5db_ratio,
+                p.real_time_factor.map(|r| format!(", {r:.3}× real time")).unwrap_or_default(),
+                if f.clean_wer < p.bars.clean_wer { "beats" } else { "does NOT beat" }
+            )
+        });
         let met = |ok: bool| if ok { "met" } else { "NOT met" };
-        Some(format!(
-            "free-form test ({} utterances): clean WER {:.1} % (queries {:.1} %, general English {:.1} %; greedy {:.1} %; ≤ 15 %: {}), car 5 dB {:.1} % = {:.2}× clean (≤ 1.5×: {})",
-            f.utterances,
-            100.0 * f.clean_wer,
-            100.0 * f.clean_query_wer,
-            100.0 * f.clean_general_wer,
-            100.0 * f.clean_greedy_wer,
-            met(f.clean_met),
-            100.0 * f.car_5db_wer,
-            f.car_5db_ratio,
-            met(f.car_met)
-        ))
+        Some(
+            format!(
+                "free-form test ({} utterances): clean WER {:.1} % (queries {:.1} %, general English {:.1} %; greedy {:.1} %; ≤ 15 %: {}), car 5 dB {:.1} % = {:.2}× clean (≤ 1.5×: {})",
+                f.utterances,
+                100.0 * f.clean_wer,
+                100.0 * f.clean_query_wer,
+                100.0 * f.clean_general_wer,
+                100.0 * f.clean_greedy_wer,
+                met(f.clean_met),
+                100.0 * f.car_5db_wer,
+                f.car_5db_ratio,
+                met(f.car_met)
+            ) + &peer.unwrap_or_default(),
+        )
     }
 
     /// A standalone HTML page (inline SVG charts, no scripts).
@@ -366,6 +426,19 @@ impl Summary {
                 pct(f.car_5db_wer),
                 mark(f.car_met)
             );
+            if let Some(p) = &self.peer {
+                let _ = write!(
+                    h,
+                    "<p>{} on the same audio, scored by the same code: clean {} (queries {}, general {}), car 5 dB {} = {:.2}× clean. hark {} it clean.</p>",
+                    esc(&p.name),
+                    pct(p.bars.clean_wer),
+                    pct(p.bars.clean_query_wer),
+                    pct(p.bars.clean_general_wer),
+                    pct(p.bars.car_5db_wer),
+                    p.bars.car_5db_ratio,
+                    if f.clean_wer < p.bars.clean_wer { "beats" } else { "does <b class=fail>not</b> beat" }
+                );
+            }
         }
         if let Some(b) = &self.bars {
             let _ = write!(
@@ -564,6 +637,22 @@ mod tests {
         assert!((f.car_5db_ratio - 3.0).abs() < 1e-9 && f.clean_met && !f.car_met);
         assert!(s.freeform_line().unwrap().contains("clean WER 12.5 %"));
         assert!(s.html().contains("Free-form test (the headline)"));
+        // A peer is scored on the same utterances by the same code.
+        let mut s = s;
+        let peer: BTreeMap<String, String> =
+            [("q1", "play some jazz"), ("g1", "a b"), ("q2", "play some jazz"), ("g2", "a b c d e")]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        s.add_peer("pocketsphinx", &items, &peer, Some(0.3)).unwrap();
+        let p = s.peer.as_ref().unwrap();
+        assert!((p.bars.clean_wer - 3.0 / 8.0).abs() < 1e-9 && p.bars.car_5db_wer == 0.0, "{p:?}");
+        assert!(s.freeform_line().unwrap().contains("hark beats it clean"));
+        let mut partial = peer.clone();
+        partial.remove("g2");
+        assert!(
+            s.add_peer("pocketsphinx", &items, &partial, None).unwrap_err().contains("no hypothesis for 1 of the 4")
+        );
         // Without a free-form half there is no headline to report.
         assert!(Summary::build("m", "d", "beam", &items[..2]).freeform.is_none());
     }
