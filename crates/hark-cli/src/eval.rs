@@ -29,6 +29,9 @@ pub struct Options {
     /// Another recognizer's hypotheses for the same audio: (name, JSONL of
     /// `{"id","text"}`, optionally `"decode_s"`), scored like hark's.
     pub peer: Option<(String, PathBuf)>,
+    /// A general English LM file and its interpolation weight.
+    pub general_lm: Option<PathBuf>,
+    pub general_weight: f32,
     pub beam: BeamConfig,
 }
 
@@ -108,11 +111,24 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let utterances = hark_data::manifest::read(&manifest)?;
     let loaded = crate::model::load(o.model.as_deref())?;
     let config = o.beam.clone();
-    let decoder_text = format!(
+    let mut decoder_text = format!(
         "prefix beam search (beam {}), class-based word trigram LM over training-template queries, names as their class (α {}, β {}), OOV penalty {} + {} per character, entity list = catalogue of all entity names filling the classes (boost {})",
         config.beam, config.alpha, config.beta, config.oov_penalty, config.oov_char_penalty, config.entity_boost
     );
-    let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), corpus_decoder(config))?;
+    let mut decoder = corpus_decoder(config);
+    if let Some(path) = &o.general_lm {
+        let bytes = std::fs::read(path).with_context(|| format!("reading the general LM {}", path.display()))?;
+        let general = hark_decode::NgramLm::from_bytes(&bytes).with_context(|| path.display().to_string())?;
+        decoder_text.push_str(&format!(
+            "; general English LM {} ({} words, {} training tokens) interpolated with weight {}",
+            path.display(),
+            general.vocabulary_size(),
+            general.tokens(),
+            o.general_weight
+        ));
+        decoder.set_general_lm(general, o.general_weight);
+    }
+    let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder)?;
     // Which entity slots are open lists (seen/unseen names).
     let corpus = Corpus::load();
     let limit = o.max_utterances.unwrap_or(usize::MAX);

@@ -8,6 +8,7 @@
 mod average;
 mod degrade;
 mod eval;
+mod lm;
 mod model;
 mod plot;
 mod publish;
@@ -131,6 +132,13 @@ enum Command {
         /// xtask bench` writes PocketSphinx's).
         #[arg(long, value_parser = parse_peer)]
         peer: Option<(String, PathBuf)>,
+        /// A general English LM (`hark lm`) to interpolate with the
+        /// voice-search LM.
+        #[arg(long)]
+        general_lm: Option<PathBuf>,
+        /// Its interpolation weight (0..1).
+        #[arg(long, default_value_t = 0.5)]
+        general_weight: f32,
         /// Prefixes kept by the beam search.
         #[arg(long, default_value_t = hark_decode::BeamConfig::default().beam)]
         beam: usize,
@@ -150,6 +158,8 @@ enum Command {
     /// Tune the decoder: run the model once over held-out utterances, then
     /// decode them with every combination of the given settings.
     Tune(tune::Options),
+    /// Build the general English LM (binary) the decoder can interpolate.
+    Lm(lm::Options),
     /// Average checkpoints of one run (parameter-wise mean) into a run folder.
     Average {
         /// Output folder: best.bpk and config.json.
@@ -288,6 +298,7 @@ fn main() {
         }
         Command::Average { out, models } => average::run(&average::Options { models, out }),
         Command::Tune(options) => tune::run(&options),
+        Command::Lm(options) => lm::run(&options),
         Command::Publish { run, eval, version, training_data, models, channel, rollout_percent } => {
             publish::parse_channel(&channel).and_then(|channel| {
                 publish::run(&publish::Options { run, eval, version, models, training_data, channel, rollout_percent })
@@ -301,6 +312,8 @@ fn main() {
             max_utterances,
             freeform_only,
             peer,
+            general_lm,
+            general_weight,
             beam,
             alpha,
             beta,
@@ -316,7 +329,18 @@ fn main() {
                 entity_boost: entity_boost.unwrap_or(d.entity_boost),
                 ..d
             };
-            eval::run(&eval::Options { model, data, out, train_sample, max_utterances, freeform_only, peer, beam })
+            eval::run(&eval::Options {
+                model,
+                data,
+                out,
+                train_sample,
+                max_utterances,
+                freeform_only,
+                peer,
+                general_lm,
+                general_weight,
+                beam,
+            })
         }
         Command::Train {
             data,

@@ -1,0 +1,44 @@
+//! `hark lm`: build the general English language model the decoder
+//! interpolates with its voice-search LM, as the prebuilt binary the browser
+//! downloads (`NgramLm::to_bytes`: counts, never rebuilt from text at start).
+//!
+//! Text: WordNet 3.0's example sentences, train split only
+//! (`hark_data::text::english`): no free-form evaluation sentence, no test
+//! or drift-pool name is in it (hark-data's tests hold that).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use hark_data::Split;
+use hark_decode::NgramLm;
+
+/// `hark lm`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Where to write the model.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep bigrams and trigrams seen at least this often (the rest back off).
+    #[arg(long, default_value_t = 2)]
+    pub min_count: u32,
+}
+
+pub fn run(o: &Options) -> anyhow::Result<()> {
+    let sentences = hark_data::text::english(Split::Train);
+    let lm = NgramLm::train(sentences.iter().map(|q| q.text.as_str()));
+    let bytes = lm.to_bytes(o.min_count);
+    if let Some(dir) = o.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::train::write_atomic(&o.out, &bytes)?;
+    eprintln!(
+        "general LM: {} sentences, {} tokens, {} words; {} bytes (n-grams seen < {} times pruned) -> {}",
+        sentences.len(),
+        lm.tokens(),
+        lm.vocabulary_size(),
+        bytes.len(),
+        o.min_count,
+        o.out.display()
+    );
+    Ok(())
+}
