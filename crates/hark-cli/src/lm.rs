@@ -31,6 +31,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     crate::train::write_atomic(&o.out, &bytes)?;
+    report_coverage(&lm);
     eprintln!(
         "general LM: {} sentences, {} tokens, {} words; {} bytes (n-grams seen < {} times pruned) -> {}",
         sentences.len(),
@@ -41,4 +42,33 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         o.out.display()
     );
     Ok(())
+}
+
+/// What share of the free-form *dev* half's words the decoder can produce as
+/// words (not letter by letter), with the voice-search lexicon alone and with
+/// the general LM added. Dev only: test stays unseen by every choice.
+fn report_coverage(general: &NgramLm) {
+    let corpus = hark_data::Corpus::load();
+    let own = hark_recognizer::corpus_lm(&corpus);
+    let names: std::collections::HashSet<String> = hark_recognizer::catalogue(&corpus)
+        .into_iter()
+        .flat_map(|(_, n)| n.split(' ').map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let dev = hark_data::text::freeform(Split::Dev);
+    let (mut words, mut own_oov, mut both_oov) = (0usize, 0usize, 0usize);
+    for (_, q) in &dev {
+        for w in q.text.split(' ') {
+            words += 1;
+            let known = own.contains(w) || names.contains(w);
+            own_oov += !known as usize;
+            both_oov += !(known || general.contains(w)) as usize;
+        }
+    }
+    let pct = |n: usize| 100.0 * n as f64 / words.max(1) as f64;
+    eprintln!(
+        "free-form dev ({} sentences, {words} words): outside the voice-search lexicon {:.1} %, outside it and the general LM {:.1} %",
+        dev.len(),
+        pct(own_oov),
+        pct(both_oov)
+    );
 }

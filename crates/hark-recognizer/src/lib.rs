@@ -219,16 +219,21 @@ fn quietest_cut(window: &[f32]) -> usize {
 /// through the entity list.
 pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
     let corpus = Corpus::load();
+    let mut decoder = BeamDecoder::new(config, Some(corpus_lm(&corpus)));
+    let catalogue = catalogue(&corpus);
+    decoder.set_entities(catalogue.iter().map(|(class, name)| (*class, name.as_str())));
+    decoder
+}
+
+/// The voice-search LM: a class-based word trigram over 30,000 training
+/// queries, names replaced by their class tokens.
+pub fn corpus_lm(corpus: &Corpus) -> NgramLm {
     let queries = corpus.generate(Split::Train, 30_000, 0x4c4d);
     // Each open-list name normalised once, not once per query using it.
     let normalised: HashMap<(&str, &str), String> =
         corpus.open_names().map(|(slot, name, _)| ((slot, name), normalize(name))).collect();
     let sentences: Vec<String> = queries.iter().map(|q| class_sentence(&normalised, q)).collect();
-    let lm = NgramLm::train(sentences.iter().map(String::as_str));
-    let mut decoder = BeamDecoder::new(config, Some(lm));
-    let catalogue = catalogue(&corpus);
-    decoder.set_entities(catalogue.iter().map(|(class, name)| (*class, name.as_str())));
-    decoder
+    NgramLm::train(sentences.iter().map(String::as_str))
 }
 
 /// `query`'s text with each open-list name (a key of `normalised`: slot and
