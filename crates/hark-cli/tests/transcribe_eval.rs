@@ -114,6 +114,78 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     assert!(html.contains("<svg") && html.contains("Bias and variance"));
     let results = std::fs::read_to_string(report.join("results.jsonl")).unwrap();
     assert!(results.lines().count() >= 10);
+    // The free-form set is reported apart, with its bars: the headline.
+    for split in ["free-form-dev", "free-form-test"] {
+        assert!(summary["splits"][split]["utterances"].as_u64().unwrap() > 0, "{split}");
+    }
+    assert!(summary["splits"]["test"]["utterances"].as_u64().unwrap() > 0);
+    assert!(summary["freeform"]["clean_wer"].as_f64().is_some() && summary["freeform"]["car_5db_ratio"].is_number());
+    assert!(html.contains("Free-form test (the headline)"));
+
+    // A peer recognizer's hypotheses, scored beside hark's: a perfect one
+    // reads 0 % WER; one that skipped an utterance is refused, saying so.
+    let manifest = hark_data::manifest::read(&data.join("manifest.jsonl")).unwrap();
+    let freeform_test: Vec<_> = manifest
+        .iter()
+        .filter(|u| u.split == hark_data::Split::Test && u.tags.get("text").is_some_and(|t| t.starts_with("freeform")))
+        .collect();
+    let lines: Vec<String> = freeform_test
+        .iter()
+        .map(|u| serde_json::json!({"id": u.id, "text": u.text, "decode_s": 0.1}).to_string())
+        .collect();
+    let peer = dir.path().join("peer.jsonl");
+    std::fs::write(&peer, lines.join("\n")).unwrap();
+    let peer_arg = format!("--peer=perfect={}", peer.display());
+    let out = ok(&[
+        "eval",
+        "--model",
+        run_s,
+        "--data",
+        data_s,
+        "--out",
+        report.to_str().unwrap(),
+        "--freeform-only",
+        &peer_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("perfect: clean WER 0.0 %"), "{stderr}");
+    std::fs::write(&peer, lines[1..].join("\n")).unwrap();
+    let refused = hark(&[
+        "eval",
+        "--model",
+        run_s,
+        "--data",
+        data_s,
+        "--out",
+        report.to_str().unwrap(),
+        "--freeform-only",
+        &peer_arg,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("perfect has no hypothesis for 1 of the"));
+
+    // The general English LM: built as bytes, interpolated by hark eval; a
+    // file that is not one is refused by name.
+    let lm = dir.path().join("english.lm");
+    let built = ok(&["lm", "--out", lm.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&built.stderr).contains("free-form dev"), "coverage is reported");
+    let lm_arg = format!("--general-lm={}", lm.display());
+    let out = ok(&[
+        "eval",
+        "--model",
+        run_s,
+        "--data",
+        data_s,
+        "--out",
+        report.to_str().unwrap(),
+        "--freeform-only",
+        &lm_arg,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("free-form test"));
+    let bad = format!("--general-lm={}", peer.display());
+    let refused = hark(&["eval", "--model", run_s, "--data", data_s, "--out", report.to_str().unwrap(), &bad]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a hark language model"));
 
     // Decoder tuning: every combination, one row each, best (lowest WER) first.
     let out = ok(&["tune", "--model", run_s, "--data", data_s, "--alpha", "0.3,1", "--beta", "0,2", "--beam", "8"]);
