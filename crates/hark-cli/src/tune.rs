@@ -54,6 +54,16 @@ pub struct Options {
     /// endpointing costs, e.g. in car noise.
     #[arg(long)]
     pub listen: bool,
+    /// Only the split's free-form evaluation utterances (text no template
+    /// made: what users say), not the template queries.
+    #[arg(long)]
+    pub freeform: bool,
+    /// A general English LM (`hark lm`) to interpolate.
+    #[arg(long)]
+    pub general_lm: Option<PathBuf>,
+    /// Its interpolation weights to try.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.5])]
+    pub general_weight: Vec<f32>,
 }
 
 /// What the browser's listener hands the recognizer when `samples` (16 kHz)
@@ -72,23 +82,29 @@ pub fn as_heard(samples: &[f32]) -> anyhow::Result<Vec<f32>> {
     Ok(listener.finish().unwrap_or_default())
 }
 
-/// Every combination of the option lists, as decoder settings.
-fn grid(o: &Options) -> Vec<BeamConfig> {
+/// Every combination of the option lists, as decoder settings and general-LM weights.
+fn grid(o: &Options) -> Vec<(BeamConfig, f32)> {
+    let weights = if o.general_lm.is_some() { o.general_weight.clone() } else { vec![0.0] };
     let mut out = Vec::new();
-    for &alpha in &o.alpha {
-        for &beta in &o.beta {
-            for &entity_boost in &o.entity_boost {
-                for &oov_char_penalty in &o.oov_char_penalty {
-                    for &prune_log_prob in &o.prune_log_prob {
-                        out.push(BeamConfig {
-                            beam: o.beam,
-                            alpha,
-                            beta,
-                            entity_boost,
-                            oov_char_penalty,
-                            prune_log_prob,
-                            ..BeamConfig::default()
-                        });
+    for &weight in &weights {
+        for &alpha in &o.alpha {
+            for &beta in &o.beta {
+                for &entity_boost in &o.entity_boost {
+                    for &oov_char_penalty in &o.oov_char_penalty {
+                        for &prune_log_prob in &o.prune_log_prob {
+                            out.push((
+                                BeamConfig {
+                                    beam: o.beam,
+                                    alpha,
+                                    beta,
+                                    entity_boost,
+                                    oov_char_penalty,
+                                    prune_log_prob,
+                                    ..BeamConfig::default()
+                                },
+                                weight,
+                            ));
+                        }
                     }
                 }
             }
@@ -102,10 +118,20 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(!configs.is_empty(), "every setting needs at least one value (e.g. --alpha 0.5)");
     let (manifest, root) = crate::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
-    let chosen: Vec<_> = utterances.iter().filter(|u| u.split == o.split).take(o.max_utterances).collect();
+    let freeform = |u: &&hark_data::manifest::Utterance| u.tags.get("text").is_some_and(|t| t.starts_with("freeform"));
+    let chosen: Vec<_> = utterances
+        .iter()
+        .filter(|u| u.split == o.split && (!o.freeform || freeform(u)))
+        .take(o.max_utterances)
+        .collect();
     anyhow::ensure!(!chosen.is_empty(), "{} holds no {} utterances", manifest.display(), o.split.name());
     let loaded = crate::model::load(o.model.as_deref())?;
-    let decoder = corpus_decoder(BeamConfig::default());
+    let mut decoder = corpus_decoder(BeamConfig::default());
+    if let Some(path) = &o.general_lm {
+        let bytes = std::fs::read(path).with_context(|| format!("reading the general LM {}", path.display()))?;
+        let general = hark_decode::NgramLm::from_bytes(&bytes).with_context(|| path.display().to_string())?;
+        decoder.set_general_lm(general, 0.5);
+    }
     let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder.clone())?;
     let bar = ProgressBar::new(chosen.len() as u64);
     bar.set_style(ProgressStyle::with_template("model [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
@@ -125,7 +151,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let bar = ProgressBar::new(configs.len() as u64);
     bar.set_style(ProgressStyle::with_template("decode [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(configs.len());
-    let mut results: Vec<(f64, f64, BeamConfig)> = std::thread::scope(|scope| {
+    let mut results: Vec<(f64, f64, (BeamConfig, f32))> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let (configs, outputs, decoder, bar) = (&configs, &outputs, &decoder, &bar);
@@ -135,7 +161,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
                         .skip(t)
                         .step_by(threads)
                         .map(|config| {
-                            let decoder = decoder.clone().with_config(config.clone());
+                            let decoder = decoder.clone().with_config(config.0.clone()).with_general_weight(config.1);
                             let mut counts = ErrorCounts::default();
                             let start = std::time::Instant::now();
                             for (reference, log_probs) in outputs {
@@ -154,17 +180,19 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     bar.finish_and_clear();
     results.sort_by(|a, b| a.0.total_cmp(&b.0));
     let heard = if o.listen { ", as heard through the endpoint detector" } else { "" };
-    println!("{} {} utterances{heard}, {} settings, best first:", outputs.len(), o.split.name(), results.len());
-    println!("  WER %   alpha   beta  entity_boost  oov_char_penalty  prune_log_prob  decode ms/utt");
-    for (wer, ms, c) in &results {
+    let kind = if o.freeform { " free-form" } else { "" };
+    println!("{} {}{kind} utterances{heard}, {} settings, best first:", outputs.len(), o.split.name(), results.len());
+    println!("  WER %   alpha   beta  entity_boost  oov_char_penalty  prune_log_prob  general_weight  decode ms/utt");
+    for (wer, ms, (c, weight)) in &results {
         println!(
-            "{:>7.2} {:>7.2} {:>6.2} {:>13.2} {:>17.2} {:>15.1} {:>14.1}",
+            "{:>7.2} {:>7.2} {:>6.2} {:>13.2} {:>17.2} {:>15.1} {:>15.2} {:>14.1}",
             100.0 * wer,
             c.alpha,
             c.beta,
             c.entity_boost,
             c.oov_char_penalty,
             c.prune_log_prob,
+            weight,
             ms
         );
     }

@@ -307,6 +307,14 @@ impl BeamDecoder {
         self.lexicon = Lexicon::of(self.lms(), &self.entities);
     }
 
+    /// The same decoder with another general-LM weight (no-op without one).
+    pub fn with_general_weight(mut self, weight: f32) -> Self {
+        if let Some((_, w)) = &mut self.general {
+            *w = weight.clamp(0.0, 1.0);
+        }
+        self
+    }
+
     /// The general LM, if one is set.
     pub fn general_lm(&self) -> Option<&NgramLm> {
         self.general.as_ref().map(|(lm, _)| lm)
