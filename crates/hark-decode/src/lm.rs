@@ -92,10 +92,11 @@ impl NgramLm {
         self.unigram_total
     }
 
-    /// The model as bytes: vocabulary, unigram counts, every context's
-    /// totals, and the bigrams and trigrams seen at least `min_count` times
-    /// (pruned ones keep their share in their context's totals, so their mass
-    /// goes to the lower order). Little-endian, no padding.
+    /// The model as bytes: vocabulary, unigram counts, the bigrams and
+    /// trigrams seen at least `min_count` times, and the totals of each
+    /// context that keeps one (pruned n-grams stay counted in those totals,
+    /// so their mass goes to the lower order; a context with none left reads
+    /// as the lower order itself). Little-endian, no padding.
     pub fn to_bytes(&self, min_count: u32) -> Vec<u8> {
         let mut words: Vec<(&str, u32)> = self.ids.iter().map(|(w, &id)| (w.as_str(), id)).collect();
         words.sort_by_key(|&(_, id)| id);
@@ -108,27 +109,29 @@ impl NgramLm {
         }
         u32s(&mut out, &self.unigrams);
         out.extend_from_slice(&self.unigram_total.to_le_bytes());
-        let mut ctx: Vec<(&u32, &Context)> = self.bigram_ctx.iter().collect();
+        let mut bigrams: Vec<(&(u32, u32), &u32)> = self.bigrams.iter().filter(|(_, c)| **c >= min_count).collect();
+        bigrams.sort();
+        let mut trigrams: Vec<(&(u32, u32, u32), &u32)> =
+            self.trigrams.iter().filter(|(_, c)| **c >= min_count).collect();
+        trigrams.sort();
+        let kept: rustc_hash::FxHashSet<u32> = bigrams.iter().map(|((v, _), _)| *v).collect();
+        let mut ctx: Vec<(&u32, &Context)> = self.bigram_ctx.iter().filter(|(v, _)| kept.contains(v)).collect();
         ctx.sort_by_key(|(v, _)| **v);
         u32s(&mut out, &[ctx.len() as u32]);
         for (v, c) in ctx {
             u32s(&mut out, &[*v, c.total, c.distinct]);
         }
-        let mut bigrams: Vec<(&(u32, u32), &u32)> = self.bigrams.iter().filter(|(_, c)| **c >= min_count).collect();
-        bigrams.sort();
         u32s(&mut out, &[bigrams.len() as u32]);
         for ((v, w), c) in bigrams {
             u32s(&mut out, &[*v, *w, *c]);
         }
-        let mut ctx: Vec<(&(u32, u32), &Context)> = self.trigram_ctx.iter().collect();
+        let kept: rustc_hash::FxHashSet<(u32, u32)> = trigrams.iter().map(|((u, v, _), _)| (*u, *v)).collect();
+        let mut ctx: Vec<(&(u32, u32), &Context)> = self.trigram_ctx.iter().filter(|(k, _)| kept.contains(k)).collect();
         ctx.sort_by_key(|(k, _)| **k);
         u32s(&mut out, &[ctx.len() as u32]);
         for ((u, v), c) in ctx {
             u32s(&mut out, &[*u, *v, c.total, c.distinct]);
         }
-        let mut trigrams: Vec<(&(u32, u32, u32), &u32)> =
-            self.trigrams.iter().filter(|(_, c)| **c >= min_count).collect();
-        trigrams.sort();
         u32s(&mut out, &[trigrams.len() as u32]);
         for ((u, v, w), c) in trigrams {
             u32s(&mut out, &[*u, *v, *w, *c]);
@@ -294,9 +297,14 @@ mod tests {
         for (a, b, w) in [(Some("weather"), Some("in"), "lisbon"), (None, None, "directions"), (None, Some("to"), "x")]
         {
             assert_eq!(lm.log_prob(a, b, w), same.log_prob(a, b, w));
-            // A pruned trigram ("in lisbon tomorrow", seen once) backs off: less, but not nothing.
-            assert!(pruned.log_prob(a, b, w) <= lm.log_prob(a, b, w) + 1e-6 && pruned.log_prob(a, b, w).is_finite());
+            assert!(pruned.log_prob(a, b, w).is_finite());
         }
+        // A kept trigram ("weather in lisbon", seen twice) keeps its probability;
+        // a pruned one ("in lisbon tomorrow", once) backs off: less, not nothing.
+        let kept = |m: &NgramLm| m.log_prob(Some("weather"), Some("in"), "lisbon");
+        assert!((kept(&pruned) - kept(&lm)).abs() < 1e-6);
+        let gone = |m: &NgramLm| m.log_prob(Some("in"), Some("lisbon"), "tomorrow");
+        assert!(gone(&pruned) < gone(&lm) && gone(&pruned).is_finite());
         assert_eq!(lm.vocabulary_size(), same.vocabulary_size());
         assert_eq!(same.tokens(), 4 + 4 + 3 + 4 + 4, "words and sentence ends");
     }
