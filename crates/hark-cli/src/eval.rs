@@ -15,24 +15,69 @@ use hark_eval::report::{Scored, Summary};
 use hark_recognizer::{Recognizer, corpus_decoder};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `hark eval`'s arguments.
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// A model (as for `transcribe`). Default: web/models/manifest.json's current entry.
+    #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Corpus folder (holding manifest.jsonl) or the manifest itself.
+    #[arg(long)]
     pub data: PathBuf,
+    /// Report folder.
+    #[arg(long, default_value = "target/eval")]
     pub out: PathBuf,
-    /// Utterances of the train split to score (a sample: train is large).
+    /// Utterances sampled from the train split (for the bias/variance table).
+    #[arg(long, default_value_t = 600)]
     pub train_sample: usize,
-    /// At most this many utterances of dev and of test, and of each
-    /// free-form half.
+    /// At most this many utterances of dev and of test, and as many of
+    /// each free-form half (default: all).
+    #[arg(long)]
     pub max_utterances: Option<usize>,
-    /// Only the free-form evaluation set.
+    /// Only the free-form evaluation set (its dev and test halves).
+    #[arg(long)]
     pub freeform_only: bool,
-    /// Another recognizer's hypotheses for the same audio: (name, JSONL of
-    /// `{"id","text"}`, optionally `"decode_s"`), scored like hark's.
+    /// Score another recognizer's hypotheses for the same audio beside
+    /// hark's: NAME=FILE.jsonl, one {"id","text"} per utterance, optionally
+    /// "decode_s" (`cargo xtask bench` writes PocketSphinx's).
+    #[arg(long, value_parser = parse_peer)]
     pub peer: Option<(String, PathBuf)>,
-    /// A general English LM file and its interpolation weight.
+    /// A general English LM (`hark lm`) to interpolate with the
+    /// voice-search LM.
+    #[arg(long)]
     pub general_lm: Option<PathBuf>,
+    /// Its interpolation weight (0..1).
+    #[arg(long, default_value_t = 0.5)]
     pub general_weight: f32,
-    pub beam: BeamConfig,
+    /// Prefixes kept by the beam search.
+    #[arg(long, default_value_t = BeamConfig::default().beam)]
+    pub beam: usize,
+    /// Language-model weight (tune on dev).
+    #[arg(long, default_value_t = BeamConfig::default().alpha)]
+    pub alpha: f32,
+    /// Word bonus.
+    #[arg(long, default_value_t = BeamConfig::default().beta)]
+    pub beta: f32,
+    /// Penalty per character of a word outside the lexicon.
+    #[arg(long, default_value_t = BeamConfig::default().oov_char_penalty, allow_hyphen_values = true)]
+    pub oov_char_penalty: f32,
+    /// Bonus per name read as its entity class (0: the class LM alone).
+    #[arg(long, default_value_t = BeamConfig::default().entity_boost, allow_hyphen_values = true)]
+    pub entity_boost: f32,
+}
+
+impl Options {
+    /// The decoder settings these options ask for.
+    fn beam(&self) -> BeamConfig {
+        BeamConfig {
+            beam: self.beam,
+            alpha: self.alpha,
+            beta: self.beta,
+            oov_char_penalty: self.oov_char_penalty,
+            entity_boost: self.entity_boost,
+            ..BeamConfig::default()
+        }
+    }
 }
 
 /// The slices an utterance belongs to.
@@ -110,7 +155,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let (manifest, root) = crate::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
     let loaded = crate::model::load(o.model.as_deref())?;
-    let config = o.beam.clone();
+    let config = o.beam();
     let mut decoder_text = format!(
         "prefix beam search (beam {}), class-based word trigram LM over training-template queries, names as their class (α {}, β {}), OOV penalty {} + {} per character, entity list = catalogue of all entity names filling the classes (boost {})",
         config.beam, config.alpha, config.beta, config.oov_penalty, config.oov_char_penalty, config.entity_boost
@@ -154,6 +199,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             }
         }
     }
+    anyhow::ensure!(
+        !o.freeform_only || !chosen.is_empty(),
+        "{} holds no free-form evaluation utterances; speak them with `hark data synth --preset standard --splits dev,test`",
+        manifest.display()
+    );
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     let bar = ProgressBar::new(chosen.len() as u64);
     bar.set_style(ProgressStyle::with_template("eval [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
@@ -226,4 +276,12 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
     eprintln!("report: {}", o.out.join("report.html").display());
     Ok(())
+}
+
+/// `NAME=FILE` of `hark eval --peer`.
+fn parse_peer(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, file)) if !name.is_empty() && !file.is_empty() => Ok((name.to_owned(), PathBuf::from(file))),
+        _ => Err(format!("expected NAME=FILE.jsonl (e.g. pocketsphinx=ps.jsonl), got {value:?}")),
+    }
 }

@@ -107,54 +107,7 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Error analysis on a corpus: report.html, summary.json, results.jsonl.
-    Eval {
-        /// A model (as for `transcribe`). Default: web/models/manifest.json's current entry.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Corpus folder (holding manifest.jsonl) or the manifest itself.
-        #[arg(long)]
-        data: PathBuf,
-        /// Report folder.
-        #[arg(long, default_value = "target/eval")]
-        out: PathBuf,
-        /// Utterances sampled from the train split (for the bias/variance table).
-        #[arg(long, default_value_t = 600)]
-        train_sample: usize,
-        /// At most this many utterances of dev and of test, and as many of
-        /// each free-form half (default: all).
-        #[arg(long)]
-        max_utterances: Option<usize>,
-        /// Only the free-form evaluation set (its dev and test halves).
-        #[arg(long)]
-        freeform_only: bool,
-        /// Score another recognizer's hypotheses for the same audio beside
-        /// hark's: NAME=FILE.jsonl, one {"id","text"} per utterance (`cargo
-        /// xtask bench` writes PocketSphinx's).
-        #[arg(long, value_parser = parse_peer)]
-        peer: Option<(String, PathBuf)>,
-        /// A general English LM (`hark lm`) to interpolate with the
-        /// voice-search LM.
-        #[arg(long)]
-        general_lm: Option<PathBuf>,
-        /// Its interpolation weight (0..1).
-        #[arg(long, default_value_t = 0.5)]
-        general_weight: f32,
-        /// Prefixes kept by the beam search.
-        #[arg(long, default_value_t = hark_decode::BeamConfig::default().beam)]
-        beam: usize,
-        /// Language-model weight (tune on dev).
-        #[arg(long)]
-        alpha: Option<f32>,
-        /// Word bonus.
-        #[arg(long)]
-        beta: Option<f32>,
-        /// Penalty per character of a word outside the lexicon.
-        #[arg(long)]
-        oov_char_penalty: Option<f32>,
-        /// Bonus per name read as its entity class (0: the class LM alone).
-        #[arg(long)]
-        entity_boost: Option<f32>,
-    },
+    Eval(eval::Options),
     /// Tune the decoder: run the model once over held-out utterances, then
     /// decode them with every combination of the given settings.
     Tune(tune::Options),
@@ -304,44 +257,7 @@ fn main() {
                 publish::run(&publish::Options { run, eval, version, models, training_data, channel, rollout_percent })
             })
         }
-        Command::Eval {
-            model,
-            data,
-            out,
-            train_sample,
-            max_utterances,
-            freeform_only,
-            peer,
-            general_lm,
-            general_weight,
-            beam,
-            alpha,
-            beta,
-            oov_char_penalty,
-            entity_boost,
-        } => {
-            let d = hark_decode::BeamConfig::default();
-            let beam = hark_decode::BeamConfig {
-                beam,
-                alpha: alpha.unwrap_or(d.alpha),
-                beta: beta.unwrap_or(d.beta),
-                oov_char_penalty: oov_char_penalty.unwrap_or(d.oov_char_penalty),
-                entity_boost: entity_boost.unwrap_or(d.entity_boost),
-                ..d
-            };
-            eval::run(&eval::Options {
-                model,
-                data,
-                out,
-                train_sample,
-                max_utterances,
-                freeform_only,
-                peer,
-                general_lm,
-                general_weight,
-                beam,
-            })
-        }
+        Command::Eval(options) => eval::run(&options),
         Command::Train {
             data,
             out,
@@ -524,13 +440,5 @@ mod tests {
         for bad in ["0.5", "-0.1,0", "0,-1", "x,0"] {
             assert!(lead_trail(bad).unwrap_err().contains("LEAD,TRAIL"), "{bad:?} accepted");
         }
-    }
-}
-
-/// `NAME=FILE` of `hark eval --peer`.
-fn parse_peer(value: &str) -> Result<(String, PathBuf), String> {
-    match value.split_once('=') {
-        Some((name, file)) if !name.is_empty() && !file.is_empty() => Ok((name.to_owned(), PathBuf::from(file))),
-        _ => Err(format!("expected NAME=FILE.jsonl (e.g. pocketsphinx=ps.jsonl), got {value:?}")),
     }
 }

@@ -122,45 +122,27 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     assert!(summary["freeform"]["clean_wer"].as_f64().is_some() && summary["freeform"]["car_5db_ratio"].is_number());
     assert!(html.contains("Free-form test (the headline)"));
 
+    // `hark eval` on the free-form set alone, with one more option.
+    let report_s = report.to_str().unwrap();
+    let freeform = |option: &str| {
+        hark(&["eval", "--model", run_s, "--data", data_s, "--out", report_s, "--freeform-only", option])
+    };
     // A peer recognizer's hypotheses, scored beside hark's: a perfect one
     // reads 0 % WER; one that skipped an utterance is refused, saying so.
     let manifest = hark_data::manifest::read(&data.join("manifest.jsonl")).unwrap();
-    let freeform_test: Vec<_> = manifest
+    let lines: Vec<String> = manifest
         .iter()
         .filter(|u| u.split == hark_data::Split::Test && u.tags.get("text").is_some_and(|t| t.starts_with("freeform")))
-        .collect();
-    let lines: Vec<String> = freeform_test
-        .iter()
         .map(|u| serde_json::json!({"id": u.id, "text": u.text, "decode_s": 0.1}).to_string())
         .collect();
     let peer = dir.path().join("peer.jsonl");
     std::fs::write(&peer, lines.join("\n")).unwrap();
     let peer_arg = format!("--peer=perfect={}", peer.display());
-    let out = ok(&[
-        "eval",
-        "--model",
-        run_s,
-        "--data",
-        data_s,
-        "--out",
-        report.to_str().unwrap(),
-        "--freeform-only",
-        &peer_arg,
-    ]);
+    let out = freeform(&peer_arg);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("perfect: clean WER 0.0 %"), "{stderr}");
+    assert!(out.status.success() && stderr.contains("perfect: clean WER 0.0 %"), "{stderr}");
     std::fs::write(&peer, lines[1..].join("\n")).unwrap();
-    let refused = hark(&[
-        "eval",
-        "--model",
-        run_s,
-        "--data",
-        data_s,
-        "--out",
-        report.to_str().unwrap(),
-        "--freeform-only",
-        &peer_arg,
-    ]);
+    let refused = freeform(&peer_arg);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("perfect has no hypothesis for 1 of the"));
 
@@ -169,21 +151,9 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     let lm = dir.path().join("english.lm");
     let built = ok(&["lm", "--out", lm.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&built.stderr).contains("free-form dev"), "coverage is reported");
-    let lm_arg = format!("--general-lm={}", lm.display());
-    let out = ok(&[
-        "eval",
-        "--model",
-        run_s,
-        "--data",
-        data_s,
-        "--out",
-        report.to_str().unwrap(),
-        "--freeform-only",
-        &lm_arg,
-    ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("free-form test"));
-    let bad = format!("--general-lm={}", peer.display());
-    let refused = hark(&["eval", "--model", run_s, "--data", data_s, "--out", report.to_str().unwrap(), &bad]);
+    let out = freeform(&format!("--general-lm={}", lm.display()));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("free-form test"));
+    let refused = freeform(&format!("--general-lm={}", peer.display()));
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not a hark language model"));
 

@@ -10,6 +10,17 @@ use serde::Serialize;
 use crate::svg::bar_chart;
 use crate::{Confusions, ErrorCounts, SliceTable};
 
+/// Noisy WER ÷ clean WER; 1 when both are 0, infinite when only clean is.
+fn noisy_to_clean(noisy: f64, clean: f64) -> f64 {
+    if clean > 0.0 {
+        noisy / clean
+    } else if noisy == 0.0 {
+        1.0
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// Issue 18's bars over the free-form test half; `None` without clean and
 /// car 5 dB utterances.
 pub fn freeform_bars(test: &[&Scored]) -> Option<FreeformBars> {
@@ -33,13 +44,7 @@ pub fn freeform_bars(test: &[&Scored]) -> Option<FreeformBars> {
     for s in &clean {
         greedy += ErrorCounts::words(&s.reference, &s.greedy);
     }
-    let ratio = if c > 0.0 {
-        k / c
-    } else if k == 0.0 {
-        1.0
-    } else {
-        f64::INFINITY
-    };
+    let ratio = noisy_to_clean(k, c);
     Some(FreeformBars {
         utterances: test.len(),
         clean_wer: c,
@@ -269,13 +274,7 @@ impl Summary {
         let bars = (!clean.is_empty() && !car5.is_empty()).then(|| {
             let (c, _) = wer_of(clean.iter().copied());
             let (k, _) = wer_of(car5.iter().copied());
-            let ratio = if c > 0.0 {
-                k / c
-            } else if k == 0.0 {
-                1.0
-            } else {
-                f64::INFINITY
-            };
+            let ratio = noisy_to_clean(k, c);
             Bars {
                 clean_unseen_engine_wer: c,
                 clean_bar: 0.10,
