@@ -39,7 +39,9 @@ fn smoke_preset_speaks_every_split_with_held_out_voices_and_engines() {
     assert!(utterances.iter().any(|u| u.split == Split::Test && u.tags["noise"] == "car" && u.tags["snr"] == "5-10db"));
     // The free-form evaluation set: dev and test, clean and car 5 dB, both
     // kinds of text; never in training, which hears WordNet's English text.
-    let text = |u: &manifest::Utterance| u.tags.get("text").map(String::as_str);
+    fn text(u: &manifest::Utterance) -> Option<&str> {
+        u.tags.get("text").map(String::as_str)
+    }
     for split in [Split::Dev, Split::Test] {
         for kind in ["freeform-query", "freeform-general"] {
             let of = |noise: &str| {
