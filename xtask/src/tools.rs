@@ -69,25 +69,29 @@ const SYNTH_PACKAGES: &[(&str, &str)] = &[
     ("/usr/share/mbrola/sw2/sw2", "mbrola-sw2"),
 ];
 
-/// Installs every synthesizer `hark data synth --preset standard` uses,
-/// enabling Debian's contrib and non-free components when MBROLA or Pico is missing.
 /// A Python virtual environment with PyTorch (CPU) under
 /// `~/.cache/hark/torchenv`, the measuring stick of the training benchmark.
 /// Not part of the product; PyPI's torch wheel is large (~1 GB with its
 /// CUDA libraries, which stay unused).
 pub fn ensure_torch() -> anyhow::Result<()> {
+    ensure_venv("torchenv", "torch", &["torch", "numpy"]).map(|_| ())
+}
+
+/// A Python virtual environment `~/.cache/hark/NAME` in which `module`
+/// imports, made with `pip install PACKAGES` when it does not; its python.
+fn ensure_venv(name: &str, module: &str, packages: &[&str]) -> anyhow::Result<PathBuf> {
     let home = std::env::var("HOME").context("HOME is not set")?;
-    let venv = Path::new(&home).join(".cache/hark/torchenv");
+    let venv = Path::new(&home).join(".cache/hark").join(name);
     let python = venv.join("bin/python");
-    let has_torch = |p: &Path| Command::new(p).args(["-c", "import torch"]).status().is_ok_and(|s| s.success());
-    if has_torch(&python) {
-        return Ok(());
+    let has = |p: &Path| Command::new(p).args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
+    if has(&python) {
+        return Ok(python);
     }
-    eprintln!("installing PyTorch into {} (once)", venv.display());
+    eprintln!("installing {} into {} (once)", packages.join(", "), venv.display());
     let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status()?.success()
-        && Command::new(&python).args(["-m", "pip", "install", "-q", "torch", "numpy"]).status()?.success();
-    anyhow::ensure!(ok && has_torch(&python), "could not install torch with pip into {}", venv.display());
-    Ok(())
+        && Command::new(&python).args(["-m", "pip", "install", "-q"]).args(packages).status()?.success();
+    anyhow::ensure!(ok && has(&python), "could not install {module} with pip into {}", venv.display());
+    Ok(python)
 }
 
 /// The Debian packages `cargo xtask text` reads its English text from.
@@ -107,20 +111,11 @@ pub fn ensure_text_packages() -> anyhow::Result<()> {
 /// `~/.cache/hark/psenv`: the recognition benchmark's measuring stick, not
 /// part of the product. Returns its python.
 pub fn ensure_pocketsphinx() -> anyhow::Result<PathBuf> {
-    let home = std::env::var("HOME").context("HOME is not set")?;
-    let venv = Path::new(&home).join(".cache/hark/psenv");
-    let python = venv.join("bin/python");
-    let has = |p: &Path| Command::new(p).args(["-c", "import pocketsphinx"]).status().is_ok_and(|s| s.success());
-    if has(&python) {
-        return Ok(python);
-    }
-    eprintln!("installing pocketsphinx into {} (once)", venv.display());
-    let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status()?.success()
-        && Command::new(&python).args(["-m", "pip", "install", "-q", "pocketsphinx==5.1.1"]).status()?.success();
-    anyhow::ensure!(ok && has(&python), "could not install pocketsphinx with pip into {}", venv.display());
-    Ok(python)
+    ensure_venv("psenv", "pocketsphinx", &["pocketsphinx==5.1.1"])
 }
 
+/// Installs every synthesizer `hark data synth --preset standard` uses,
+/// enabling Debian's contrib and non-free components when MBROLA or Pico is missing.
 pub fn ensure_synthesizers(install: bool) -> anyhow::Result<()> {
     let non_free_missing = SYNTH_PACKAGES.iter().any(|(file, pkg)| is_non_free(pkg) && !Path::new(file).exists());
     if non_free_missing && install && is_root() {

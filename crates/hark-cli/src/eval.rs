@@ -99,7 +99,7 @@ fn slices(u: &Utterance, corpus: &Corpus) -> Vec<(String, String)> {
     let vocabulary = u.entities.iter().any(|(slot, _)| VOCABULARY_SLOTS.contains(&slot.as_str()));
     let source = u.tags.get("text").map(String::as_str);
     let queries = match source {
-        Some(s) if s.starts_with("freeform") => hark_eval::report::FREEFORM,
+        _ if hark_data::text::is_freeform(u) => hark_eval::report::FREEFORM,
         Some(_) => "english",
         None if vocabulary => hark_eval::report::VOCABULARY,
         None => "voice search",
@@ -162,8 +162,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     );
     let mut decoder = corpus_decoder(config);
     if let Some(path) = &o.general_lm {
-        let bytes = std::fs::read(path).with_context(|| format!("reading the general LM {}", path.display()))?;
-        let general = hark_decode::NgramLm::from_bytes(&bytes).with_context(|| path.display().to_string())?;
+        let general = crate::lm::load(path)?;
         decoder_text.push_str(&format!(
             "; general English LM {} ({} words, {} training tokens) interpolated with weight {}",
             path.display(),
@@ -178,7 +177,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let corpus = Corpus::load();
     let limit = o.max_utterances.unwrap_or(usize::MAX);
     let mut chosen: Vec<&Utterance> = Vec::new();
-    let is_freeform = |u: &&Utterance| u.tags.get("text").is_some_and(|t| t.starts_with("freeform"));
+    let is_freeform = |u: &&Utterance| hark_data::text::is_freeform(u);
     for split in Split::ALL {
         let of_split = utterances.iter().filter(|u| u.split == split);
         if o.freeform_only {
@@ -226,9 +225,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         let slices = slices(u, &corpus);
         // The free-form set is reported as splits of its own, so the
         // template splits' figures stay comparable across releases.
-        let freeform = slices.iter().any(|(k, v)| k == "queries" && v == hark_eval::report::FREEFORM);
-        let split =
-            if freeform { hark_eval::report::freeform_split_name(u.split.name()) } else { u.split.name().to_owned() };
+        let split = if is_freeform(&u) {
+            hark_eval::report::freeform_split_name(u.split.name())
+        } else {
+            u.split.name().to_owned()
+        };
         let s = Scored {
             id: u.id.clone(),
             split,

@@ -23,6 +23,12 @@ pub struct Options {
     pub min_count: u32,
 }
 
+/// Reads a general LM written by `hark lm`, naming the file if it is not one.
+pub fn load(path: &std::path::Path) -> anyhow::Result<NgramLm> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading the general LM {}", path.display()))?;
+    NgramLm::from_bytes(&bytes).with_context(|| path.display().to_string())
+}
+
 pub fn run(o: &Options) -> anyhow::Result<()> {
     let sentences = hark_data::text::english(Split::Train);
     let lm = NgramLm::train(sentences.iter().map(|q| q.text.as_str()));

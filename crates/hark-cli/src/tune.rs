@@ -118,19 +118,16 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     anyhow::ensure!(!configs.is_empty(), "every setting needs at least one value (e.g. --alpha 0.5)");
     let (manifest, root) = crate::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
-    let freeform = |u: &&hark_data::manifest::Utterance| u.tags.get("text").is_some_and(|t| t.starts_with("freeform"));
     let chosen: Vec<_> = utterances
         .iter()
-        .filter(|u| u.split == o.split && (!o.freeform || freeform(u)))
+        .filter(|u| u.split == o.split && (!o.freeform || hark_data::text::is_freeform(u)))
         .take(o.max_utterances)
         .collect();
     anyhow::ensure!(!chosen.is_empty(), "{} holds no {} utterances", manifest.display(), o.split.name());
     let loaded = crate::model::load(o.model.as_deref())?;
     let mut decoder = corpus_decoder(BeamConfig::default());
     if let Some(path) = &o.general_lm {
-        let bytes = std::fs::read(path).with_context(|| format!("reading the general LM {}", path.display()))?;
-        let general = hark_decode::NgramLm::from_bytes(&bytes).with_context(|| path.display().to_string())?;
-        decoder.set_general_lm(general, 0.5);
+        decoder.set_general_lm(crate::lm::load(path)?, 0.5);
     }
     let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder.clone())?;
     let bar = ProgressBar::new(chosen.len() as u64);

@@ -132,7 +132,7 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     let manifest = hark_data::manifest::read(&data.join("manifest.jsonl")).unwrap();
     let lines: Vec<String> = manifest
         .iter()
-        .filter(|u| u.split == hark_data::Split::Test && u.tags.get("text").is_some_and(|t| t.starts_with("freeform")))
+        .filter(|u| u.split == hark_data::Split::Test && hark_data::text::is_freeform(u))
         .map(|u| serde_json::json!({"id": u.id, "text": u.text, "decode_s": 0.1}).to_string())
         .collect();
     let peer = dir.path().join("peer.jsonl");

@@ -97,7 +97,7 @@ pub struct Corpus {
     lists: BTreeMap<&'static str, (bool, Vec<String>)>,
 }
 
-fn lines(text: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
@@ -149,13 +149,6 @@ impl Corpus {
         draw(&self.templates, 0, &pools, split, count, rng)
     }
 
-    /// Up to `count` distinct queries of `split` from the vocabulary release's
-    /// templates (`corpus/vocabulary/`): thousands of common words and proper
-    /// names, for acoustic training only (the language model is built from
-    /// [`Corpus::generate`]). Words are split by hash like open-list names,
-    /// and a word that occurs in another split's entity name or in the drift
-    /// pool is never used, so test names stay unseen. Template indices follow
-    /// [`Corpus::templates`]'s (`templates().len() + i`).
     /// A [`Matcher`] for the templates of both releases filled from `split`.
     pub fn matcher(&self, split: Split) -> Matcher {
         let (vocabulary, pools) = self.vocabulary_pools(split);
@@ -205,6 +198,13 @@ impl Corpus {
         (lines(VOCABULARY_TEMPLATES).map(str::to_owned).collect(), pools)
     }
 
+    /// Up to `count` distinct queries of `split` from the vocabulary release's
+    /// templates (`corpus/vocabulary/`): thousands of common words and proper
+    /// names, for acoustic training only (the language model is built from
+    /// [`Corpus::generate`]). Words are split by hash like open-list names,
+    /// and a word that occurs in another split's entity name or in the drift
+    /// pool is never used, so test names stay unseen. Template indices follow
+    /// [`Corpus::templates`]'s (`templates().len() + i`).
     pub fn generate_vocabulary(&self, split: Split, count: usize, seed: u64) -> Vec<Query> {
         let rng = ChaCha8Rng::seed_from_u64(seed ^ (split as u64 + 1).wrapping_mul(0x517c_c1b7_2722_0a95));
         let (templates, pools) = self.vocabulary_pools(split);

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
 use crate::corpus::Matcher;
-use crate::corpus::{Corpus, Query, Split, new_names, stable_hash};
+use crate::corpus::{Corpus, Query, Split, lines, new_names, stable_hash};
+use crate::manifest::Utterance;
 use crate::normalize::normalize;
 
 const FREEFORM_QUERIES: &str = include_str!("../corpus/freeform/queries.txt");
@@ -52,13 +53,19 @@ impl Source {
         }
     }
 
+    pub fn of_name(name: &str) -> Option<Source> {
+        [Source::FreeformQuery, Source::FreeformGeneral, Source::Wordnet].into_iter().find(|s| s.name() == name)
+    }
+
     pub fn is_freeform(self) -> bool {
         matches!(self, Source::FreeformQuery | Source::FreeformGeneral)
     }
 }
 
-fn lines(text: &str) -> impl Iterator<Item = &str> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+/// Whether a manifest utterance belongs to the free-form evaluation set
+/// (its `text` tag).
+pub fn is_freeform(u: &Utterance) -> bool {
+    u.tags.get("text").and_then(|t| Source::of_name(t)).is_some_and(Source::is_freeform)
 }
 
 /// A sentence as a [`Query`] of `split` (no template, no entities).
@@ -179,6 +186,14 @@ mod tests {
         // The words training now hears: far beyond the templates' few hundred.
         let words: BTreeSet<&str> = train.iter().flat_map(|q| q.text.split(' ')).collect();
         assert!(words.len() >= 20_000, "only {} distinct words", words.len());
+    }
+
+    #[test]
+    fn sources_read_back_from_their_tag() {
+        for s in [Source::FreeformQuery, Source::FreeformGeneral, Source::Wordnet] {
+            assert_eq!(Source::of_name(s.name()), Some(s));
+        }
+        assert_eq!(Source::of_name("template"), None);
     }
 
     #[test]

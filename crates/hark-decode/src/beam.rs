@@ -315,11 +315,6 @@ impl BeamDecoder {
         self
     }
 
-    /// The general LM, if one is set.
-    pub fn general_lm(&self) -> Option<&NgramLm> {
-        self.general.as_ref().map(|(lm, _)| lm)
-    }
-
     fn lms(&self) -> impl Iterator<Item = &NgramLm> {
         self.lm.iter().chain(self.general.as_ref().map(|(lm, _)| lm))
     }
