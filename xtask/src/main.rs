@@ -13,6 +13,7 @@
 
 mod icons;
 mod text;
+mod tidy;
 mod tools;
 
 use std::path::{Path, PathBuf};

@@ -8,12 +8,18 @@ use anyhow::Context;
 use burn::tensor::Device;
 use hark_model::AcousticModel;
 
-pub struct Options {
-    pub models: Vec<PathBuf>,
+/// `hark average`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Output folder: best.bpk and config.json.
+    #[arg(long)]
     pub out: PathBuf,
+    /// Checkpoints (run folders or .bpk files, as for `--model`), two or more.
+    #[arg(required = true, num_args = 2..)]
+    pub models: Vec<PathBuf>,
 }
 
-pub fn run(o: &Options) -> anyhow::Result<()> {
+pub fn run(o: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(o.models.len() >= 2, "give at least two checkpoints to average");
     let device = Device::flex();
     let mut config = None;
@@ -38,8 +44,8 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let config = config.expect("at least two models");
     let mean = AcousticModel::average(models)?;
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
-    crate::train::write_atomic(&o.out.join("best.bpk"), &mean.to_bytes()?)?;
-    crate::train::write_atomic(&o.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+    crate::files::write_atomic(&o.out.join("best.bpk"), &mean.to_bytes()?)?;
+    crate::files::write_atomic(&o.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
     eprintln!("averaged {} checkpoints into {}", o.models.len(), o.out.join("best.bpk").display());
     Ok(())
 }

@@ -30,7 +30,60 @@ pub enum Noise {
     None,
 }
 
-pub struct Options {
+/// `hark data degrade`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Corpus folder (holding manifest.jsonl) or a manifest file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Name of the copy (letters, digits, '-', '_'), e.g. dev-car5.
+    #[arg(long)]
+    pub name: String,
+    /// Split to copy (`dev`: choose fixes on dev, measure them on test).
+    #[arg(long, default_value = "dev")]
+    pub split: Split,
+    /// Clean utterances of the split to copy, from the manifest's start.
+    #[arg(long, default_value_t = 500)]
+    pub max_utterances: usize,
+    /// Background noise.
+    #[arg(long, value_enum, default_value = "car")]
+    pub noise: Noise,
+    /// Speech-to-noise ratio in dB.
+    #[arg(long, default_value_t = 5.0, allow_hyphen_values = true, value_parser = crate::flags::finite)]
+    pub snr: f32,
+    /// High shelf at 1 kHz in dB applied to the speech first (negative: darker voices).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = crate::flags::finite)]
+    pub shelf: f32,
+    /// Silence in seconds put before the speech, with the noise running under it.
+    #[arg(long, default_value_t = 0.0, value_parser = crate::flags::seconds)]
+    pub lead: f32,
+    /// Seed for the noise (each utterance also seeds with its id).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Writes the copy `args` ask for and says where.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let (manifest, root) = crate::flags::corpus_manifest(&args.data);
+    let options = Options {
+        manifest,
+        root,
+        name: args.name.clone(),
+        split: args.split,
+        max_utterances: args.max_utterances,
+        noise: args.noise,
+        snr_db: args.snr,
+        shelf_db: args.shelf,
+        lead_s: args.lead,
+        seed: args.seed,
+    };
+    let (path, n) = degrade(&options)?;
+    println!("wrote {n} utterances: {}", path.display());
+    Ok(())
+}
+
+/// [`Args`] lowered: the corpus as manifest and root.
+struct Options {
     /// Corpus manifest and the folder its audio paths are relative to.
     pub manifest: PathBuf,
     pub root: PathBuf,
@@ -46,7 +99,7 @@ pub struct Options {
 }
 
 /// Writes the copy; returns the new manifest's path and its utterance count.
-pub fn run(o: &Options) -> anyhow::Result<(PathBuf, usize)> {
+fn degrade(o: &Options) -> anyhow::Result<(PathBuf, usize)> {
     if o.name.is_empty() || !o.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         anyhow::bail!("--name {:?}: use letters, digits, '-' and '_' only (it names a file and a folder)", o.name);
     }

@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// `hark eval`'s arguments.
 #[derive(Debug, clap::Args)]
-pub struct Options {
+pub struct Args {
     /// A model (as for `transcribe`). Default: web/models/manifest.json's current entry.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -66,7 +66,7 @@ pub struct Options {
     pub entity_boost: f32,
 }
 
-impl Options {
+impl Args {
     /// The decoder settings these options ask for.
     fn beam(&self) -> BeamConfig {
         BeamConfig {
@@ -151,8 +151,8 @@ fn read_peer(
     Ok((out, (audio > 0.0).then(|| decode / audio)))
 }
 
-pub fn run(o: &Options) -> anyhow::Result<()> {
-    let (manifest, root) = crate::corpus_manifest(&o.data);
+pub fn run(o: &Args) -> anyhow::Result<()> {
+    let (manifest, root) = crate::flags::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
     let loaded = crate::model::load(o.model.as_deref())?;
     let config = o.beam();
@@ -250,9 +250,9 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         let (hypotheses, rtf) = read_peer(path, &utterances)?;
         summary.add_peer(name, &scored, &hypotheses, rtf).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
-    crate::train::write_atomic(&o.out.join("results.jsonl"), lines.as_bytes())?;
-    crate::train::write_atomic(&o.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    crate::train::write_atomic(&o.out.join("report.html"), summary.html().as_bytes())?;
+    crate::files::write_atomic(&o.out.join("results.jsonl"), lines.as_bytes())?;
+    crate::files::write_atomic(&o.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    crate::files::write_atomic(&o.out.join("report.html"), summary.html().as_bytes())?;
     for (name, s) in &summary.splits {
         eprintln!(
             "{name:>5}: {:>5} utterances  WER {:5.1} %  (greedy {:5.1} %)  CER {:5.1} %",

@@ -14,7 +14,7 @@ use hark_decode::NgramLm;
 
 /// `hark lm`'s arguments.
 #[derive(Debug, clap::Args)]
-pub struct Options {
+pub struct Args {
     /// Where to write the model.
     #[arg(long)]
     pub out: PathBuf,
@@ -29,14 +29,14 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<NgramLm> {
     NgramLm::from_bytes(&bytes).with_context(|| path.display().to_string())
 }
 
-pub fn run(o: &Options) -> anyhow::Result<()> {
+pub fn run(o: &Args) -> anyhow::Result<()> {
     let sentences = hark_data::text::english(Split::Train);
     let lm = NgramLm::train(sentences.iter().map(|q| q.text.as_str()));
     let bytes = lm.to_bytes(o.min_count);
     if let Some(dir) = o.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    crate::train::write_atomic(&o.out, &bytes)?;
+    crate::files::write_atomic(&o.out, &bytes)?;
     report_coverage(&lm);
     eprintln!(
         "general LM: {} sentences, {} tokens, {} words; {} bytes (n-grams seen < {} times pruned) -> {}",

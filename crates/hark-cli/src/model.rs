@@ -1,7 +1,7 @@
 //! Finding the acoustic model a command should use.
 //!
 //! `--model` may name a training run folder (its `config.json` and
-//! `best.bpk`, else the latest checkpoint), a weights file (`.bpk`, with a
+//! `best.bpk`, else the checkpoint its `progress.json` points at), a weights file (`.bpk`, with a
 //! `config.json` beside it or the default shape), or a `manifest.json` (its
 //! current stable entry, sha256-checked). Without `--model`: the current
 //! entry of `web/models/manifest.json`.
@@ -33,10 +33,9 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
     let path = path.map(Path::to_path_buf).unwrap_or_else(|| default_models_dir().join("manifest.json"));
     if path.is_dir() {
         let config = read_config(&path.join("config.json"))?;
-        let weights = ["best.bpk", "latest.bpk"].iter().map(|f| path.join(f)).find(|p| p.is_file());
-        let weights = match weights {
-            Some(w) => w,
-            None => bail!("{} holds no best.bpk or latest.bpk; is it a `hark train --out` folder?", path.display()),
+        let weights = match path.join("best.bpk") {
+            best if best.is_file() => best,
+            _ => latest_checkpoint(&path)?,
         };
         let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
         return Ok(LoadedModel { config, weights: bytes, describe: weights.display().to_string() });
@@ -48,6 +47,23 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
     let beside = path.with_file_name("config.json");
     let config = if beside.is_file() { read_config(&beside)? } else { AcousticModelConfig::new() };
     Ok(LoadedModel { config, weights: bytes, describe: path.display().to_string() })
+}
+
+/// The checkpoint a run's `progress.json` points at (a run stopped before
+/// its first epoch ended has no `best.bpk` yet).
+fn latest_checkpoint(run: &Path) -> anyhow::Result<PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct Progress {
+        step: usize,
+    }
+    let progress = run.join("progress.json");
+    let Ok(text) = std::fs::read_to_string(&progress) else {
+        bail!("{} holds no best.bpk or progress.json; is it a `hark train --out` folder?", run.display());
+    };
+    let step = serde_json::from_str::<Progress>(&text).with_context(|| format!("reading {}", progress.display()))?.step;
+    let state = run.join(format!("state-{step}.bpk"));
+    anyhow::ensure!(state.is_file(), "{} points at {}, which is missing", progress.display(), state.display());
+    Ok(state)
 }
 
 fn read_config(path: &Path) -> anyhow::Result<AcousticModelConfig> {

@@ -53,5 +53,5 @@ pub fn training_curves(metrics: &Path, out: &Path) -> anyhow::Result<()> {
     let svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 640 650" width="640" height="650">{loss_svg}<g transform="translate(0 330)">{wer_svg}</g></svg>"#
     );
-    crate::train::write_atomic(out, svg.as_bytes())
+    crate::files::write_atomic(out, svg.as_bytes())
 }

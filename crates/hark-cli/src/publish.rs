@@ -11,18 +11,32 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use hark_registry::{Architecture, Channel, Manifest, ModelEntry, Version};
 
-pub struct Options {
-    /// `hark train --out` folder (config.json + best.bpk).
+/// `hark publish`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `hark train --out` folder (config.json + best.bpk), or a `hark average` folder.
+    #[arg(long)]
     pub run: PathBuf,
+    /// `hark eval` summary.json of this model (its metrics go into the manifest).
+    #[arg(long)]
     pub eval: PathBuf,
+    /// Version of the new model (higher than every published one).
+    #[arg(long)]
     pub version: Version,
-    pub models: PathBuf,
+    /// Description of the training data snapshot.
+    #[arg(long)]
     pub training_data: String,
+    /// Model folder holding manifest.json.
+    #[arg(long, default_value = "web/models")]
+    pub models: PathBuf,
+    /// `stable` or `beta`.
+    #[arg(long, default_value = "stable")]
     pub channel: Channel,
+    #[arg(long, default_value_t = 100)]
     pub rollout_percent: u8,
 }
 
-pub fn run(o: &Options) -> anyhow::Result<()> {
+pub fn run(o: &Args) -> anyhow::Result<()> {
     let loaded = crate::model::load(Some(&o.run))?;
     let device = burn::tensor::Device::flex();
     let model = hark_model::AcousticModel::from_bytes(&loaded.config, loaded.weights, &device)?;
@@ -49,7 +63,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         bail!("version {} is not newer than the published {}", o.version, parent.expect("checked"));
     }
     let file = format!("hark-{}.bpk", o.version);
-    crate::train::write_atomic(&o.models.join(&file), &bytes)?;
+    crate::files::write_atomic(&o.models.join(&file), &bytes)?;
     let app: Version = env!("CARGO_PKG_VERSION").parse()?;
     manifest.models.push(ModelEntry {
         version: o.version,
@@ -79,7 +93,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
     manifest.models.reverse();
     manifest.validate()?;
-    crate::train::write_atomic(&manifest_path, (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes())?;
+    crate::files::write_atomic(&manifest_path, (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes())?;
     eprintln!("published model {} as {} ({} bytes)", o.version, o.models.join(&file).display(), bytes.len());
     Ok(())
 }
@@ -138,13 +152,5 @@ mod tests {
         let s = super::created_now();
         assert_eq!(s.len(), 20, "{s}");
         assert!(s.starts_with("20") && s.ends_with('Z'));
-    }
-}
-
-pub fn parse_channel(s: &str) -> anyhow::Result<Channel> {
-    match s {
-        "stable" => Ok(Channel::Stable),
-        "beta" => Ok(Channel::Beta),
-        _ => bail!("channel must be `stable` or `beta`, got {s:?}"),
     }
 }

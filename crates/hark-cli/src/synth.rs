@@ -95,7 +95,43 @@ struct Spec {
     freeform: Option<usize>,
 }
 
-pub struct Options {
+/// `hark data synth`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Size: `smoke` (seconds, for tests) or `standard` (≥ 20 h of training audio).
+    #[arg(long, default_value = "smoke")]
+    pub preset: Preset,
+    /// Output folder (audio/ and manifest.jsonl go here). Default: ~/.cache/hark/data/<preset>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed for everything random: queries, voices, augmentation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Parallel synthesizer processes (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Speak only these splits, e.g. `dev,test` to evaluate a model in
+    /// minutes without the hours of training audio. The recordings are
+    /// the same as a full run's; the manifest lists every recording of
+    /// the preset found in the folder, so a later full run (or an
+    /// earlier one) keeps its entries.
+    #[arg(long, value_delimiter = ',', default_values = ["train", "dev", "test"])]
+    pub splits: Vec<Split>,
+}
+
+/// Speaks what `args` ask for.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    speak(&Options {
+        preset: args.preset,
+        out: args.out.clone().unwrap_or_else(|| crate::flags::cache_dir().join("data").join(args.preset.name())),
+        seed: args.seed,
+        jobs: args.jobs.unwrap_or_else(crate::flags::default_threads),
+        splits: args.splits.clone(),
+    })
+}
+
+/// [`Args`] with the defaults filled in.
+struct Options {
     pub preset: Preset,
     pub out: PathBuf,
     pub seed: u64,
@@ -302,7 +338,7 @@ fn audio_path(out: &Path, item: &Item) -> PathBuf {
     out.join("audio").join(item.split.name()).join(format!("{}.wav", item.id))
 }
 
-pub fn run(options: &Options) -> anyhow::Result<()> {
+fn speak(options: &Options) -> anyhow::Result<()> {
     // The whole preset is planned (queries, voices and noises are drawn in
     // one sequence), then only the chosen splits are spoken.
     let items = plan(options);

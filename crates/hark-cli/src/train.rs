@@ -1,8 +1,11 @@
 //! `hark train`: train the acoustic model on a synthesized corpus.
 //!
 //! Writes into `--out`:
-//! - `config.json`: the model shape (a resumed run must ask for the same);
-//! - `renoise.json`: the training-time noise, if any (likewise);
+//! - `run.json`: the run configuration ([`RunConfig`]: model shape,
+//!   optimizer, learning rate, batch, shards, seed, training-time noise). A
+//!   resumed run must ask for the same, and is told which field differs;
+//! - `config.json`: the model shape alone, for whatever reads the weights
+//!   (`--model RUN`, `hark average`, `hark publish`);
 //! - `metrics.jsonl`: one line per step (loss, learning rate, speed) and one
 //!   per epoch (dev WER);
 //! - `state-<step>.bpk` + `optim-<step>.bpk` + `progress.json`: a checkpoint
@@ -22,30 +25,169 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use burn::config::Config;
+use burn::optim::AdamWConfig;
 use burn::tensor::Device;
 use hark_data::Split;
+use hark_data::augment::RenoiseConfig;
 use hark_model::AcousticModelConfig;
-use hark_train::{Example, TrainConfig, TrainState, Trainer, batches, epoch_order, load_examples};
+use hark_train::{Example, Renoise, TrainConfig, TrainState, Trainer, batches, epoch_order, load_examples};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-pub struct Options {
+use crate::files::write_atomic;
+use crate::flags::{self, Pair};
+
+/// `hark train`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Corpus folder (holding manifest.jsonl) or the manifest itself.
+    #[arg(long)]
     pub data: PathBuf,
+    /// Output folder: run.json, metrics.jsonl, checkpoints, progress.json, best.bpk. Reusing it resumes.
+    #[arg(long)]
     pub out: PathBuf,
+    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
+    #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    pub model: AcousticModelConfig,
+    #[arg(long, default_value_t = 256)]
+    pub channels: usize,
+    #[arg(long, default_value_t = 8)]
+    pub blocks: usize,
+    /// Width of the depthwise convolutions (odd).
+    #[arg(long, default_value_t = 11)]
+    pub kernel: usize,
+    /// Use at most this many utterances per split (quick runs).
+    #[arg(long)]
     pub max_utterances: Option<usize>,
+    /// Seed for batch order, SpecAugment and --renoise.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Stop after this many epochs without a better dev WER.
+    #[arg(long, default_value_t = 3)]
     pub patience: usize,
+    /// Save weights and optimizer state every this many steps (0: only at epoch ends).
+    #[arg(long, default_value_t = 250)]
     pub checkpoint_every: usize,
-    pub peak_lr: f64,
-    /// Start from these weights (same shape) instead of random ones.
+    /// Peak learning rate (reached after the warm-up).
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    /// Start from these weights (a run folder, a .bpk with its config.json, or a manifest), e.g.
+    /// to fine-tune a published model. A model of the same width with fewer --blocks grows: the
+    /// extra blocks start as identities.
+    #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Split each batch into this many shards trained in parallel (default: one per core).
+    /// Resume a run with the value it started with.
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Share (0–1) of the clean training utterances that get fresh noise as they are
+    /// loaded: car (70 %), pink or white, at an SNR drawn from --renoise-snr, over
+    /// speech tilted by a high shelf drawn from --renoise-shelf. 0: train on the
+    /// corpus as synthesized.
+    #[arg(long, default_value_t = 0.0, value_parser = flags::share)]
+    pub renoise: f32,
+    /// SNR range in dB for --renoise, as LOW,HIGH.
+    #[arg(long, allow_hyphen_values = true, value_parser = flags::low_high,
+          default_value_t = Pair::from(RenoiseConfig::default().snr_db))]
+    pub renoise_snr: Pair,
+    /// Spectral-tilt range in dB (high shelf at 1 kHz) for --renoise, as LOW,HIGH.
+    #[arg(long, allow_hyphen_values = true, value_parser = flags::low_high,
+          default_value_t = Pair::from(RenoiseConfig::default().shelf_db))]
+    pub renoise_shelf: Pair,
+    /// Longest silences in s put before and after the speech for --renoise, as LEAD,TRAIL
+    /// (each drawn from 0): noise that starts before the voice.
+    #[arg(long, value_parser = flags::lead_trail, default_value_t = Pair(0.0, 0.0))]
+    pub renoise_pad: Pair,
+}
+
+impl Args {
+    /// What identifies the run: everything that changes the steps it takes.
+    /// (`--epochs`, `--patience` and `--checkpoint-every` may change on resume.)
+    pub fn run_config(&self) -> RunConfig {
+        let train = TrainConfig { peak_lr: self.lr, seed: self.seed, ..TrainConfig::default() };
+        let renoise = (self.renoise > 0.0).then(|| Renoise {
+            config: RenoiseConfig {
+                share: self.renoise,
+                snr_db: self.renoise_snr.into(),
+                shelf_db: self.renoise_shelf.into(),
+                lead_s: self.renoise_pad.0,
+                trail_s: self.renoise_pad.1,
+                ..RenoiseConfig::default()
+            },
+            seed: self.seed,
+        });
+        RunConfig {
+            model: AcousticModelConfig::new()
+                .with_channels(self.channels)
+                .with_blocks(self.blocks)
+                .with_kernel(self.kernel),
+            optimizer: train.optimizer.clone(),
+            peak_lr: train.peak_lr,
+            warmup_steps: train.warmup_steps,
+            batch: self.batch,
+            shards: self.shards.unwrap_or_else(flags::default_threads).max(1),
+            seed: self.seed,
+            max_utterances: self.max_utterances,
+            renoise,
+        }
+    }
+}
+
+/// A training run's configuration, saved as `run.json` and compared whole
+/// when the run resumes: the model and optimizer configs nested, as Burn's
+/// own training examples save theirs.
+#[derive(Config, Debug)]
+pub struct RunConfig {
+    pub model: AcousticModelConfig,
+    pub optimizer: AdamWConfig,
+    pub peak_lr: f64,
+    pub warmup_steps: usize,
+    pub batch: usize,
     /// Batch shards trained in parallel ([`TrainConfig::shards`]).
     pub shards: usize,
+    pub seed: u64,
+    /// `--max-utterances`: a quick run trains on another corpus.
+    pub max_utterances: Option<usize>,
     /// Fresh noise under clean training utterances ([`hark_train::Renoise`]).
-    pub renoise: Option<hark_train::Renoise>,
+    pub renoise: Option<Renoise>,
+}
+
+impl RunConfig {
+    fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            peak_lr: self.peak_lr,
+            warmup_steps: self.warmup_steps,
+            optimizer: self.optimizer.clone(),
+            seed: self.seed,
+            shards: self.shards,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// The settings of `self` that differ from `saved`'s, each as "was
+    /// trained with FIELD SAVED, not NOW" (nested fields by path: `model.channels`).
+    fn differences(&self, saved: &RunConfig) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        json_differences("", &serde_json::to_value(saved)?, &serde_json::to_value(self)?, &mut out);
+        Ok(out)
+    }
+}
+
+fn json_differences(path: &str, saved: &serde_json::Value, now: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (saved, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let field = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                json_differences(&field, a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null), out);
+            }
+        }
+        _ if saved != now => out.push(format!("was trained with {path} {saved}, not {now}")),
+        _ => {}
+    }
 }
 
 /// Where a run stands; `progress.json`.
@@ -61,51 +203,38 @@ struct Progress {
     stopped_early: bool,
 }
 
-pub fn run(o: &Options) -> anyhow::Result<()> {
-    let (manifest, root) = crate::corpus_manifest(&o.data);
+pub fn run(o: &Args) -> anyhow::Result<()> {
+    let (manifest, root) = flags::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
     let limit = o.max_utterances.unwrap_or(usize::MAX);
     let pick = |split: Split| utterances.iter().filter(|u| u.split == split).take(limit).cloned().collect::<Vec<_>>();
 
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
-    let config_path = o.out.join("config.json");
-    let shape = serde_json::to_value(&o.model)?;
-    match std::fs::read_to_string(&config_path) {
+    let config = o.run_config();
+    let run_path = o.out.join("run.json");
+    let resuming = o.out.join("progress.json").exists();
+    match std::fs::read_to_string(&run_path) {
         Ok(text) => {
-            let saved: serde_json::Value = serde_json::from_str(&text).context("reading config.json")?;
+            let saved: RunConfig = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a run configuration of this hark", run_path.display()))?;
+            let differences = config.differences(&saved)?;
             anyhow::ensure!(
-                saved == shape,
-                "{} was trained with model {saved}, not {shape}; use another --out or the same --channels/--blocks/--kernel",
-                o.out.display()
+                differences.is_empty(),
+                "{} {}; resume with the same flags, or use another --out",
+                o.out.display(),
+                differences.join("; ")
             );
         }
-        Err(_) => write_atomic(&config_path, serde_json::to_string_pretty(&shape)?.as_bytes())?,
+        Err(_) if resuming => anyhow::bail!(
+            "{} holds a run but no run.json (an older hark started it); use another --out",
+            o.out.display()
+        ),
+        Err(_) => write_atomic(&run_path, config.to_string().as_bytes())?,
     }
-
-    let renoise_path = o.out.join("renoise.json");
-    let saved_renoise: Option<hark_train::Renoise> = match std::fs::read_to_string(&renoise_path) {
-        Ok(text) => Some(serde_json::from_str(&text).context("reading renoise.json")?),
-        Err(_) => None,
-    };
-    let resuming = o.out.join("progress.json").exists();
-    anyhow::ensure!(
-        !resuming || saved_renoise == o.renoise,
-        "{} was trained with renoise {}, not {}; resume with the same --renoise flags and --seed",
-        o.out.display(),
-        serde_json::to_string(&saved_renoise)?,
-        serde_json::to_string(&o.renoise)?
-    );
-    match &o.renoise {
-        Some(r) => write_atomic(&renoise_path, serde_json::to_string_pretty(r)?.as_bytes())?,
-        // A fresh run without noise: no stale file from an earlier one.
-        None if !resuming => {
-            let _ = std::fs::remove_file(&renoise_path);
-        }
-        None => {}
-    }
+    write_atomic(&o.out.join("config.json"), serde_json::to_string_pretty(&config.model)?.as_bytes())?;
 
     let started_loading = Instant::now();
-    let (train, dropped) = load_examples(&root, &pick(Split::Train), o.renoise.as_ref())?;
+    let (train, dropped) = load_examples(&root, &pick(Split::Train), config.renoise.as_ref())?;
     let (dev, _) = load_examples(&root, &pick(Split::Dev), None)?;
     anyhow::ensure!(!train.is_empty(), "{} has no usable training utterances", manifest.display());
     if !dropped.is_empty() {
@@ -121,8 +250,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     );
 
     let device = Device::flex().autodiff();
-    let train_config = TrainConfig { peak_lr: o.peak_lr, seed: o.seed, shards: o.shards, ..TrainConfig::default() };
-    let mut trainer = Trainer::new(o.model.clone(), train_config, device.clone());
+    let mut trainer = Trainer::new(config.model.clone(), config.train_config(), device.clone());
     let progress_path = o.out.join("progress.json");
     let mut progress = Progress::default();
     if let Ok(text) = std::fs::read_to_string(&progress_path) {
@@ -132,7 +260,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             optimizer: read(&o.out.join(format!("optim-{}.bpk", progress.step)))?,
             step: progress.step,
         };
-        trainer.restore(&o.model, state)?;
+        trainer.restore(&config.model, state)?;
         eprintln!(
             "resuming at epoch {} batch {} (step {})",
             progress.epoch + 1,
@@ -140,7 +268,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             progress.step
         );
     } else if let Some(init) = &o.init {
-        trainer.model = initial_model(init, &o.model, &device)?;
+        trainer.model = initial_model(init, &config.model, &device)?;
     }
     if progress.stopped_early {
         eprintln!("this run stopped early at epoch {}: dev WER had stopped improving", progress.epoch);
@@ -148,10 +276,10 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
 
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(o.out.join("metrics.jsonl"))?;
-    let groups = batches(&train, o.batch);
+    let groups = batches(&train, config.batch);
     while progress.epoch < o.epochs {
         let epoch = progress.epoch;
-        let order = epoch_order(groups.len(), epoch, o.seed);
+        let order = epoch_order(groups.len(), epoch, config.seed);
         let bar = ProgressBar::new(groups.len() as u64);
         bar.set_style(
             ProgressStyle::with_template("epoch {msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta} loss {prefix}")
@@ -242,13 +370,6 @@ fn checkpoint(out: &Path, trainer: &Trainer, progress: &Progress) -> anyhow::Res
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("progress.json points at {}, which cannot be read", path.display()))
-}
-
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
 }
 
 /// `--init`'s weights (a run folder, a `.bpk` with its `config.json`, or a

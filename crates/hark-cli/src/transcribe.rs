@@ -12,13 +12,22 @@ use burn::tensor::Device;
 use hark_decode::BeamConfig;
 use hark_recognizer::{Recognizer, Segmenter, corpus_decoder, join};
 
-pub struct Options {
+/// `hark transcribe`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A model: `hark train` output folder, weights file (.bpk) or manifest.json.
+    /// Default: the current entry of web/models/manifest.json.
+    #[arg(long)]
     pub model: Option<PathBuf>,
-    pub files: Vec<PathBuf>,
+    /// Prefixes kept by the beam search.
+    #[arg(long, default_value_t = BeamConfig::default().beam)]
     pub beam: usize,
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
-pub fn run(o: &Options) -> anyhow::Result<bool> {
+/// Transcribes every file; `Ok(false)` when any of them failed.
+pub fn run(o: &Args) -> anyhow::Result<bool> {
     let loaded = crate::model::load(o.model.as_deref())?;
     let decoder = corpus_decoder(BeamConfig { beam: o.beam, ..BeamConfig::default() });
     let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder)?;

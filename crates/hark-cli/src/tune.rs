@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// `hark tune`'s arguments.
 #[derive(Debug, clap::Args)]
-pub struct Options {
+pub struct Args {
     /// A model (as for `transcribe`). Default: the current published model.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -25,7 +25,7 @@ pub struct Options {
     #[arg(long)]
     pub data: PathBuf,
     /// Split to tune on: `dev` (never tune on test).
-    #[arg(long, default_value = "dev", value_parser = crate::parse_split)]
+    #[arg(long, default_value = "dev")]
     pub split: Split,
     /// Utterances of the split, from the manifest's start.
     #[arg(long, default_value_t = 600)]
@@ -69,7 +69,7 @@ pub struct Options {
 /// What the browser's listener hands the recognizer when `samples` (16 kHz)
 /// come from the microphone: the first utterance the endpoint detector
 /// ends, else what it holds when the stream stops (the stop button).
-pub fn as_heard(samples: &[f32]) -> anyhow::Result<Vec<f32>> {
+fn as_heard(samples: &[f32]) -> anyhow::Result<Vec<f32>> {
     let mut listener = Listener::new(hark_dsp::SAMPLE_RATE)?;
     // 20 ms blocks, as an AudioWorklet delivers them (chunking does not change the result).
     for block in samples.chunks(320) {
@@ -83,7 +83,7 @@ pub fn as_heard(samples: &[f32]) -> anyhow::Result<Vec<f32>> {
 }
 
 /// Every combination of the option lists, as decoder settings and general-LM weights.
-fn grid(o: &Options) -> Vec<(BeamConfig, f32)> {
+fn grid(o: &Args) -> Vec<(BeamConfig, f32)> {
     let weights = if o.general_lm.is_some() { o.general_weight.clone() } else { vec![0.0] };
     let mut out = Vec::new();
     for &weight in &weights {
@@ -113,10 +113,10 @@ fn grid(o: &Options) -> Vec<(BeamConfig, f32)> {
     out
 }
 
-pub fn run(o: &Options) -> anyhow::Result<()> {
+pub fn run(o: &Args) -> anyhow::Result<()> {
     let configs = grid(o);
     anyhow::ensure!(!configs.is_empty(), "every setting needs at least one value (e.g. --alpha 0.5)");
-    let (manifest, root) = crate::corpus_manifest(&o.data);
+    let (manifest, root) = crate::flags::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
     let chosen: Vec<_> = utterances
         .iter()
@@ -147,7 +147,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let bar = ProgressBar::new(configs.len() as u64);
     bar.set_style(ProgressStyle::with_template("decode [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(configs.len());
+    let threads = crate::flags::default_threads().min(configs.len());
     let mut results: Vec<(f64, f64, (BeamConfig, f32))> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {

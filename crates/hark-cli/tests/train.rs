@@ -31,6 +31,25 @@ fn trains_checkpoints_and_resumes() {
     assert!(lines.iter().any(|l| l["loss"].as_f64().is_some_and(f64::is_finite)));
     assert!(lines.iter().any(|l| l["dev_wer"].is_number()));
 
+    // A run stopped inside its first epoch has no best.bpk: `--model RUN` reads
+    // the checkpoint progress.json points at.
+    let stopped = dir.path().join("stopped");
+    std::fs::create_dir(&stopped).unwrap();
+    for entry in std::fs::read_dir(&run).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "config.json" || name == "progress.json" || name.starts_with("state-") {
+            std::fs::copy(entry.path(), stopped.join(&name)).unwrap();
+        }
+    }
+    let wav = std::fs::read_dir(data.join("audio/test")).unwrap().flatten().next().unwrap().path();
+    let (stopped_s, wav_s) = (stopped.to_str().unwrap(), wav.to_str().unwrap());
+    let heard = hark(&["transcribe", "--model", stopped_s, wav_s]);
+    assert!(String::from_utf8_lossy(&heard.stderr).contains("state-"), "{}", String::from_utf8_lossy(&heard.stderr));
+    std::fs::remove_file(stopped.join("progress.json")).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_hark")).args(["transcribe", "--model", stopped_s, wav_s]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no best.bpk or progress.json"));
+
     let again = hark(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "2"][..], &tiny].concat());
     assert!(String::from_utf8_lossy(&again.stderr).contains("resuming at epoch 2 batch 0"));
     let progress: serde_json::Value =
@@ -67,8 +86,9 @@ fn trains_checkpoints_and_resumes() {
     let noisy_s = noisy.to_str().unwrap();
     let renoise = ["--renoise", "0.5", "--renoise-snr=-5,10"];
     hark(&[&["train", "--data", data_s, "--out", noisy_s, "--epochs", "1"][..], &renoise, &tiny].concat());
-    let recorded: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(noisy.join("renoise.json")).unwrap()).unwrap();
+    let run_config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(noisy.join("run.json")).unwrap()).unwrap();
+    let recorded = &run_config["renoise"];
     assert_eq!(recorded["config"]["share"], 0.5);
     assert_eq!(recorded["config"]["snr_db"], serde_json::json!([-5.0, 10.0]));
     let refused = |args: &[&str], says: &str| {
@@ -80,6 +100,13 @@ fn trains_checkpoints_and_resumes() {
         &[&["train", "--data", data_s, "--out", noisy_s, "--epochs", "2"][..], &tiny].concat(),
         "was trained with renoise",
     );
+    // So are the optimizer's settings and the batch: a resume names the field that differs.
+    let resume_noisy = [&["train", "--data", data_s, "--out", noisy_s, "--epochs", "2"][..], &renoise, &tiny].concat();
+    refused(&[&resume_noisy[..], &["--lr", "0.001"]].concat(), "was trained with peak_lr 0.003, not 0.001");
+    let other_batch =
+        ["train", "--data", data_s, "--out", noisy_s, "--epochs", "2", "--channels", "32", "--blocks", "1"];
+    refused(&[&other_batch[..], &renoise, &["--batch", "4"]].concat(), "was trained with batch 8, not 4");
+    assert_eq!(run_config["optimizer"]["weight_decay"], 1e-3, "{run_config}");
     refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "1.5"], "between 0 and 1");
     refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "0.5", "--renoise-snr=10,0"], "LOW ≤ HIGH");
     refused(&["train", "--data", data_s, "--out", noisy_s, "--renoise", "0.5", "--renoise-shelf", "-3"], "LOW,HIGH");

@@ -24,7 +24,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::store::EventStore;
+use crate::store::{EventStore, StoreError};
 
 /// Largest request body accepted (a full batch with features fits).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -45,8 +45,63 @@ struct AppState {
     store: Arc<EventStore>,
 }
 
+/// Why the server could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "cannot listen on {addr}: {source}; is another hark (or trunk serve) using the port? pick another with --port"
+    )]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a request failed. Each variant is one status code and one message for
+/// the client ([`IntoResponse`]); a server-side failure answers a generic 500
+/// and logs its cause instead of showing it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not a telemetry batch: {0}")]
+    NotABatch(serde_json::Error),
+    #[error("{0}")]
+    Invalid(hark_telemetry::EventError),
+    #[error("no such collector endpoint; see /api/health")]
+    NotFound,
+    #[error("the event store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("a store task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotABatch(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(hark_telemetry::EventError::NoConsent) => StatusCode::FORBIDDEN,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Store(_) | ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed on the server");
+            "the server could not read or store events; nothing from this request was kept, try again later".to_owned()
+        } else {
+            self.to_string()
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
 /// The whole HTTP surface: `/api/*`, `/models/*`, and the app.
-pub fn router(config: &Config) -> anyhow::Result<Router> {
+pub fn router(config: &Config) -> Result<Router, StoreError> {
     let store = Arc::new(EventStore::open(&config.db)?);
     let api = Router::new()
         .route("/health", get(health))
@@ -73,12 +128,8 @@ pub fn router(config: &Config) -> anyhow::Result<Router> {
 }
 
 /// Binds `addr` and serves until Ctrl-C. Returns once the server stopped.
-pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {addr}: {e}; is another hark (or trunk serve) using the port? pick another with --port"
-        )
-    })?;
+pub async fn serve(config: Config, addr: SocketAddr) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
     serve_on(config, listener, shutdown_signal()).await
 }
 
@@ -88,7 +139,7 @@ pub async fn serve_on(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let app = router(&config)?;
     tracing::info!(addr = %listener.local_addr()?, "hark is serving");
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
@@ -97,6 +148,15 @@ pub async fn serve_on(
 
 async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs `work` on the store on tokio's blocking pool (SQLite blocks).
+async fn blocking<T: Send + 'static>(
+    store: &Arc<EventStore>,
+    work: impl FnOnce(&EventStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    Ok(tokio::task::spawn_blocking(move || work(&store)).await??)
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -108,46 +168,51 @@ async fn health() -> Json<serde_json::Value> {
     }))
 }
 
-async fn stats(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.count()).await {
-        Ok(Ok(events)) => Json(json!({ "events": events })).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the event store failed: {e}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("stats task failed: {e}")),
-    }
+async fn stats(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let events = blocking(&state.store, EventStore::count).await?;
+    Ok(Json(json!({ "events": events })))
 }
 
-async fn ingest(State(state): State<AppState>, body: Bytes) -> Response {
-    let batch: Batch = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body is not a telemetry batch: {e}")),
-    };
-    if let Err(e) = batch.validate() {
-        let status = if matches!(e, hark_telemetry::EventError::NoConsent) {
-            StatusCode::FORBIDDEN
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
-        return error(status, e.to_string());
-    }
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.insert(&batch)).await {
-        Ok(Ok(outcome)) => {
-            (StatusCode::ACCEPTED, Json(json!({ "accepted": outcome.inserted, "duplicates": outcome.duplicates })))
-                .into_response()
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "storing a batch failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, format!("storing the batch failed, nothing was kept: {e}"))
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("ingest task failed: {e}")),
-    }
+async fn ingest(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let batch: Batch = serde_json::from_slice(&body).map_err(ApiError::NotABatch)?;
+    batch.validate().map_err(ApiError::Invalid)?;
+    let outcome = blocking(&state.store, move |store| store.insert(&batch)).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": outcome.inserted, "duplicates": outcome.duplicates }))))
 }
 
-async fn api_not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such collector endpoint; see /api/health".into())
+async fn api_not_found() -> ApiError {
+    ApiError::NotFound
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: ApiError) -> (StatusCode, String) {
+        let response = e.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, json["error"].as_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn client_errors_say_what_was_wrong_and_server_errors_keep_their_cause_in_the_log() {
+        let (status, message) = answer(ApiError::Invalid(hark_telemetry::EventError::NoConsent)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(message.contains("consent"), "{message}");
+        let (status, message) = answer(ApiError::Invalid(hark_telemetry::EventError::Empty)).await;
+        assert_eq!((status, message.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "batch holds no events"));
+        let (status, _) = answer(ApiError::NotFound).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let cause = StoreError::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        ));
+        let (status, message) = answer(ApiError::Store(cause)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!message.contains("disk is full"), "the SQLite message must not reach the client: {message}");
+        assert!(message.contains("nothing from this request was kept"), "{message}");
+    }
 }

@@ -71,6 +71,18 @@ impl Split {
     }
 }
 
+/// `train`, `dev` or `test` (as on the command line: `--split dev`).
+impl std::str::FromStr for Split {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Split::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| format!("unknown split {name:?}: use train, dev or test"))
+    }
+}
+
 /// FNV-1a of `text`: stable across platforms and releases (unlike std's
 /// hasher), so splits and per-item seeds never move.
 pub fn stable_hash(text: &str) -> u64 {
@@ -328,6 +340,14 @@ pub fn new_names() -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn splits_parse_from_their_names_and_refuse_others_by_name() {
+        for split in Split::ALL {
+            assert_eq!(split.name().parse::<Split>(), Ok(split));
+        }
+        assert_eq!("Dev".parse::<Split>(), Err("unknown split \"Dev\": use train, dev or test".to_owned()));
+    }
 
     #[test]
     fn generates_at_least_5000_distinct_queries() {

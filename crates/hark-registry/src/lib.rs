@@ -1,9 +1,10 @@
 //! The model manifest: what models exist, which one a browser should run, and
 //! how to check that the bytes it downloaded are the bytes that were published.
 //!
-//! One schema, compiled into both the publishing side (`hark` CLI, the
-//! collector that serves `web/models/`) and the browser (`hark-web`), so the
-//! two can never disagree about a field. Entry points: [`Manifest::parse`],
+//! One schema, compiled into both the publishing side (the `hark` CLI's
+//! `publish`, and its `--model manifest.json` readers) and the browser
+//! (`hark-web`), so the two can never disagree about a field. (The collector
+//! serves `web/models/` as files; it does not read them.) Entry points: [`Manifest::parse`],
 //! [`Manifest::choose`] and [`verify_sha256`].
 //!
 //! **API boundary:** `manifest.json` is a published file format. Adding an
@@ -84,6 +85,27 @@ pub enum Channel {
     #[default]
     Stable,
     Beta,
+}
+
+impl Channel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Stable => "stable",
+            Channel::Beta => "beta",
+        }
+    }
+}
+
+/// `stable` or `beta` (as in the manifest and on the command line).
+impl std::str::FromStr for Channel {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [Channel::Stable, Channel::Beta]
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| format!("channel must be `stable` or `beta`, got {name:?}"))
+    }
 }
 
 /// Why a manifest was refused.
@@ -242,6 +264,15 @@ impl<'de> Deserialize<'de> for Version {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_parse_from_their_manifest_names() {
+        for channel in [Channel::Stable, Channel::Beta] {
+            let json = serde_json::to_string(&channel).unwrap();
+            assert_eq!(json.trim_matches('"').parse::<Channel>(), Ok(channel));
+        }
+        assert!("nightly".parse::<Channel>().unwrap_err().contains("`stable` or `beta`"));
+    }
 
     fn entry(version: &str, min_app: &str) -> ModelEntry {
         ModelEntry {

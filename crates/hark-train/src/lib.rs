@@ -153,7 +153,8 @@ fn feature_tensor(examples: &[&Example], device: &Device) -> (Tensor<3>, Vec<usi
 pub struct TrainConfig {
     pub peak_lr: f64,
     pub warmup_steps: usize,
-    pub weight_decay: f32,
+    /// AdamW's settings (weight decay; Burn's defaults otherwise).
+    pub optimizer: AdamWConfig,
     /// Masks applied to a copy of each example's features at every step.
     pub spec_augment: Option<SpecAugmentConfig>,
     /// Voice/tempo warp applied (before the masks) at every step.
@@ -174,7 +175,7 @@ impl Default for TrainConfig {
         Self {
             peak_lr: 3e-3,
             warmup_steps: 500,
-            weight_decay: 1e-3,
+            optimizer: AdamWConfig::new().with_weight_decay(1e-3),
             spec_augment: Some(SpecAugmentConfig::default()),
             warp: Some(FeatureWarpConfig::default()),
             seed: 0,
@@ -293,7 +294,7 @@ pub struct Trainer {
 impl Trainer {
     /// `device` must have autodiff enabled (`Device::flex().autodiff()`).
     pub fn new(model: AcousticModelConfig, config: TrainConfig, device: Device) -> Self {
-        let optim = AdamWConfig::new().with_weight_decay(config.weight_decay).init();
+        let optim = config.optimizer.init();
         Self {
             model: model.init(&device),
             optim,
@@ -350,7 +351,7 @@ impl Trainer {
         }
         self.model = loaded.map(&mut SetIds(ids.into_iter()));
         let moments = bytes[ids_end..].to_vec();
-        let fresh = AdamWConfig::new().with_weight_decay(self.config.weight_decay).init();
+        let fresh = self.config.optimizer.init();
         let optim = std::mem::replace(&mut self.optim, fresh);
         self.optim =
             optim.from_bytes(Bytes::from_bytes_vec(moments)).map_err(|e| TrainError::Optimizer(e.to_string()))?;
@@ -496,7 +497,7 @@ mod tests {
             TrainConfig {
                 peak_lr: 1e-3,
                 warmup_steps: 10,
-                weight_decay: 0.0,
+                optimizer: AdamWConfig::new().with_weight_decay(0.0),
                 spec_augment: None,
                 warp: None,
                 seed: 0,
@@ -521,7 +522,7 @@ mod tests {
             TrainConfig {
                 peak_lr: 5e-3,
                 warmup_steps: 1,
-                weight_decay: 0.0,
+                optimizer: AdamWConfig::new().with_weight_decay(0.0),
                 spec_augment: None,
                 warp: None,
                 seed: 0,
@@ -580,7 +581,7 @@ mod tests {
         let config = TrainConfig {
             peak_lr: 5e-3,
             warmup_steps: 1,
-            weight_decay: 1e-3,
+            optimizer: AdamWConfig::new().with_weight_decay(1e-3),
             spec_augment: Some(Default::default()),
             warp: Some(Default::default()),
             seed: 7,
@@ -640,7 +641,7 @@ mod tests {
         let config = |shards| TrainConfig {
             peak_lr: 5e-3,
             warmup_steps: 1,
-            weight_decay: 1e-3,
+            optimizer: AdamWConfig::new().with_weight_decay(1e-3),
             spec_augment: None,
             warp: None,
             seed: 3,
