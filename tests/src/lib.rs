@@ -99,7 +99,7 @@ pub struct AppServer {
     pub base_url: String,
     _data: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<Result<(), hark_collector::ServeError>>>,
 }
 
 impl AppServer {

@@ -77,9 +77,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let root = project_root();
     std::env::set_current_dir(&root)?;
-    let target = target_dir();
-    // SAFETY: still single-threaded here; every child process inherits it.
-    unsafe { std::env::set_var("CARGO_TARGET_DIR", &target) };
+    let mut env = Env { root: root.clone(), target: target_dir(), path: None };
 
     let install = match cli.command {
         Cmd::Up { no_install, .. } | Cmd::Test { no_install } | Cmd::Build { no_install } => !no_install,
@@ -88,35 +86,33 @@ fn main() -> anyhow::Result<()> {
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
         Cmd::Text => return text::run(&root),
         Cmd::Bench => {
-            bench(&root)?;
+            bench(&env)?;
             step("browser benchmark: the release app in headless Chromium");
             true
         }
         Cmd::Data { preset, seed, no_install } => {
             tools::ensure_synthesizers(!no_install)?;
             step(&format!("synthesizing the {preset} corpus (hark data synth)"));
-            return run(Command::new("cargo")
+            return run(env
+                .command("cargo")
                 .args(["run", "--release", "--quiet", "-p", "hark-cli", "--", "data", "synth", "--preset", &preset])
-                .args(["--seed", &seed.to_string()])
-                .current_dir(&root));
+                .args(["--seed", &seed.to_string()]));
         }
     };
     let tools_bin = tools::ensure(&root, &cache_dir().join("tools"), install)?;
-    let path = std::env::join_paths(
+    env.path = Some(std::env::join_paths(
         std::iter::once(tools_bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )?;
-    // SAFETY: as above.
-    unsafe { std::env::set_var("PATH", path) };
+    )?);
 
-    build_web(&root)?;
+    build_web(&env)?;
     match cli.command {
-        Cmd::Up { port, addr, .. } => up(&root, &target, &addr, port),
-        Cmd::Test { .. } => test(&root),
+        Cmd::Up { port, addr, .. } => up(&env, &addr, port),
+        Cmd::Test { .. } => test(&env),
         Cmd::Build { .. } => Ok(()),
-        Cmd::Bench => run(Command::new("cargo")
+        Cmd::Bench => run(env
+            .command("cargo")
             .args(["bench", "--workspace", "--exclude", "hark-web", "--bench", "web"])
-            .env("HARK_DIST", root.join("dist"))
-            .current_dir(&root)),
+            .env("HARK_DIST", root.join("dist"))),
         Cmd::Icons | Cmd::Text | Cmd::Data { .. } => unreachable!("returned before the web build"),
     }
 }
@@ -146,6 +142,27 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("target"))
 }
 
+/// What every command xtask starts runs with: the clone, the shared target
+/// directory, and (once the tools are installed) a `PATH` that finds them.
+/// Set on each child rather than on xtask's own environment.
+struct Env {
+    root: PathBuf,
+    target: PathBuf,
+    path: Option<std::ffi::OsString>,
+}
+
+impl Env {
+    /// `program`, to run in the clone with this environment.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(&self.root).env("CARGO_TARGET_DIR", &self.target);
+        if let Some(path) = &self.path {
+            cmd.env("PATH", path);
+        }
+        cmd
+    }
+}
+
 /// Runs `cmd`, failing with its command line if it fails.
 pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");
@@ -160,25 +177,27 @@ fn step(what: &str) {
     eprintln!("\n==> {what}");
 }
 
-fn build_web(root: &Path) -> anyhow::Result<()> {
+fn build_web(env: &Env) -> anyhow::Result<()> {
     // Trunk.toml makes trunk call cargo `--offline`, so every crate in
     // Cargo.lock (for every target, the WebGPU worker's included) must be in
     // the local registry cache first; on a fresh machine it is not. A no-op
     // when it is.
     step("fetching the crates of Cargo.lock (cargo fetch)");
-    run(Command::new("cargo").args(["fetch", "--locked"]).current_dir(root))?;
+    run(env.command("cargo").args(["fetch", "--locked"]))?;
     step("building the web app (trunk build --release)");
-    run(Command::new("trunk").args(["build", "--release"]).current_dir(root))
+    run(env.command("trunk").args(["build", "--release"]))
 }
 
-fn up(root: &Path, target: &Path, addr: &str, port: u16) -> anyhow::Result<()> {
+fn up(env: &Env, addr: &str, port: u16) -> anyhow::Result<()> {
+    let root = &env.root;
     step("building the server (hark-collector, release)");
-    run(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "hark-collector"]).current_dir(root))?;
+    run(env.command("cargo").args(["build", "--release", "--quiet", "-p", "hark-collector"]))?;
     let data = cache_dir().join("data");
     std::fs::create_dir_all(&data)?;
     let url = format!("http://{addr}:{port}");
     step(&format!("hark is up at {url} (app, /models/, /api/); Ctrl-C stops it"));
-    run(Command::new(target.join("release/hark-collector"))
+    run(env
+        .command(env.target.join("release/hark-collector"))
         .args(["--addr", addr, "--port", &port.to_string()])
         .arg("--dist")
         .arg(root.join("dist"))
@@ -188,41 +207,41 @@ fn up(root: &Path, target: &Path, addr: &str, port: u16) -> anyhow::Result<()> {
         .arg(data.join("collector.sqlite3")))
 }
 
-fn bench(root: &Path) -> anyhow::Result<()> {
+fn bench(env: &Env) -> anyhow::Result<()> {
     step("front-end benchmarks (criterion; 16 Melem/s = 1000x real time)");
     // `--workspace` everywhere: `-p` would unify features differently and
     // rebuild Burn.
     let bench = |name: &str| {
-        let mut c = Command::new("cargo");
-        c.args(["bench", "--workspace", "--exclude", "hark-web", "--exclude", "hark-e2e", "--bench", name])
-            .current_dir(root);
+        let mut c = env.command("cargo");
+        c.args(["bench", "--workspace", "--exclude", "hark-web", "--exclude", "hark-e2e", "--bench", name]);
         c
     };
     run(&mut bench("frontend"))?;
 
     step("decode benchmark, one core (criterion; bar: end_to_end ≤ 50 ms for 5 s of audio)");
-    let mut decode = Command::new("taskset");
+    let mut decode = env.command("taskset");
     decode.args(["-c", "0", "cargo", "bench", "--workspace", "--exclude", "hark-web", "--exclude", "hark-e2e"]);
-    run(decode.args(["--bench", "decode"]).env("RAYON_NUM_THREADS", "1").current_dir(root))?;
+    run(decode.args(["--bench", "decode"]).env("RAYON_NUM_THREADS", "1"))?;
 
     step("training speed, Burn vs PyTorch on this CPU");
     if let Err(e) = tools::ensure_torch() {
         eprintln!("PyTorch is not available ({e:#}); its rows will say n/a");
     }
     run(&mut bench("train_step"))?;
-    recognition_against_pocketsphinx(root)
+    recognition_against_pocketsphinx(env)
 }
 
 /// The free-form test half (text no template made, test-only voices, clean
 /// and car 5 dB) recognised by hark's shipped model and by CMU PocketSphinx
 /// (PyPI, its shipped en-us model), scored side by side by `hark eval --peer`.
-fn recognition_against_pocketsphinx(root: &Path) -> anyhow::Result<()> {
+fn recognition_against_pocketsphinx(env: &Env) -> anyhow::Result<()> {
+    let root = &env.root;
     step("recognition, hark against PocketSphinx on the free-form test half (same audio, same scoring)");
     let python = tools::ensure_pocketsphinx()?;
     let data = cache_dir().join("data/standard");
     let hark = |args: &[&str]| {
-        let mut c = Command::new("cargo");
-        c.args(["run", "--release", "--quiet", "-p", "hark-cli", "--"]).args(args).current_dir(root);
+        let mut c = env.command("cargo");
+        c.args(["run", "--release", "--quiet", "-p", "hark-cli", "--"]).args(args);
         c
     };
     let data_s = data.to_string_lossy().into_owned();
@@ -231,7 +250,8 @@ fn recognition_against_pocketsphinx(root: &Path) -> anyhow::Result<()> {
     let out = target_dir().join("bench");
     std::fs::create_dir_all(&out)?;
     let hypotheses = out.join("pocketsphinx-freeform-test.jsonl");
-    run(Command::new(&python)
+    run(env
+        .command(&python)
         .arg(root.join("xtask/pocketsphinx_eval.py"))
         .arg(data.join("manifest.jsonl"))
         .arg(&hypotheses)
@@ -241,23 +261,21 @@ fn recognition_against_pocketsphinx(root: &Path) -> anyhow::Result<()> {
     run(&mut hark(&["eval", "--freeform-only", "--data", &data_s, "--out", &report, &peer]))
 }
 
-fn test(root: &Path) -> anyhow::Result<()> {
-    step("native tests (cargo test --workspace)");
-    run(Command::new("cargo")
-        .args(["test", "--workspace", "--exclude", "hark-web"])
-        .env("HARK_DIST", root.join("dist"))
-        .current_dir(root))?;
+fn test(env: &Env) -> anyhow::Result<()> {
+    let root = &env.root;
+    step("native tests (cargo test --workspace; hark-web's pure rules natively)");
+    run(env.command("cargo").args(["test", "--workspace"]).env("HARK_DIST", root.join("dist")))?;
 
     step("wasm tests in headless Chromium (wasm-bindgen-test)");
-    run(Command::new("cargo")
+    run(env
+        .command("cargo")
         // hark-decode has no browser tests yet; building its tests for wasm
         // proves the browser can decode with it.
         .args(["test", "-p", "hark-dsp", "-p", "hark-decode", "--target", "wasm32-unknown-unknown"])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
         .env("CHROMEDRIVER", tools::CHROMEDRIVER)
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root.join("tests/webdriver.json"))
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "180")
-        .current_dir(root))?;
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "180"))?;
 
     step("all tests passed");
     Ok(())

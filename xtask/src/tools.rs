@@ -80,8 +80,7 @@ pub fn ensure_torch() -> anyhow::Result<()> {
 /// A Python virtual environment `~/.cache/hark/NAME` in which `module`
 /// imports, made with `pip install PACKAGES` when it does not; its python.
 fn ensure_venv(name: &str, module: &str, packages: &[&str]) -> anyhow::Result<PathBuf> {
-    let home = std::env::var("HOME").context("HOME is not set")?;
-    let venv = Path::new(&home).join(".cache/hark").join(name);
+    let venv = crate::cache_dir().join(name);
     let python = venv.join("bin/python");
     let has = |p: &Path| Command::new(p).args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
     if has(&python) {

@@ -82,9 +82,6 @@ fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
     let bytes =
         std::fs::read(&file).with_context(|| format!("reading {} (model {})", file.display(), entry.version))?;
     hark_registry::verify_sha256(entry, &bytes)?;
-    let mut config = AcousticModelConfig::new();
-    if let Some(a) = entry.architecture {
-        config = config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel);
-    }
+    let config = hark_recognizer::model_config(entry.architecture);
     Ok(LoadedModel { config, weights: bytes, describe: format!("model {} ({})", entry.version, file.display()) })
 }

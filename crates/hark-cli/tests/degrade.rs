@@ -1,18 +1,8 @@
 //! `hark data degrade` on the smoke corpus: a dev copy under one fixed condition.
 
-use std::process::Command;
+mod support;
 
-fn hark(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hark")).args(args).output().expect("the hark binary runs")
-}
-
-fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn samples(path: &std::path::Path) -> Vec<i16> {
-    hound::WavReader::open(path).unwrap().samples::<i16>().map(Result::unwrap).collect()
-}
+use support::{hark, jsonl, samples};
 
 #[test]
 fn writes_a_dev_copy_under_the_condition_and_never_overwrites_one() {

@@ -2,14 +2,16 @@
 //! processes, real WAV files, the JSONL manifest, resuming, bad audio.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use hark_data::Split;
 use hark_data::manifest;
 
+mod support;
+
+/// `hark ARGS`, with `PATH` replaced when given (to hide synthesizers).
 fn hark(args: &[&str], path: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hark"));
-    cmd.args(args);
+    let mut cmd = support::command(args);
     if let Some(path) = path {
         cmd.env("PATH", path);
     }

@@ -1,21 +1,17 @@
 //! `hark train` on the smoke corpus: metrics, checkpoint, resume, training-time noise.
 
-use std::process::Command;
+mod support;
 
-fn hark(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_hark")).args(args).output().expect("the hark binary runs");
-    assert!(out.status.success(), "hark {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+use support::{hark, ok};
 
 #[test]
 fn trains_checkpoints_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let (data, run) = (dir.path().join("data"), dir.path().join("run"));
     let (data_s, run_s) = (data.to_str().unwrap(), run.to_str().unwrap());
-    hark(&["data", "synth", "--preset", "smoke", "--out", data_s]);
+    ok(&["data", "synth", "--preset", "smoke", "--out", data_s]);
     let tiny = ["--batch", "8", "--channels", "32", "--blocks", "1"];
-    hark(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "1"][..], &tiny].concat());
+    ok(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "1"][..], &tiny].concat());
     for file in ["best.bpk", "config.json", "progress.json", "training.svg"] {
         assert!(run.join(file).is_file(), "no {file}");
     }
@@ -43,24 +39,20 @@ fn trains_checkpoints_and_resumes() {
     }
     let wav = std::fs::read_dir(data.join("audio/test")).unwrap().flatten().next().unwrap().path();
     let (stopped_s, wav_s) = (stopped.to_str().unwrap(), wav.to_str().unwrap());
-    let heard = hark(&["transcribe", "--model", stopped_s, wav_s]);
+    let heard = ok(&["transcribe", "--model", stopped_s, wav_s]);
     assert!(String::from_utf8_lossy(&heard.stderr).contains("state-"), "{}", String::from_utf8_lossy(&heard.stderr));
     std::fs::remove_file(stopped.join("progress.json")).unwrap();
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_hark")).args(["transcribe", "--model", stopped_s, wav_s]).output().unwrap();
+    let out = hark(&["transcribe", "--model", stopped_s, wav_s]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no best.bpk or progress.json"));
 
-    let again = hark(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "2"][..], &tiny].concat());
+    let again = ok(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "2"][..], &tiny].concat());
     assert!(String::from_utf8_lossy(&again.stderr).contains("resuming at epoch 2 batch 0"));
     let progress: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("progress.json")).unwrap()).unwrap();
     assert_eq!(progress["epoch"], 2);
 
     // Another model shape in the same folder is refused, naming the problem.
-    let out = Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(["train", "--data", data_s, "--out", run_s, "--epochs", "3", "--channels", "48", "--blocks", "1"])
-        .output()
-        .unwrap();
+    let out = hark(&["train", "--data", data_s, "--out", run_s, "--epochs", "3", "--channels", "48", "--blocks", "1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("was trained with model"));
 
@@ -68,16 +60,14 @@ fn trains_checkpoints_and_resumes() {
     let deeper = dir.path().join("deeper");
     let deeper_s = deeper.to_str().unwrap();
     let two_blocks = ["--batch", "8", "--channels", "32", "--blocks", "2", "--init", run_s];
-    let grown = hark(&[&["train", "--data", data_s, "--out", deeper_s, "--epochs", "1"][..], &two_blocks].concat());
+    let grown = ok(&[&["train", "--data", data_s, "--out", deeper_s, "--epochs", "1"][..], &two_blocks].concat());
     assert!(String::from_utf8_lossy(&grown.stderr).contains("deepening it from 1 to 2 blocks"));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(deeper.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["blocks"], 2);
-    let out = Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(["train", "--data", data_s, "--out", dir.path().join("wider").to_str().unwrap()])
-        .args(["--epochs", "1", "--channels", "48", "--blocks", "2", "--init", run_s])
-        .output()
-        .unwrap();
+    let wider = dir.path().join("wider");
+    let wider_args = ["--epochs", "1", "--channels", "48", "--blocks", "2", "--init", run_s];
+    let out = hark(&[&["train", "--data", data_s, "--out", wider.to_str().unwrap()][..], &wider_args].concat());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass the same --channels and --kernel"));
 
@@ -85,14 +75,14 @@ fn trains_checkpoints_and_resumes() {
     let noisy = dir.path().join("noisy");
     let noisy_s = noisy.to_str().unwrap();
     let renoise = ["--renoise", "0.5", "--renoise-snr=-5,10"];
-    hark(&[&["train", "--data", data_s, "--out", noisy_s, "--epochs", "1"][..], &renoise, &tiny].concat());
+    ok(&[&["train", "--data", data_s, "--out", noisy_s, "--epochs", "1"][..], &renoise, &tiny].concat());
     let run_config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(noisy.join("run.json")).unwrap()).unwrap();
     let recorded = &run_config["renoise"];
     assert_eq!(recorded["config"]["share"], 0.5);
     assert_eq!(recorded["config"]["snr_db"], serde_json::json!([-5.0, 10.0]));
     let refused = |args: &[&str], says: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_hark")).args(args).output().unwrap();
+        let out = hark(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(says), "hark {args:?}: {stderr}");
     };

@@ -2,27 +2,9 @@
 //! with a tiny model trained for one epoch.
 
 use std::path::Path;
-use std::process::Command;
+mod support;
 
-fn hark(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hark")).args(args).output().expect("the hark binary runs")
-}
-
-fn ok(args: &[&str]) -> std::process::Output {
-    let out = hark(args);
-    assert!(out.status.success(), "hark {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn write_wav(path: &Path, rate: u32, channels: u16, samples: impl Iterator<Item = f32>) {
-    let spec =
-        hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for s in samples {
-        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
+use support::{hark, ok, write_wav};
 
 #[test]
 fn transcribes_awkward_input_and_writes_an_error_analysis_report() {

@@ -40,5 +40,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let config = hark_collector::Config { dist: args.dist, models: Some(args.models), db: args.db };
-    hark_collector::serve(config, SocketAddr::new(args.addr, args.port)).await
+    hark_collector::serve(config, SocketAddr::new(args.addr, args.port)).await?;
+    Ok(())
 }

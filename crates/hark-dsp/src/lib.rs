@@ -7,17 +7,20 @@
 //!
 //! Entry points: [`LogMel`] (features), [`normalize_utterance`],
 //! [`resample`] / [`StreamResampler`] (any rate to 16 kHz), [`Endpointer`]
-//! (speech start/stop on a live stream), [`wav`] (reading and writing WAV).
+//! (speech start/stop on a live stream), [`wav`] (reading and writing WAV),
+//! [`FeatureSummary`] (how an utterance sounds, for drift monitoring).
 
 pub mod wav;
 
 mod endpoint;
 mod mel;
 mod resample;
+mod summary;
 
 pub use endpoint::{Endpoint, EndpointConfig, Endpointer};
 pub use mel::{LogMel, LogMelConfig, normalize_utterance};
 pub use resample::{ResampleError, StreamResampler, resample};
+pub use summary::{FeatureSummary, SUMMARY_BANDS};
 
 /// The sample rate every feature is computed at.
 pub const SAMPLE_RATE: u32 = 16_000;

@@ -26,10 +26,7 @@ fn shipped_model() -> (AcousticModelConfig, Vec<u8>, String) {
     if let Some(e) = entry
         && let Ok(bytes) = std::fs::read(dir.join(&e.file))
     {
-        let mut config = AcousticModelConfig::new();
-        if let Some(a) = e.architecture {
-            config = config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel);
-        }
+        let config = hark_recognizer::model_config(e.architecture);
         return (config, bytes, format!("model {}", e.version));
     }
     let config = AcousticModelConfig::new();

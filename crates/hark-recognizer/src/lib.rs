@@ -24,6 +24,8 @@ use std::collections::HashMap;
 
 /// Longest stretch of audio the model sees at once.
 pub const MAX_SEGMENT_S: f64 = 20.0;
+/// [`MAX_SEGMENT_S`] in 16 kHz samples.
+pub const MAX_SEGMENT_SAMPLES: usize = MAX_SEGMENT_S as usize * SAMPLE_RATE as usize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecognizeError {
@@ -183,7 +185,7 @@ impl Segmenter {
 /// Cuts complete segments (buffer longer than the limit) off the front of
 /// `buffer`.
 fn cut_segments(buffer: &mut Vec<f32>) -> Vec<Vec<f32>> {
-    let max = (MAX_SEGMENT_S * SAMPLE_RATE as f64) as usize;
+    let max = MAX_SEGMENT_SAMPLES;
     let mut done = Vec::new();
     while buffer.len() > max {
         let cut = quietest_cut(&buffer[..max]);
@@ -208,6 +210,17 @@ fn quietest_cut(window: &[f32]) -> usize {
         i += frame;
     }
     best.1.max(1)
+}
+
+/// The model shape a manifest entry records (the default shape when it
+/// records none): what every reader of published weights builds before
+/// loading them — the CLI, the browser's worker, the benchmarks.
+pub fn model_config(architecture: Option<hark_registry::Architecture>) -> AcousticModelConfig {
+    let config = AcousticModelConfig::new();
+    match architecture {
+        Some(a) => config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel),
+        None => config,
+    }
 }
 
 /// The decoder the product uses: a class-based word trigram LM over queries
@@ -279,7 +292,7 @@ mod tests {
             segments.extend(s.push(chunk));
         }
         segments.extend(s.finish());
-        let max = (MAX_SEGMENT_S * SAMPLE_RATE as f64) as usize;
+        let max = MAX_SEGMENT_SAMPLES;
         assert!(segments.len() >= 3, "{}", segments.len());
         assert!(segments.iter().all(|seg| seg.len() <= max));
         let total: usize = segments.iter().map(Vec::len).sum();

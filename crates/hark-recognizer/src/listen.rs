@@ -7,8 +7,11 @@ use hark_dsp::{EndpointConfig, Endpointer, SAMPLE_RATE, StreamResampler};
 
 use crate::RecognizeError;
 
-/// Longest utterance kept; speech running longer is ended here.
-pub const MAX_UTTERANCE_S: f64 = 20.0;
+/// Longest utterance kept; speech running longer is ended here. One
+/// segment of the recogniser: an utterance is never cut again.
+pub const MAX_UTTERANCE_S: f64 = crate::MAX_SEGMENT_S;
+/// [`MAX_UTTERANCE_S`] in 16 kHz samples.
+const MAX_UTTERANCE_SAMPLES: usize = crate::MAX_SEGMENT_SAMPLES;
 
 /// What the listener heard in one push.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +63,7 @@ impl Listener {
                 }
             }
         }
-        let max = (MAX_UTTERANCE_S * SAMPLE_RATE as f64) as u64;
+        let max = MAX_UTTERANCE_SAMPLES as u64;
         if let Some(start) = self.start
             && self.offset + self.audio.len() as u64 - start >= max
         {
@@ -71,7 +74,7 @@ impl Listener {
         }
         if self.start.is_none() {
             // While no speech is detected keep what `finish` would hand over.
-            let keep = (MAX_UTTERANCE_S * SAMPLE_RATE as f64) as usize;
+            let keep = MAX_UTTERANCE_SAMPLES;
             if self.audio.len() > 2 * keep {
                 let drop = self.audio.len() - keep;
                 self.audio.drain(..drop);
@@ -87,7 +90,7 @@ impl Listener {
     pub fn finish(mut self) -> Option<Vec<f32>> {
         let end = self.offset + self.audio.len() as u64;
         if self.start.is_none() {
-            let max = (MAX_UTTERANCE_S * SAMPLE_RATE as f64) as u64;
+            let max = MAX_UTTERANCE_SAMPLES as u64;
             self.start = Some(self.offset.max(end.saturating_sub(max)));
         }
         self.take(end)

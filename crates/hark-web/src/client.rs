@@ -11,11 +11,6 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 type Queued = (ToWorker, Option<Vec<f32>>);
 
-thread_local! {
-    /// Terminated clients: kept so no closure is dropped while running.
-    static RETIRED: RefCell<Vec<Client>> = const { RefCell::new(Vec::new()) };
-}
-
 pub struct Client {
     worker: Worker,
     /// Messages sent before the worker's WebAssembly was running.
@@ -60,13 +55,12 @@ impl Client {
     }
 
     /// Stops the worker at once (its device and memory are freed). Its
-    /// handlers are detached first; the closures themselves stay alive in a
-    /// retired list, since this may run inside one of them.
-    pub fn terminate(self) {
+    /// handlers are detached first; the caller keeps the client itself (its
+    /// closures) alive, since this may run inside one of them.
+    pub fn terminate(&self) {
         self.worker.set_onmessage(None);
         self.worker.set_onerror(None);
         self.worker.terminate();
-        RETIRED.with(|r| r.borrow_mut().push(self));
     }
 
     pub fn send(&self, msg: ToWorker, samples: Option<Vec<f32>>) {

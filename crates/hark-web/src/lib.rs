@@ -14,9 +14,17 @@
 //! This library holds the message protocol both sides share and how a
 //! message travels (a `serde-wasm-bindgen` value, with audio or features as a
 //! transferred `Float32Array` beside it rather than a JS array of numbers),
-//! and the worker itself.
+//! the worker itself, and the page's rules that need no browser, each in
+//! one type with its unit tests (run natively by `cargo xtask test`):
+//! [`choice`] (which engine recognises), [`utterance`] (one utterance in
+//! flight), [`outbox`] (consent off keeps nothing), [`model_card`] (a
+//! model's figures in plain words).
 
+pub mod choice;
 pub mod gpu;
+pub mod model_card;
+pub mod outbox;
+pub mod utterance;
 pub mod worker;
 
 use std::collections::BTreeMap;

@@ -1,30 +1,111 @@
-//! Opt-in prediction logs. Nothing here runs unless the person ticked
-//! "share": without consent no event is even kept. With it, each
+//! Opt-in prediction logs, the page's side. The rule — consent off keeps
+//! nothing — is [`hark_web::outbox::Outbox`], which also holds the consent
+//! choice itself: the one place the page reads it (the checkbox, the
+//! worker's "send features back", what is kept). With consent, each
 //! recognition becomes a [`PredictionEvent`] (prediction, confidence,
 //! log-mel features, and the person's correction if they edited the
 //! transcript before searching) posted to the collector at `api/events`.
 //! Events that could not be sent stay queued and go with the next batch.
 
-use std::cell::RefCell;
-
-use hark_telemetry::{Batch, Consent, Features, MAX_BATCH, MAX_FEATURE_FRAMES, PredictionEvent, SCHEMA_VERSION};
+use hark_telemetry::{Batch, Consent, Features, MAX_FEATURE_FRAMES, PredictionEvent, SCHEMA_VERSION};
 use hark_web::Recognized;
+use hark_web::outbox::Outbox;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
 
-thread_local! {
-    /// The latest recognition, waiting to learn whether it was corrected.
-    static PENDING: RefCell<Option<PredictionEvent>> = const { RefCell::new(None) };
-    /// Events accepted for sending.
-    static OUTBOX: RefCell<Vec<PredictionEvent>> = const { RefCell::new(Vec::new()) };
+use crate::settings;
+
+/// The page's telemetry: the outbox (with the consent choice) and what the
+/// settings panel says about sharing.
+#[derive(Clone, Copy)]
+pub struct Telemetry {
+    outbox: RwSignal<Outbox>,
+    /// Events the collector accepted during this visit.
+    pub shared: RwSignal<usize>,
+    /// Why the last send failed, until one succeeds.
+    pub note: RwSignal<Option<String>>,
 }
 
-/// Keeps `recognized` as the pending event (consent checked by the caller).
-/// An earlier pending one that was never searched goes out uncorrected.
-pub fn observe(recognized: &Recognized, features: Option<Vec<f32>>, decode_ms: f64) {
+impl Telemetry {
+    /// With the choice stored on this device (off unless the person chose).
+    pub fn new() -> Self {
+        Self {
+            outbox: RwSignal::new(Outbox::new(settings::consent())),
+            shared: RwSignal::new(0),
+            note: RwSignal::new(None),
+        }
+    }
+
+    /// Whether the person agreed to share (reactive).
+    pub fn consent(self) -> bool {
+        self.outbox.with(Outbox::consent)
+    }
+
+    /// The same, read without subscribing (in event handlers).
+    pub fn consent_untracked(self) -> bool {
+        self.outbox.with_untracked(Outbox::consent)
+    }
+
+    /// The person changed their choice: stored on this device; turning it
+    /// off forgets everything not yet sent.
+    pub fn set_consent(self, granted: bool) {
+        settings::set_consent(granted);
+        self.outbox.update(|o| o.set_consent(granted));
+    }
+
+    /// A recognition happened (`features`: what the worker sent back, only
+    /// when consent was on as it started).
+    pub fn observe(self, recognized: &Recognized, features: Option<Vec<f32>>, decode_ms: f64) {
+        if !self.consent_untracked() {
+            return;
+        }
+        let event = event(recognized, features, decode_ms);
+        self.outbox.update(|o| o.observe(event));
+    }
+
+    /// The person searched for `query`: the pending event is final (with a
+    /// correction if `query` differs from what was heard) and the queue is sent.
+    pub fn searched(self, query: &str) {
+        if !self.consent_untracked() {
+            return;
+        }
+        self.outbox.update(|o| o.searched(query));
+        spawn_local(self.flush());
+    }
+
+    /// Posts a batch of queued events; on failure they stay queued for the
+    /// next search.
+    async fn flush(self) {
+        let events = self.outbox.try_update(Outbox::take_batch).unwrap_or_default();
+        if events.is_empty() {
+            return;
+        }
+        let count = events.len();
+        let batch = Batch {
+            schema_version: SCHEMA_VERSION,
+            consent: Consent::Granted,
+            install_id: settings::install_id(),
+            events,
+        };
+        match send(&batch).await {
+            Ok(()) => {
+                self.shared.update(|s| *s += count);
+                self.note.set(None);
+            }
+            Err(e) => {
+                self.outbox.update(|o| o.put_back(batch.events));
+                self.note.set(Some(format!("{e}; will retry with the next search.")));
+            }
+        }
+    }
+}
+
+fn event(recognized: &Recognized, features: Option<Vec<f32>>, decode_ms: f64) -> PredictionEvent {
     let features = recognized.feature_mels.zip(features).and_then(|(mels, values)| {
         let frames = values.len() / mels.max(1) as usize;
         (mels > 0 && frames <= MAX_FEATURE_FRAMES).then(|| Features { mels, frames: frames as u32, values })
     });
-    let event = PredictionEvent {
+    PredictionEvent {
         event_id: new_id(),
         created_ms: js_sys::Date::now() as u64,
         app_version: env!("CARGO_PKG_VERSION").into(),
@@ -36,53 +117,7 @@ pub fn observe(recognized: &Recognized, features: Option<Vec<f32>>, decode_ms: f
         audio_s: recognized.audio_s,
         decode_ms: decode_ms as f32,
         features,
-    };
-    if let Some(previous) = PENDING.with(|p| p.borrow_mut().replace(event)) {
-        OUTBOX.with(|o| o.borrow_mut().push(previous));
     }
-}
-
-/// The person searched for `query`: the pending event is final, with a
-/// correction if `query` differs from what was recognised.
-pub fn searched(query: &str) {
-    if let Some(mut event) = PENDING.with(|p| p.borrow_mut().take()) {
-        let query = hark_data::normalize(query);
-        if query != event.prediction {
-            event.correction = Some(query);
-        }
-        OUTBOX.with(|o| o.borrow_mut().push(event));
-    }
-}
-
-/// Consent withdrawn: forget everything not yet sent.
-pub fn forget() {
-    PENDING.with(|p| p.borrow_mut().take());
-    OUTBOX.with(|o| o.borrow_mut().clear());
-}
-
-/// Posts queued events; returns how many the collector accepted. On failure
-/// they stay queued for the next try.
-pub async fn flush(install_id: String) -> Result<usize, String> {
-    let events: Vec<PredictionEvent> = OUTBOX.with(|o| {
-        let mut o = o.borrow_mut();
-        let n = o.len().min(MAX_BATCH);
-        o.drain(..n).collect()
-    });
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let count = events.len();
-    let batch = Batch { schema_version: SCHEMA_VERSION, consent: Consent::Granted, install_id, events };
-    let result = send(&batch).await;
-    if result.is_err() {
-        OUTBOX.with(|o| {
-            let mut o = o.borrow_mut();
-            let later = std::mem::take(&mut *o);
-            *o = batch.events;
-            o.extend(later);
-        });
-    }
-    result.map(|()| count)
 }
 
 async fn send(batch: &Batch) -> Result<(), String> {

@@ -5,12 +5,12 @@
 //! active one keeps working. When the manifest cannot be fetched (offline),
 //! the copy stored at the last successful check is used.
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 
 use crate::{ActiveModel, Activity, MODEL_CACHE, ModelStatus};
 use burn::tensor::Device;
 use hark_decode::{BeamConfig, BeamDecoder};
-use hark_model::AcousticModelConfig;
 use hark_recognizer::{Recognizer, corpus_decoder};
 use hark_registry::{Channel, Manifest, ModelEntry, Version};
 use js_sys::{Reflect, Uint8Array};
@@ -37,6 +37,11 @@ pub struct Manager {
     /// `(version, sha256)` of refused models: not retried until republished.
     refused_ids: BTreeSet<(Version, String)>,
     pub status: ModelStatus,
+    /// The beam decoder with the corpus language model and entity list:
+    /// built once per worker (a few hundred ms: it generates the LM's
+    /// training queries) and cloned for every model, since it does not
+    /// depend on one.
+    decoder: OnceCell<BeamDecoder>,
 }
 
 /// What a check found that the caller must act on.
@@ -49,7 +54,31 @@ pub enum Outcome {
 
 impl Manager {
     pub fn new(device: Device) -> Self {
-        Self { device, previous: None, refused_ids: BTreeSet::new(), status: ModelStatus::default() }
+        Self {
+            device,
+            previous: None,
+            refused_ids: BTreeSet::new(),
+            status: ModelStatus::default(),
+            decoder: OnceCell::new(),
+        }
+    }
+
+    /// The full decoder (built on first use).
+    pub fn decoder(&self) -> BeamDecoder {
+        self.decoder.get_or_init(|| corpus_decoder(BeamConfig::default())).clone()
+    }
+
+    /// Whether [`Manager::decoder`] has been built.
+    pub fn decoder_built(&self) -> bool {
+        self.decoder.get().is_some()
+    }
+
+    /// The decoder a model loads with: [`Manager::decoder`] once it is
+    /// built; before that (a worker's first model) one without the language
+    /// model, so that "ready" does not wait for the LM. The worker puts the
+    /// full decoder in before the model serves any utterance.
+    fn decoder_now(&self) -> BeamDecoder {
+        self.decoder.get().cloned().unwrap_or_else(|| BeamDecoder::new(BeamConfig::default(), None))
     }
 
     fn refuse(&mut self, entry: &ModelEntry, why: String) {
@@ -195,38 +224,11 @@ impl Manager {
                 bytes
             }
         };
-        let mut config = AcousticModelConfig::new();
-        if let Some(a) = entry.architecture {
-            config = config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel);
-        }
+        let config = hark_recognizer::model_config(entry.architecture);
         let recognizer =
-            Recognizer::new(&config, bytes, self.device.clone(), decoder_now()).map_err(|e| e.to_string())?;
+            Recognizer::new(&config, bytes, self.device.clone(), self.decoder_now()).map_err(|e| e.to_string())?;
         Ok((recognizer, from_cache))
     }
-}
-
-thread_local! {
-    static DECODER: std::cell::OnceCell<BeamDecoder> = const { std::cell::OnceCell::new() };
-}
-
-/// The beam decoder with the corpus language model and entity list. Built
-/// once per worker (a few hundred ms: it generates the LM's training
-/// queries) and cloned for every model, since it does not depend on one.
-pub fn decoder() -> BeamDecoder {
-    DECODER.with(|d| d.get_or_init(|| corpus_decoder(BeamConfig::default())).clone())
-}
-
-/// Whether [`decoder`] has been built.
-pub fn decoder_built() -> bool {
-    DECODER.with(|d| d.get().is_some())
-}
-
-/// The decoder a model loads with: [`decoder`] once it is built; before
-/// that (a worker's first model) one without the language model, so that
-/// "ready" does not wait for the LM. The worker puts the full decoder in
-/// before the model serves any utterance.
-fn decoder_now() -> BeamDecoder {
-    DECODER.with(|d| d.get().cloned()).unwrap_or_else(|| BeamDecoder::new(BeamConfig::default(), None))
 }
 
 fn model_url(file: &str) -> String {

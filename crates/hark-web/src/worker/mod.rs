@@ -13,8 +13,7 @@
 
 mod manager;
 
-use std::cell::{Cell, RefCell};
-use std::thread::LocalKey;
+use std::cell::RefCell;
 
 use crate::{
     BENCHMARK_AUDIO_S, Backend, FromWorker, ModelStatus, Recognized, Settings, Timings, ToWorker, decode, encode,
@@ -22,7 +21,7 @@ use crate::{
 use burn::tensor::Device;
 use futures::channel::oneshot;
 use hark_decode::Transcript;
-use hark_recognizer::{MAX_SEGMENT_S, Recognizer};
+use hark_recognizer::{MAX_SEGMENT_SAMPLES, Recognizer};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -30,51 +29,65 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use self::manager::{Loaded, Manager, Outcome};
 
-type Slot = RefCell<Option<Loaded>>;
-
-thread_local! {
-    /// The model on the CPU: always there once a model loaded.
-    static CPU: Slot = const { RefCell::new(None) };
+/// Everything the worker keeps between messages: its one owner of state.
+/// Reached only through [`state`], whose borrow never spans an `await`.
+#[derive(Default)]
+struct WorkerState {
+    /// The model on the CPU: always there once a model loaded (taken out
+    /// while it serves an utterance).
+    cpu: Option<Loaded>,
     /// The same model on the GPU (`hark-worker-gpu` only); empty while it
     /// warms up and after the device failed.
-    static GPU: Slot = const { RefCell::new(None) };
+    gpu: Option<Loaded>,
     /// The WebGPU device, until it fails.
-    static GPU_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+    gpu_device: Option<Device>,
     /// `None` before `Start` and while a check runs (one at a time).
-    static MANAGER: RefCell<Option<Manager>> = const { RefCell::new(None) };
-    static BUCKET: Cell<u8> = const { Cell::new(0) };
+    manager: Option<Manager>,
+    /// This install's rollout bucket (`0..100`).
+    bucket: u8,
     /// A CPU model exists or is being made ready: an utterance that finds
     /// the CPU slot empty waits for it (it is warming up, or serving
     /// another utterance) instead of failing.
-    static CPU_EXPECTED: Cell<bool> = const { Cell::new(false) };
+    cpu_expected: bool,
     /// Those waiting: woken whenever a model goes (back) into the CPU slot.
-    static CPU_WAITERS: RefCell<Vec<oneshot::Sender<()>>> = const { RefCell::new(Vec::new()) };
-    /// Backends whose first model was benchmarked (bit 0 CPU, bit 1 WebGPU).
-    static BENCHMARKED: Cell<u8> = const { Cell::new(0) };
+    cpu_waiters: Vec<oneshot::Sender<()>>,
+    /// Backends whose first model was benchmarked.
+    benchmarked: Vec<Backend>,
+}
+
+impl WorkerState {
+    fn slot(&mut self, backend: Backend) -> &mut Option<Loaded> {
+        match backend {
+            Backend::Cpu => &mut self.cpu,
+            Backend::Webgpu => &mut self.gpu,
+        }
+    }
+}
+
+thread_local! {
+    static STATE: RefCell<WorkerState> = RefCell::new(WorkerState::default());
+}
+
+/// Runs `f` on the worker's state. Synchronous by construction: no borrow
+/// of the state can be held across an `await`.
+fn state<T>(f: impl FnOnce(&mut WorkerState) -> T) -> T {
+    STATE.with(|s| f(&mut s.borrow_mut()))
 }
 
 /// Puts `loaded` into `backend`'s slot — when `replace`, over what is there;
 /// else only into an empty slot (a model swapped in meanwhile is newer and
 /// wins) — and wakes the utterances waiting for the CPU model.
 fn put_model(backend: Backend, loaded: Loaded, replace: bool) {
-    slot(backend).with(|s| {
-        let mut slot = s.borrow_mut();
+    let waiters = state(|s| {
+        let slot = s.slot(backend);
         if replace || slot.is_none() {
             *slot = Some(loaded);
         }
-    });
-    if backend == Backend::Cpu {
         // All wake; one takes the model and the others wait again.
-        for waiter in CPU_WAITERS.with(|w| std::mem::take(&mut *w.borrow_mut())) {
-            let _ = waiter.send(());
-        }
-    }
-}
-
-fn slot(backend: Backend) -> &'static LocalKey<Slot> {
-    match backend {
-        Backend::Cpu => &CPU,
-        Backend::Webgpu => &GPU,
+        if backend == Backend::Cpu { std::mem::take(&mut s.cpu_waiters) } else { Vec::new() }
+    });
+    for waiter in waiters {
+        let _ = waiter.send(());
     }
 }
 
@@ -135,15 +148,17 @@ fn handle(data: JsValue) {
 }
 
 async fn start(settings: Settings) {
-    BUCKET.set(settings.rollout_bucket);
     // Weights are always read on the CPU (see `Recognizer::new`). The CPU
     // copy first: the person is waiting for "ready".
-    MANAGER.with(|m| *m.borrow_mut() = Some(Manager::new(Device::flex())));
+    state(|s| {
+        s.bucket = settings.rollout_bucket;
+        s.manager = Some(Manager::new(Device::flex()));
+    });
     check_for_updates().await;
     // Then the GPU, and a copy of the model on it.
     match acquire_gpu().await {
         Some(Ok(device)) => {
-            GPU_DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
+            state(|s| s.gpu_device = Some(device.clone()));
             let copy = with_model(Backend::Cpu, async |loaded: &mut Loaded| gpu_copy(loaded, &device)).await;
             if let Some(copy) = copy {
                 swap_in(Backend::Webgpu, copy).await;
@@ -159,20 +174,29 @@ async fn start(settings: Settings) {
 }
 
 async fn check_for_updates() {
-    let Some(mut manager) = MANAGER.with(|m| m.borrow_mut().take()) else { return };
-    let active = CPU.with(|a| a.borrow().as_ref().map(|l| l.entry.clone()));
+    let Some((mut manager, active, bucket)) =
+        state(|s| Some((s.manager.take()?, s.cpu.as_ref().map(|l| l.entry.clone()), s.bucket)))
+    else {
+        return;
+    };
     let report = |status: &ModelStatus| post(&FromWorker::Model(status.clone()), None);
-    let outcome = manager.check(active.as_ref(), BUCKET.get(), &report).await;
-    MANAGER.with(|m| *m.borrow_mut() = Some(manager));
-    let Outcome::Swap(mut loaded) = outcome else { return };
-    CPU_EXPECTED.set(true);
+    let outcome = manager.check(active.as_ref(), bucket, &report).await;
+    let Outcome::Swap(mut loaded) = outcome else {
+        state(|s| s.manager = Some(manager));
+        return;
+    };
     // A worker's first model was made ready without the language model (it
     // takes a few hundred ms to build): build it now, before the model
     // serves — no utterance can have ended yet.
-    if !manager::decoder_built() {
-        *loaded.recognizer.decoder_mut() = manager::decoder();
+    if !manager.decoder_built() {
+        *loaded.recognizer.decoder_mut() = manager.decoder();
     }
-    let on_gpu = GPU_DEVICE.with(|d| d.borrow().clone()).map(|device| gpu_copy(&loaded, &device));
+    let on_gpu = state(|s| {
+        s.manager = Some(manager);
+        s.cpu_expected = true;
+        s.gpu_device.clone()
+    })
+    .map(|device| gpu_copy(&loaded, &device));
     // The CPU copy first: it is quick to warm up, and serves while the GPU
     // copy warms up.
     swap_in(Backend::Cpu, *loaded).await;
@@ -190,9 +214,11 @@ fn gpu_copy(loaded: &Loaded, device: &Device) -> Loaded {
 /// makes it `backend`'s model: the next utterance uses it, one being decoded
 /// finishes on the old one (hot swap).
 async fn swap_in(backend: Backend, mut loaded: Loaded) {
-    let bit = 1 << backend as u8;
-    let benchmark = BENCHMARKED.get() & bit == 0;
-    BENCHMARKED.set(BENCHMARKED.get() | bit);
+    let benchmark = state(|s| {
+        let first = !s.benchmarked.contains(&backend);
+        s.benchmarked.push(backend);
+        first
+    });
     // One recognition of silence first, so the person's first utterance
     // (and the benchmark) does not pay for first-use allocation, shader
     // compilation and code warm-up.
@@ -214,8 +240,10 @@ async fn swap_in(backend: Backend, mut loaded: Loaded) {
 /// The GPU failed: drop its device and model for good and tell the page,
 /// which moves to the CPU.
 fn gpu_failed(why: String) {
-    GPU_DEVICE.with(|d| d.borrow_mut().take());
-    GPU.with(|s| s.borrow_mut().take());
+    state(|s| {
+        s.gpu_device = None;
+        s.gpu = None;
+    });
     post(&FromWorker::Unavailable { backend: Backend::Webgpu, why }, None);
 }
 
@@ -287,15 +315,22 @@ async fn with_model<T>(backend: Backend, work: impl AsyncFnOnce(&mut Loaded) -> 
 async fn take_model(backend: Backend) -> Option<Loaded> {
     let deadline = now_ms() + 10_000.0;
     loop {
-        if let Some(loaded) = slot(backend).with(|s| s.borrow_mut().take()) {
-            return Some(loaded);
-        }
         let left = deadline - now_ms();
-        if backend == Backend::Webgpu || !CPU_EXPECTED.get() || left <= 0.0 {
-            return None;
-        }
-        let (woken, wait) = oneshot::channel();
-        CPU_WAITERS.with(|w| w.borrow_mut().push(woken));
+        let wait = state(|s| {
+            if let Some(loaded) = s.slot(backend).take() {
+                return Err(Some(loaded));
+            }
+            if backend == Backend::Webgpu || !s.cpu_expected || left <= 0.0 {
+                return Err(None);
+            }
+            let (woken, wait) = oneshot::channel();
+            s.cpu_waiters.push(woken);
+            Ok(wait)
+        });
+        let wait = match wait {
+            Ok(wait) => wait,
+            Err(loaded) => return loaded,
+        };
         futures::future::select(wait, gloo_timers::future::TimeoutFuture::new(left.ceil() as u32)).await;
     }
 }
@@ -303,8 +338,7 @@ async fn take_model(backend: Backend) -> Option<Loaded> {
 async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Backend) {
     // The endpointer bounds utterances; cut anything longer rather than
     // run the model on minutes of audio.
-    let max = (MAX_SEGMENT_S * hark_dsp::SAMPLE_RATE as f64) as usize;
-    let samples = &samples[..samples.len().min(max)];
+    let samples = &samples[..samples.len().min(MAX_SEGMENT_SAMPLES)];
     let attempt = async |backend| {
         with_model(backend, async |loaded: &mut Loaded| {
             (run_once(&mut loaded.recognizer, samples).await, loaded.entry.version.to_string())
