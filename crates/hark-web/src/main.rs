@@ -190,7 +190,7 @@ fn App() -> impl IntoView {
                 <input
                     id="query"
                     type="search"
-                    placeholder="Search, or tap the microphone and speak"
+                    placeholder="Search, or tap the mic to speak"
                     autocomplete="off"
                     prop:value=query
                     on:input=move |ev| set_query.set(event_target_value(&ev))
