@@ -6,11 +6,16 @@
 //! one Rust type. Entry points: [`Batch`], [`PredictionEvent`],
 //! [`Batch::validate`].
 //!
+//! Schema 2 ([`v2`]: two consent levels, per-word confidence, the feature
+//! summary, recordings) is what new code sends; schema 1 stays accepted.
+//!
 //! **API boundary:** this is a wire format. Optional fields may be added;
 //! anything else needs a new [`SCHEMA_VERSION`], and the collector keeps
 //! accepting the old one until no browser sends it.
 
 use serde::{Deserialize, Serialize};
+
+pub mod v2;
 
 /// The event schema this build sends and accepts.
 pub const SCHEMA_VERSION: u32 = 1;
