@@ -108,22 +108,27 @@ impl Batch {
         if self.consent != Consent::Granted {
             return Err(EventError::NoConsent);
         }
-        if !(8..=64).contains(&self.install_id.len())
-            || !self.install_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(EventError::BadInstallId);
-        }
-        if self.events.is_empty() {
-            return Err(EventError::Empty);
-        }
-        if self.events.len() > MAX_BATCH {
-            return Err(EventError::TooMany(self.events.len()));
-        }
+        check_envelope(&self.install_id, self.events.len())?;
         for (index, event) in self.events.iter().enumerate() {
             event.validate().map_err(|(field, problem)| EventError::Field { index, field, problem })?;
         }
         Ok(())
     }
+}
+
+/// What every schema asks of a batch as a whole: a well-formed install id
+/// and 1..=[`MAX_BATCH`] events.
+fn check_envelope(install_id: &str, events: usize) -> Result<(), EventError> {
+    if !(8..=64).contains(&install_id.len()) || !install_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(EventError::BadInstallId);
+    }
+    if events == 0 {
+        return Err(EventError::Empty);
+    }
+    if events > MAX_BATCH {
+        return Err(EventError::TooMany(events));
+    }
+    Ok(())
 }
 
 impl PredictionEvent {

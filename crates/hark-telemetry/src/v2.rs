@@ -14,7 +14,7 @@
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::{EventError, Features, MAX_BATCH, MAX_FEATURE_FRAMES, MAX_TEXT_BYTES};
+use crate::{EventError, Features, MAX_FEATURE_FRAMES, MAX_TEXT_BYTES};
 
 /// The schema this module describes.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -201,17 +201,7 @@ impl Batch {
         if self.schema_version != SCHEMA_VERSION {
             return Err(EventError::UnsupportedSchema { found: self.schema_version });
         }
-        if !(8..=64).contains(&self.install_id.len())
-            || !self.install_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(EventError::BadInstallId);
-        }
-        if self.events.is_empty() {
-            return Err(EventError::Empty);
-        }
-        if self.events.len() > MAX_BATCH {
-            return Err(EventError::TooMany(self.events.len()));
-        }
+        crate::check_envelope(&self.install_id, self.events.len())?;
         Ok(self
             .events
             .iter()
@@ -325,6 +315,7 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MAX_BATCH;
 
     fn event(i: usize) -> Event {
         Event {
