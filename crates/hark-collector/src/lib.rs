@@ -1,10 +1,14 @@
 //! hark's one server process: the collector API for opt-in prediction logs,
 //! plus static hosting of the built web app and `web/models/`.
 //!
-//! Only this crate knows HTTP on the server side. It accepts
-//! [`hark_telemetry::Batch`]es (refusing any without consent), stores them in
-//! SQLite ([`store::EventStore`]), and serves files so that `cargo xtask up`
-//! is one process on one port. Entry points: [`Config`], [`router`], [`serve`].
+//! Only this crate knows HTTP on the server side. It accepts telemetry
+//! batches of schema 1 ([`hark_telemetry::Batch`], refused whole on any
+//! fault, and without consent) and schema 2 ([`hark_telemetry::v2::Batch`],
+//! judged event by event: the response lists each rejected event's index
+//! and reason, the rest are stored) at `POST /v1/events` (and the older
+//! `POST /api/events`), stores them in SQLite ([`store::EventStore`]), and
+//! serves files so that `cargo xtask up` is one process on one port. Entry
+//! points: [`Config`], [`router`], [`serve`].
 
 pub mod store;
 
@@ -18,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use hark_telemetry::Batch;
+use hark_telemetry::v2::{self, ParseError, Upload};
 use serde_json::json;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -63,8 +67,8 @@ pub enum ServeError {
 /// and logs its cause instead of showing it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("request body is not a telemetry batch: {0}")]
-    NotABatch(serde_json::Error),
+    #[error("{0}")]
+    NotABatch(ParseError),
     #[error("{0}")]
     Invalid(hark_telemetry::EventError),
     #[error("no such collector endpoint; see /api/health")]
@@ -78,7 +82,8 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NotABatch(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotABatch(ParseError::NotABatch(_)) => StatusCode::BAD_REQUEST,
+            ApiError::NotABatch(ParseError::UnsupportedSchema { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Invalid(hark_telemetry::EventError::NoConsent) => StatusCode::FORBIDDEN,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -108,10 +113,13 @@ pub fn router(config: &Config) -> Result<Router, StoreError> {
         .route("/events", post(ingest))
         .route("/stats", get(stats))
         .fallback(api_not_found)
-        .with_state(AppState { store })
+        .with_state(AppState { store: store.clone() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-
-    let mut app = Router::new().nest("/api", api);
+    let v1 = Router::new()
+        .route("/events", post(ingest))
+        .with_state(AppState { store: store.clone() })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let mut app = Router::new().nest("/api", api).nest("/v1", v1);
     if let Some(models) = &config.models {
         app = app.nest_service("/models", ServeDir::new(models));
     }
@@ -165,6 +173,7 @@ async fn health() -> Json<serde_json::Value> {
         "service": "hark-collector",
         "version": env!("CARGO_PKG_VERSION"),
         "telemetry_schema": hark_telemetry::SCHEMA_VERSION,
+        "telemetry_schemas": v2::SUPPORTED_SCHEMAS,
     }))
 }
 
@@ -173,11 +182,28 @@ async fn stats(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
     Ok(Json(json!({ "events": events })))
 }
 
+/// A batch of either schema. Schema 1 is stored whole or refused whole;
+/// schema 2 stores every event that passes its checks and names the others.
+/// The answer comes after the store's transaction committed.
 async fn ingest(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
-    let batch: Batch = serde_json::from_slice(&body).map_err(ApiError::NotABatch)?;
-    batch.validate().map_err(ApiError::Invalid)?;
-    let outcome = blocking(&state.store, move |store| store.insert(&batch)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": outcome.inserted, "duplicates": outcome.duplicates }))))
+    let (outcome, rejected) = match v2::parse(&body).map_err(ApiError::NotABatch)? {
+        Upload::V1(batch) => {
+            batch.validate().map_err(ApiError::Invalid)?;
+            (blocking(&state.store, move |store| store.insert(&batch)).await?, Vec::new())
+        }
+        Upload::V2(mut batch) => {
+            let rejected = batch.check().map_err(ApiError::Invalid)?;
+            let refused: std::collections::BTreeSet<usize> = rejected.iter().map(|r| r.index).collect();
+            let mut index = 0;
+            batch.events.retain(|_| {
+                index += 1;
+                !refused.contains(&(index - 1))
+            });
+            (blocking(&state.store, move |store| store.insert_v2(&batch)).await?, rejected)
+        }
+    };
+    let body = json!({ "accepted": outcome.inserted, "duplicates": outcome.duplicates, "rejected": rejected });
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
 async fn api_not_found() -> ApiError {

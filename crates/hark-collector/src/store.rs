@@ -3,13 +3,51 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use hark_telemetry::Batch;
+use hark_telemetry::{Batch, v2};
 use rusqlite::{Connection, params};
 
 /// The event database. One connection behind a mutex: ingest is small and
 /// SQLite serialises writers anyway.
 pub struct EventStore {
     conn: Mutex<Connection>,
+}
+
+/// The database's schema, one step per version (`PRAGMA user_version`
+/// records how far a file has come). Steps are only ever appended.
+const MIGRATIONS: &[&str] = &[
+    // 1: schema-1 events.
+    "CREATE TABLE IF NOT EXISTS events (
+         event_id      TEXT PRIMARY KEY,
+         install_id    TEXT NOT NULL,
+         received_ms   INTEGER NOT NULL,
+         created_ms    INTEGER NOT NULL,
+         app_version   TEXT NOT NULL,
+         model_version TEXT NOT NULL,
+         backend       TEXT NOT NULL,
+         prediction    TEXT NOT NULL,
+         confidence    REAL NOT NULL,
+         correction    TEXT,
+         audio_s       REAL NOT NULL,
+         decode_ms     REAL NOT NULL,
+         features      TEXT
+     );",
+    // 2: schema-2 fields (`decode_ms` holds the end-of-speech latency,
+    // `prediction` the transcript).
+    "ALTER TABLE events ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE events ADD COLUMN consent TEXT;
+     ALTER TABLE events ADD COLUMN consent_text_version INTEGER;
+     ALTER TABLE events ADD COLUMN words TEXT;
+     ALTER TABLE events ADD COLUMN summary TEXT;
+     ALTER TABLE events ADD COLUMN audio BLOB;",
+];
+
+/// Brings the database up to the last of [`MIGRATIONS`], each step in its own transaction.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let done: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(done) {
+        conn.execute_batch(&format!("BEGIN; {step} PRAGMA user_version = {}; COMMIT;", i + 1))?;
+    }
+    Ok(())
 }
 
 /// What [`EventStore::insert`] did with a batch.
@@ -28,6 +66,17 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("event store lock poisoned by an earlier panic")]
     Poisoned,
+    #[error("an event's audio {0}")]
+    Audio(String),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+/// A JSON column's text.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 impl EventStore {
@@ -37,26 +86,8 @@ impl EventStore {
         }
         let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS events (
-                 event_id      TEXT PRIMARY KEY,
-                 install_id    TEXT NOT NULL,
-                 received_ms   INTEGER NOT NULL,
-                 created_ms    INTEGER NOT NULL,
-                 app_version   TEXT NOT NULL,
-                 model_version TEXT NOT NULL,
-                 backend       TEXT NOT NULL,
-                 prediction    TEXT NOT NULL,
-                 confidence    REAL NOT NULL,
-                 correction    TEXT,
-                 audio_s       REAL NOT NULL,
-                 decode_ms     REAL NOT NULL,
-                 features      TEXT
-             );",
-        )
-        .map_err(open_err)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -64,17 +95,16 @@ impl EventStore {
     pub fn insert(&self, batch: &Batch) -> Result<InsertOutcome, StoreError> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction()?;
-        let received_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
+        let received_ms = now_ms();
         let mut inserted = 0;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT OR IGNORE INTO events (event_id, install_id, received_ms, created_ms, app_version,
+                     model_version, backend, prediction, confidence, correction, audio_s, decode_ms, features)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for e in &batch.events {
-                let features = e.features.as_ref().map(|f| serde_json::to_string(f).unwrap_or_default());
+                let features = e.features.as_ref().map(json);
                 inserted += stmt.execute(params![
                     e.event_id,
                     batch.install_id,
@@ -89,6 +119,56 @@ impl EventStore {
                     e.audio_s as f64,
                     e.decode_ms as f64,
                     features,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(InsertOutcome { inserted, duplicates: batch.events.len() - inserted })
+    }
+
+    /// Stores the events of a checked schema-2 batch (its rejected events
+    /// already removed) in one transaction: all of them or none.
+    pub fn insert_v2(&self, batch: &v2::Batch) -> Result<InsertOutcome, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        let received_ms = now_ms();
+        let consent = match batch.consent {
+            v2::ConsentLevel::Predictions => "predictions",
+            v2::ConsentLevel::Recordings => "recordings",
+        };
+        let mut inserted = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (event_id, install_id, received_ms, created_ms, app_version,
+                     model_version, backend, prediction, confidence, correction, audio_s, decode_ms, features,
+                     schema_version, consent, consent_text_version, words, summary, audio)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 2, ?14, ?15, ?16, ?17, ?18)",
+            )?;
+            for e in &batch.events {
+                let audio = match &e.audio {
+                    Some(a) => Some(a.samples().map_err(StoreError::Audio)?),
+                    None => None,
+                };
+                let audio: Option<Vec<u8>> = audio.map(|s| s.iter().flat_map(|v| v.to_le_bytes()).collect());
+                inserted += stmt.execute(params![
+                    e.event_id,
+                    batch.install_id,
+                    received_ms,
+                    e.created_ms as i64,
+                    e.app_version,
+                    e.model_version,
+                    e.backend,
+                    e.transcript,
+                    e.confidence as f64,
+                    e.correction,
+                    e.audio_s as f64,
+                    e.latency_ms as f64,
+                    e.features.as_ref().map(json),
+                    consent,
+                    batch.consent_text_version as i64,
+                    json(&e.words),
+                    e.summary.as_ref().map(json),
+                    audio,
                 ])?;
             }
         }

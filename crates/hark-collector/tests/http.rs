@@ -126,3 +126,89 @@ async fn serves_the_model_manifest() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["schema_version"], 1);
 }
+
+fn v2_event(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": id, "created_ms": 1, "app_version": "0.1.0", "model_version": "0.7.0", "backend": "cpu",
+        "latency_ms": 91.0, "audio_s": 1.5, "transcript": "play some jazz", "confidence": 0.8,
+        "words": [{"text": "play", "confidence": 0.9}], "correction": "play some jazz music",
+    })
+}
+
+fn v2_batch(consent: &str, events: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "schema_version": 2, "install_id": "install-abcdef", "consent": consent, "consent_text_version": 2,
+        "events": events,
+    })
+}
+
+#[tokio::test]
+async fn schema_2_batches_are_stored_event_by_event_naming_the_rejected() {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/events", server.base);
+    let mut bad = v2_event("v2-bad");
+    bad["confidence"] = serde_json::json!(3.0);
+    let mut audio = v2_event("v2-audio");
+    audio["audio"] = serde_json::json!({"sample_rate": 16000, "pcm_s16le_base64": "AAAAQA=="});
+    let r = client
+        .post(&url)
+        .json(&v2_batch("predictions", vec![v2_event("v2-a"), bad, v2_event("v2-b"), audio.clone()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["accepted"], 2, "{body}");
+    let rejected = body["rejected"].as_array().unwrap();
+    assert_eq!((rejected[0]["index"].as_u64(), rejected[0]["field"].as_str()), (Some(1), Some("confidence")));
+    assert_eq!((rejected[1]["index"].as_u64(), rejected[1]["field"].as_str()), (Some(3), Some("audio")));
+    assert!(rejected[1]["problem"].as_str().unwrap().contains("recordings consent"), "{body}");
+    // Under the recordings level the audio is kept; a retry is stored once.
+    let r: serde_json::Value =
+        client.post(&url).json(&v2_batch("recordings", vec![audio])).send().await.unwrap().json().await.unwrap();
+    assert_eq!((r["accepted"].as_u64(), r["rejected"].as_array().map(Vec::len)), (Some(1), Some(0)));
+    let again: serde_json::Value = client
+        .post(&url)
+        .json(&v2_batch("recordings", vec![v2_event("v2-audio")]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["duplicates"], 1);
+    assert_eq!(event_count(&client, &server.base).await, 3);
+    // Schema 1 goes to the same endpoint; an unknown schema is named.
+    let r = client.post(&url).json(&batch(&["v1-a"])).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let r = client.post(&url).body(r#"{"schema_version": 9}"#).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("accepts [1, 2]"), "{body}");
+    assert_eq!(event_count(&client, &server.base).await, 4);
+}
+
+#[test]
+fn a_schema_1_database_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE events (event_id TEXT PRIMARY KEY, install_id TEXT NOT NULL, received_ms INTEGER NOT NULL,
+                 created_ms INTEGER NOT NULL, app_version TEXT NOT NULL, model_version TEXT NOT NULL,
+                 backend TEXT NOT NULL, prediction TEXT NOT NULL, confidence REAL NOT NULL, correction TEXT,
+                 audio_s REAL NOT NULL, decode_ms REAL NOT NULL, features TEXT);
+             INSERT INTO events VALUES ('old-1', 'install-abcdef', 1, 1, '0.1.0', '0.6.0', 'cpu', 'hi', 0.5, NULL, 1.0, 2.0, NULL);",
+        )
+        .unwrap();
+    }
+    let store = hark_collector::store::EventStore::open(&path).unwrap();
+    assert_eq!(store.count().unwrap(), 1, "the old rows are kept");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+    let schema: i64 = conn.query_row("SELECT schema_version FROM events", [], |r| r.get(0)).unwrap();
+    assert_eq!(schema, 1);
+}
