@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use hark_telemetry::v2::{self, ParseError, Upload};
 use serde_json::json;
 use tower_http::services::{ServeDir, ServeFile};
@@ -73,7 +73,9 @@ pub enum ApiError {
     Invalid(hark_telemetry::EventError),
     #[error("no such collector endpoint; see /api/health")]
     NotFound,
-    #[error("the event store failed: {0}")]
+    #[error("a deletion needs the install's secret: send `Authorization: Bearer SECRET`")]
+    NoSecret,
+    #[error("{0}")]
     Store(#[from] StoreError),
     #[error("a store task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -87,6 +89,8 @@ impl ApiError {
             ApiError::Invalid(hark_telemetry::EventError::NoConsent) => StatusCode::FORBIDDEN,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::WrongKey) | ApiError::NoSecret => StatusCode::FORBIDDEN,
+            ApiError::Store(StoreError::UnknownInstall) => StatusCode::NOT_FOUND,
             ApiError::Store(_) | ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +121,7 @@ pub fn router(config: &Config) -> Result<Router, StoreError> {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let v1 = Router::new()
         .route("/events", post(ingest))
+        .route("/installs/{id}", delete(delete_install))
         .with_state(AppState { store: store.clone() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let mut app = Router::new().nest("/api", api).nest("/v1", v1);
@@ -204,6 +209,24 @@ async fn ingest(State(state): State<AppState>, body: Bytes) -> Result<impl IntoR
     };
     let body = json!({ "accepted": outcome.inserted, "duplicates": outcome.duplicates, "rejected": rejected });
     Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// `DELETE /v1/installs/{id}` with `Authorization: Bearer SECRET`: removes
+/// every event of that install and its key, when the secret is its own.
+async fn delete_install(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::NoSecret)?
+        .to_owned();
+    let deleted = blocking(&state.store, move |store| store.delete_install(&id, &secret)).await?;
+    Ok(Json(json!({ "deleted": deleted })))
 }
 
 async fn api_not_found() -> ApiError {

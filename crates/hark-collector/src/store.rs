@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use hark_telemetry::{Batch, v2};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// The event database. One connection behind a mutex: ingest is small and
 /// SQLite serialises writers anyway.
@@ -39,6 +39,13 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE events ADD COLUMN words TEXT;
      ALTER TABLE events ADD COLUMN summary TEXT;
      ALTER TABLE events ADD COLUMN audio BLOB;",
+    // 3: each install's key (the SHA-256 of a secret only its browser holds).
+    "CREATE TABLE installs (
+         install_id  TEXT PRIMARY KEY,
+         key_sha256  TEXT NOT NULL,
+         first_ms    INTEGER NOT NULL
+     );
+     CREATE INDEX events_by_install ON events (install_id);",
 ];
 
 /// Brings the database up to the last of [`MIGRATIONS`], each step in its own transaction.
@@ -68,6 +75,16 @@ pub enum StoreError {
     Poisoned,
     #[error("an event's audio {0}")]
     Audio(String),
+    #[error("the install's secret does not match the key it registered with")]
+    WrongKey,
+    #[error("nothing is stored under a key for this install")]
+    UnknownInstall,
+}
+
+/// The key an install registers: the SHA-256 of its secret, lowercase hex.
+pub fn install_key(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
 
 fn now_ms() -> i64 {
@@ -128,10 +145,21 @@ impl EventStore {
 
     /// Stores the events of a checked schema-2 batch (its rejected events
     /// already removed) in one transaction: all of them or none.
+    /// Refused whole ([`StoreError::WrongKey`]) when the install is known
+    /// under another key.
     pub fn insert_v2(&self, batch: &v2::Batch) -> Result<InsertOutcome, StoreError> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction()?;
         let received_ms = now_ms();
+        tx.execute(
+            "INSERT OR IGNORE INTO installs (install_id, key_sha256, first_ms) VALUES (?1, ?2, ?3)",
+            params![batch.install_id, batch.install_key, received_ms],
+        )?;
+        let key: String =
+            tx.query_row("SELECT key_sha256 FROM installs WHERE install_id = ?1", [&batch.install_id], |r| r.get(0))?;
+        if key != batch.install_key {
+            return Err(StoreError::WrongKey);
+        }
         let consent = match batch.consent {
             v2::ConsentLevel::Predictions => "predictions",
             v2::ConsentLevel::Recordings => "recordings",
@@ -174,6 +202,26 @@ impl EventStore {
         }
         tx.commit()?;
         Ok(InsertOutcome { inserted, duplicates: batch.events.len() - inserted })
+    }
+
+    /// Deletes everything stored for `install_id` — its events of both
+    /// schemas and its key — when `secret` is the install's secret: the
+    /// number of events deleted. [`StoreError::UnknownInstall`] when no key
+    /// is known for it, [`StoreError::WrongKey`] when the secret does not match.
+    pub fn delete_install(&self, install_id: &str, secret: &str) -> Result<usize, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        let key: Option<String> = tx
+            .query_row("SELECT key_sha256 FROM installs WHERE install_id = ?1", [install_id], |r| r.get(0))
+            .optional()?;
+        let Some(key) = key else { return Err(StoreError::UnknownInstall) };
+        if key != install_key(secret) {
+            return Err(StoreError::WrongKey);
+        }
+        let deleted = tx.execute("DELETE FROM events WHERE install_id = ?1", [install_id])?;
+        tx.execute("DELETE FROM installs WHERE install_id = ?1", [install_id])?;
+        tx.commit()?;
+        Ok(deleted)
     }
 
     /// Number of stored events.

@@ -127,6 +127,9 @@ async fn serves_the_model_manifest() {
     assert_eq!(body["schema_version"], 1);
 }
 
+/// The test install's secret (its browser would make a random one).
+const SECRET: &str = "correct horse battery staple";
+
 fn v2_event(id: &str) -> serde_json::Value {
     serde_json::json!({
         "event_id": id, "created_ms": 1, "app_version": "0.1.0", "model_version": "0.7.0", "backend": "cpu",
@@ -137,7 +140,8 @@ fn v2_event(id: &str) -> serde_json::Value {
 
 fn v2_batch(consent: &str, events: Vec<serde_json::Value>) -> serde_json::Value {
     serde_json::json!({
-        "schema_version": 2, "install_id": "install-abcdef", "consent": consent, "consent_text_version": 2,
+        "schema_version": 2, "install_id": "install-abcdef", "install_key": hark_collector::store::install_key(SECRET),
+        "consent": consent, "consent_text_version": 2,
         "events": events,
     })
 }
@@ -208,7 +212,43 @@ fn a_schema_1_database_is_migrated_in_place() {
     assert_eq!(store.count().unwrap(), 1, "the old rows are kept");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let schema: i64 = conn.query_row("SELECT schema_version FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(schema, 1);
+}
+
+#[tokio::test]
+async fn an_install_deletes_what_it_sent_with_its_secret_and_nobody_else_can() {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let events = format!("{}/v1/events", server.base);
+    let install = format!("{}/v1/installs/install-abcdef", server.base);
+    client.post(&events).json(&batch(&["old-v1"])).send().await.unwrap();
+    let r =
+        client.post(&events).json(&v2_batch("predictions", vec![v2_event("e1"), v2_event("e2")])).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    // Another key for the same install id: refused whole.
+    let mut other = v2_batch("predictions", vec![v2_event("e3")]);
+    other["install_key"] = serde_json::json!(hark_collector::store::install_key("another secret"));
+    let r = client.post(&events).json(&other).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(event_count(&client, &server.base).await, 3);
+
+    let r = client.delete(&install).send().await.unwrap();
+    assert_eq!(r.status(), 403, "no secret");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Authorization: Bearer"), "{body}");
+    let r = client.delete(&install).bearer_auth("a wrong secret").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(event_count(&client, &server.base).await, 3, "a refused deletion deletes nothing");
+    let r =
+        client.delete(format!("{}/v1/installs/install-unknown", server.base)).bearer_auth(SECRET).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    let r: serde_json::Value = client.delete(&install).bearer_auth(SECRET).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["deleted"], 3, "both schemas' events of the install");
+    assert_eq!(event_count(&client, &server.base).await, 0);
+    // The key went with them: the id can start afresh.
+    let r = client.post(&events).json(&other).send().await.unwrap();
+    assert_eq!(r.status(), 202);
 }

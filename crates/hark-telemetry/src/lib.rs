@@ -94,6 +94,8 @@ pub enum EventError {
     Empty,
     #[error("install_id must be 8..=64 characters of [A-Za-z0-9-]")]
     BadInstallId,
+    #[error("install_key must be the 64 lowercase hex digits of the install secret's SHA-256")]
+    BadInstallKey,
     #[error("event {index}: {field} {problem}")]
     Field { index: usize, field: &'static str, problem: String },
 }

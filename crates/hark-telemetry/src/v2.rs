@@ -45,6 +45,10 @@ pub struct Batch {
     pub schema_version: u32,
     /// Random per-install identifier (not derived from anything personal).
     pub install_id: String,
+    /// SHA-256 (hex) of the install's secret, made with the install and kept
+    /// only in the browser: the collector deletes an install's data for
+    /// whoever shows the secret, and refuses batches under another key.
+    pub install_key: String,
     pub consent: ConsentLevel,
     /// The version of the consent text the person agreed to.
     pub consent_text_version: u32,
@@ -202,6 +206,11 @@ impl Batch {
             return Err(EventError::UnsupportedSchema { found: self.schema_version });
         }
         crate::check_envelope(&self.install_id, self.events.len())?;
+        if self.install_key.len() != 64
+            || !self.install_key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(EventError::BadInstallKey);
+        }
         Ok(self
             .events
             .iter()
@@ -347,6 +356,7 @@ mod tests {
         Batch {
             schema_version: SCHEMA_VERSION,
             install_id: "install-0001".into(),
+            install_key: "ab".repeat(32),
             consent,
             consent_text_version: 2,
             events: (0..n).map(event).collect(),
@@ -409,5 +419,8 @@ mod tests {
         let mut b = batch(1, ConsentLevel::Predictions);
         b.install_id = "short".into();
         assert_eq!(b.check(), Err(EventError::BadInstallId));
+        let mut b = batch(1, ConsentLevel::Predictions);
+        b.install_key = "the secret itself".into();
+        assert_eq!(b.check(), Err(EventError::BadInstallKey));
     }
 }
