@@ -10,6 +10,7 @@
 //! serves files so that `cargo xtask up` is one process on one port. Entry
 //! points: [`Config`], [`router`], [`serve`].
 
+pub mod metrics;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::metrics::Metrics;
 use crate::store::{EventStore, StoreError};
 
 /// Largest request body accepted (a full batch with features fits).
@@ -47,6 +49,7 @@ pub struct Config {
 #[derive(Clone)]
 struct AppState {
     store: Arc<EventStore>,
+    metrics: Arc<Metrics>,
 }
 
 /// Why the server could not start or stopped serving.
@@ -111,20 +114,28 @@ impl IntoResponse for ApiError {
 
 /// The whole HTTP surface: `/api/*`, `/models/*`, and the app.
 pub fn router(config: &Config) -> Result<Router, StoreError> {
-    let store = Arc::new(EventStore::open(&config.db)?);
+    let state = AppState { store: Arc::new(EventStore::open(&config.db)?), metrics: Arc::new(Metrics::new()) };
+    let track = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
     let api = Router::new()
         .route("/health", get(health))
         .route("/events", post(ingest))
         .route("/stats", get(stats))
         .fallback(api_not_found)
-        .with_state(AppState { store: store.clone() })
+        .route_layer(track.clone())
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let v1 = Router::new()
         .route("/events", post(ingest))
         .route("/installs/{id}", delete(delete_install))
-        .with_state(AppState { store: store.clone() })
+        .route_layer(track.clone())
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    let mut app = Router::new().nest("/api", api).nest("/v1", v1);
+    let ops = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route_layer(track)
+        .with_state(state);
+    let mut app = Router::new().nest("/api", api).nest("/v1", v1).merge(ops);
     if let Some(models) = &config.models {
         app = app.nest_service("/models", ServeDir::new(models));
     }
@@ -163,13 +174,41 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Runs `work` on the store on tokio's blocking pool (SQLite blocks).
-async fn blocking<T: Send + 'static>(
-    store: &Arc<EventStore>,
-    work: impl FnOnce(&EventStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = store.clone();
-    Ok(tokio::task::spawn_blocking(move || work(&store)).await??)
+impl AppState {
+    /// Runs `work` on the store on tokio's blocking pool (SQLite blocks);
+    /// a server-side failure is counted for `/metrics`.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&EventStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        let result = match tokio::task::spawn_blocking(move || work(&store)).await {
+            Ok(r) => r.map_err(ApiError::Store),
+            Err(e) => Err(ApiError::Task(e)),
+        };
+        if result.as_ref().is_err_and(|e| e.status().is_server_error()) {
+            self.metrics.store_error();
+        }
+        result
+    }
+}
+
+/// `GET /healthz`: 200 when the store answers, 503 when it does not.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.blocking(EventStore::count).await {
+        Ok(_) => Json(json!({ "status": "ok" })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: the store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "the event store does not answer" })))
+                .into_response()
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -183,7 +222,7 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let events = blocking(&state.store, EventStore::count).await?;
+    let events = state.blocking(EventStore::count).await?;
     Ok(Json(json!({ "events": events })))
 }
 
@@ -194,7 +233,7 @@ async fn ingest(State(state): State<AppState>, body: Bytes) -> Result<impl IntoR
     let (outcome, rejected) = match v2::parse(&body).map_err(ApiError::NotABatch)? {
         Upload::V1(batch) => {
             batch.validate().map_err(ApiError::Invalid)?;
-            (blocking(&state.store, move |store| store.insert(&batch)).await?, Vec::new())
+            (state.blocking(move |store| store.insert(&batch)).await?, Vec::new())
         }
         Upload::V2(mut batch) => {
             let rejected = batch.check().map_err(ApiError::Invalid)?;
@@ -204,9 +243,10 @@ async fn ingest(State(state): State<AppState>, body: Bytes) -> Result<impl IntoR
                 index += 1;
                 !refused.contains(&(index - 1))
             });
-            (blocking(&state.store, move |store| store.insert_v2(&batch)).await?, rejected)
+            (state.blocking(move |store| store.insert_v2(&batch)).await?, rejected)
         }
     };
+    state.metrics.events(outcome.inserted, outcome.duplicates, &rejected);
     let body = json!({ "accepted": outcome.inserted, "duplicates": outcome.duplicates, "rejected": rejected });
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
@@ -225,7 +265,7 @@ async fn delete_install(
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::NoSecret)?
         .to_owned();
-    let deleted = blocking(&state.store, move |store| store.delete_install(&id, &secret)).await?;
+    let deleted = state.blocking(move |store| store.delete_install(&id, &secret)).await?;
     Ok(Json(json!({ "deleted": deleted })))
 }
 

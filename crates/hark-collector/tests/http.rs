@@ -252,3 +252,24 @@ async fn an_install_deletes_what_it_sent_with_its_secret_and_nobody_else_can() {
     let r = client.post(&events).json(&other).send().await.unwrap();
     assert_eq!(r.status(), 202);
 }
+
+#[tokio::test]
+async fn health_and_metrics_tell_an_operator_what_happened() {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let r = client.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut bad = v2_event("m-bad");
+    bad["confidence"] = serde_json::json!(-1.0);
+    let url = format!("{}/v1/events", server.base);
+    client.post(&url).json(&v2_batch("predictions", vec![v2_event("m-1"), bad])).send().await.unwrap();
+    client.post(&url).json(&v2_batch("predictions", vec![v2_event("m-1")])).send().await.unwrap();
+    let text = client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(has(r#"hark_events_total{outcome="accepted",field=""} 1"#), "{text}");
+    assert!(has(r#"hark_events_total{outcome="duplicate",field=""} 1"#), "{text}");
+    assert!(has(r#"hark_events_total{outcome="rejected",field="confidence"} 1"#), "{text}");
+    assert!(has(r#"hark_http_requests_total{route="/v1/events",status="202"} 2"#), "{text}");
+    assert!(text.contains("hark_http_request_seconds_bucket"), "{text}");
+    assert!(has("hark_store_errors_total 0"), "{text}");
+}
