@@ -3,7 +3,8 @@
 //! `hark data synth` (speak the query corpus with Debian's synthesizers,
 //! augment, write a JSONL manifest), `hark data stats`, `hark train` (Burn,
 //! CPU), `hark eval` (error analysis report) and `hark transcribe` (WAV →
-//! JSON with the pipeline the browser uses), and the tools around them.
+//! JSON with the pipeline the browser uses), `hark serve` (the collector, the
+//! app and the models on one address), and the tools around them.
 //!
 //! Each command owns its arguments: a `clap::Args` struct beside its `run`
 //! in the command's module (`train::Args`, ...), with the values several
@@ -19,6 +20,7 @@ mod lm;
 mod model;
 mod plot;
 mod publish;
+mod serve;
 mod synth;
 mod train;
 mod transcribe;
@@ -53,6 +55,8 @@ enum Command {
     Average(average::Args),
     /// Publish a trained model into the static model folder (f16 weights + manifest entry).
     Publish(publish::Args),
+    /// Serve the collector API, the web app and the published models on one address.
+    Serve(serve::Args),
     /// Data collection: synthesize and inspect the voice-search corpus.
     Data {
         #[command(subcommand)]
@@ -88,6 +92,7 @@ fn main() {
         Command::Lm(args) => lm::run(&args),
         Command::Average(args) => average::run(&args),
         Command::Publish(args) => publish::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Data { command: DataCommand::Synth(args) } => synth::run(&args),
         Command::Data { command: DataCommand::Degrade(args) } => degrade::run(&args),
         Command::Data { command: DataCommand::Stats { manifest } } => stats(&manifest),

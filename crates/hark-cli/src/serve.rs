@@ -1,0 +1,62 @@
+//! `hark serve`: the one server process — the collector API, the built web
+//! app and the published models — on one address (`hark-collector`'s
+//! router; this module only lowers the command line onto it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::flags;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on; port 0 takes any free port (the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Where the collector keeps its data (`collector.sqlite3`) [default: ~/.cache/hark/data].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The built web app (trunk's `dist/`); without it only the API and the models are served.
+    #[arg(long)]
+    pub site: Option<PathBuf>,
+    /// The published models folder, served under /models/.
+    #[arg(long, default_value = "web/models")]
+    pub models: PathBuf,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    if let Some(site) = &args.site {
+        anyhow::ensure!(
+            site.join("index.html").is_file(),
+            "{} has no index.html; build the web app first (`cargo xtask build`)",
+            site.display()
+        );
+    }
+    let data = args.data.clone().unwrap_or_else(|| flags::cache_dir().join("data"));
+    std::fs::create_dir_all(&data).with_context(|| format!("creating the data folder {}", data.display()))?;
+    let config = hark_collector::Config {
+        dist: args.site.clone(),
+        models: Some(args.models.clone()),
+        db: data.join("collector.sqlite3"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| {
+            format!(
+                "cannot listen on {}; is another hark (or trunk serve) using it? pick another with --addr",
+                args.addr
+            )
+        })?;
+        eprintln!("hark is serving on http://{} (Ctrl-C stops it)", listener.local_addr()?);
+        hark_collector::serve_on(config, listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        anyhow::Ok(())
+    })
+}
