@@ -3,7 +3,7 @@
 //! cache folder, the thread count, where a corpus' manifest is).
 //!
 //! Each command declares its own arguments as a `clap::Args` struct beside
-//! its `run` (`train::Args`, `eval::Options`, ...); `main.rs` only
+//! its `run` (`train::Args`, `eval::Args`, ...); `main.rs` only
 //! dispatches. Values with a type of their own (`Split`, `Channel`,
 //! `Version`) parse through their `FromStr`, in their crates.
 

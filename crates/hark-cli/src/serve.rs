@@ -1,6 +1,6 @@
 //! `hark serve`: the one server process — the collector API, the built web
 //! app and the published models — on one address (`hark-collector`'s
-//! router; this module only lowers the command line onto it).
+//! `bind` and `serve_on`; this module only lowers the command line onto them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,13 +30,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .try_init();
-    if let Some(site) = &args.site {
-        anyhow::ensure!(
-            site.join("index.html").is_file(),
-            "{} has no index.html; build the web app first (`cargo xtask build`)",
-            site.display()
-        );
-    }
     let data = args.data.clone().unwrap_or_else(|| flags::cache_dir().join("data"));
     std::fs::create_dir_all(&data).with_context(|| format!("creating the data folder {}", data.display()))?;
     let config = hark_collector::Config {
@@ -46,17 +39,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| {
-            format!(
-                "cannot listen on {}; is another hark (or trunk serve) using it? pick another with --addr",
-                args.addr
-            )
-        })?;
+        let listener = hark_collector::bind(args.addr).await?;
         eprintln!("hark is serving on http://{} (Ctrl-C stops it)", listener.local_addr()?);
-        hark_collector::serve_on(config, listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        hark_collector::serve_on(config, listener, hark_collector::shutdown_signal()).await?;
         anyhow::Ok(())
     })
 }

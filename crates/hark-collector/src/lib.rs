@@ -57,10 +57,10 @@ struct AppState {
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(
-        "cannot listen on {addr}: {source}; is another hark (or trunk serve) using the port? pick another with --port"
-    )]
+    #[error("cannot listen on {addr}: {source}; is another hark (or trunk serve) using the port? pick another one")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{} has no index.html; build the web app first (`cargo xtask build`)", .0.display())]
+    NoSite(PathBuf),
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -153,24 +153,33 @@ pub fn router(config: &Config) -> Result<Router, StoreError> {
 
 /// Binds `addr` and serves until Ctrl-C. Returns once the server stopped.
 pub async fn serve(config: Config, addr: SocketAddr) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
-    serve_on(config, listener, shutdown_signal()).await
+    serve_on(config, bind(addr).await?, shutdown_signal()).await
+}
+
+/// A listener on `addr` (port 0: any free port; ask it for its address).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
 }
 
 /// Serves on an already bound listener until `shutdown` resolves (tests bind
-/// port 0 and pass their own shutdown).
+/// port 0 and pass their own shutdown). A site folder without `index.html`
+/// is refused before anything is served.
 pub async fn serve_on(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    if let Some(dist) = config.dist.as_ref().filter(|d| !d.join("index.html").is_file()) {
+        return Err(ServeError::NoSite(dist.clone()));
+    }
     let app = router(&config)?;
     tracing::info!(addr = %listener.local_addr()?, "hark is serving");
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves at Ctrl-C: what `serve` stops on.
+pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
@@ -236,13 +245,7 @@ async fn ingest(State(state): State<AppState>, body: Bytes) -> Result<impl IntoR
             (state.blocking(move |store| store.insert(&batch)).await?, Vec::new())
         }
         Upload::V2(mut batch) => {
-            let rejected = batch.check().map_err(ApiError::Invalid)?;
-            let refused: std::collections::BTreeSet<usize> = rejected.iter().map(|r| r.index).collect();
-            let mut index = 0;
-            batch.events.retain(|_| {
-                index += 1;
-                !refused.contains(&(index - 1))
-            });
+            let rejected = batch.keep_valid().map_err(ApiError::Invalid)?;
             (state.blocking(move |store| store.insert_v2(&batch)).await?, rejected)
         }
     };

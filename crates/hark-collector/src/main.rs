@@ -32,13 +32,6 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
-    if let Some(dist) = &args.dist {
-        anyhow::ensure!(
-            dist.join("index.html").is_file(),
-            "{} has no index.html; build the web app first (`cargo xtask build`)",
-            dist.display()
-        );
-    }
     let config = hark_collector::Config { dist: args.dist, models: Some(args.models), db: args.db };
     hark_collector::serve(config, SocketAddr::new(args.addr, args.port)).await?;
     Ok(())

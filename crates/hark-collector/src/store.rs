@@ -173,11 +173,7 @@ impl EventStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 2, ?14, ?15, ?16, ?17, ?18)",
             )?;
             for e in &batch.events {
-                let audio = match &e.audio {
-                    Some(a) => Some(a.samples().map_err(StoreError::Audio)?),
-                    None => None,
-                };
-                let audio: Option<Vec<u8>> = audio.map(|s| s.iter().flat_map(|v| v.to_le_bytes()).collect());
+                let audio = e.audio.as_ref().map(v2::Audio::pcm_bytes).transpose().map_err(StoreError::Audio)?;
                 inserted += stmt.execute(params![
                     e.event_id,
                     batch.install_id,

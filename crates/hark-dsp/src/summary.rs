@@ -40,29 +40,28 @@ impl FeatureSummary {
             return None;
         }
         let frames = log_mel.len() / n_mels;
-        let rows = || log_mel.chunks_exact(n_mels);
-        // Each band group's value in a frame: the log of its mean power.
-        let group = |row: &[f32], g: usize| {
-            let (lo, hi) = (g * n_mels / SUMMARY_BANDS, (g + 1) * n_mels / SUMMARY_BANDS);
-            let power: f64 = row[lo..hi].iter().map(|&v| (v as f64).exp()).sum::<f64>() / (hi - lo) as f64;
-            power.max(1e-30).ln()
-        };
+        // One pass over the frames, each value turned back into power once:
+        // each band group's log mean power, and the frame's energy in dB.
+        let mut groups = vec![Vec::with_capacity(frames); SUMMARY_BANDS];
+        let mut energy = Vec::with_capacity(frames);
+        for row in log_mel.chunks_exact(n_mels) {
+            let mut total = 0.0;
+            for (g, values) in groups.iter_mut().enumerate() {
+                let (lo, hi) = (g * n_mels / SUMMARY_BANDS, (g + 1) * n_mels / SUMMARY_BANDS);
+                let power: f64 = row[lo..hi].iter().map(|&v| (v as f64).exp()).sum();
+                total += power;
+                values.push((power / (hi - lo) as f64).max(1e-30).ln());
+            }
+            energy.push((10.0 * total.max(1e-30).log10()) as f32);
+        }
         let mut band_mean = Vec::with_capacity(SUMMARY_BANDS);
         let mut band_std = Vec::with_capacity(SUMMARY_BANDS);
-        for g in 0..SUMMARY_BANDS {
-            let values: Vec<f64> = rows().map(|row| group(row, g)).collect();
+        for values in &groups {
             let mean = values.iter().sum::<f64>() / frames as f64;
             let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / frames as f64;
             band_mean.push(mean as f32);
             band_std.push(var.sqrt() as f32);
         }
-        // Frame energies in dB.
-        let energy: Vec<f32> = rows()
-            .map(|row| {
-                let power: f64 = row.iter().map(|&v| (v as f64).exp()).sum();
-                (10.0 * power.max(1e-30).log10()) as f32
-            })
-            .collect();
         let mut sorted = energy.clone();
         sorted.sort_by(f32::total_cmp);
         let floor = sorted[(frames - 1) / 10];

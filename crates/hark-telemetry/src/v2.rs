@@ -145,15 +145,20 @@ impl Audio {
         }
     }
 
-    /// The samples, or why they cannot be read.
-    pub fn samples(&self) -> Result<Vec<i16>, String> {
+    /// The PCM bytes (16-bit little-endian samples), or why they cannot be read.
+    pub fn pcm_bytes(&self) -> Result<Vec<u8>, String> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&self.pcm_s16le_base64)
             .map_err(|e| format!("is not base64: {e}"))?;
         if bytes.len() % 2 != 0 {
             return Err(format!("holds {} bytes, not whole 16-bit samples", bytes.len()));
         }
-        Ok(bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect())
+        Ok(bytes)
+    }
+
+    /// The samples, or why they cannot be read.
+    pub fn samples(&self) -> Result<Vec<i16>, String> {
+        Ok(self.pcm_bytes()?.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect())
     }
 }
 
@@ -223,6 +228,16 @@ impl Batch {
                 })
             })
             .collect())
+    }
+
+    /// [`Batch::check`], then the rejected events taken out of the batch:
+    /// what is left is what may be stored.
+    pub fn keep_valid(&mut self) -> Result<Vec<Rejection>, EventError> {
+        let rejected = self.check()?;
+        let refused: std::collections::BTreeSet<usize> = rejected.iter().map(|r| r.index).collect();
+        let events = std::mem::take(&mut self.events).into_iter().enumerate();
+        self.events = events.filter(|(i, _)| !refused.contains(i)).map(|(_, e)| e).collect();
+        Ok(rejected)
     }
 }
 
@@ -315,7 +330,7 @@ impl Event {
             if a.pcm_s16le_base64.len() > max_bytes.div_ceil(3) * 4 {
                 return Err(("audio", format!("is longer than {MAX_AUDIO_S} s")));
             }
-            a.samples().map_err(|why| ("audio", why))?;
+            a.pcm_bytes().map_err(|why| ("audio", why))?;
         }
         Ok(())
     }
@@ -395,6 +410,9 @@ mod tests {
         let at: Vec<_> = rejected.iter().map(|r| (r.index, r.field.as_str())).collect();
         assert_eq!(at, [(1, "confidence"), (3, "summary"), (4, "transcript")]);
         assert!(rejected[2].problem.contains("bytes"), "{:?}", rejected[2]);
+        assert_eq!(b.keep_valid().unwrap(), rejected);
+        let kept: Vec<_> = b.events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(kept, ["ev-0", "ev-2"], "the rejected events are taken out, the order kept");
     }
 
     #[test]

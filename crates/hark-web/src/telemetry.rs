@@ -54,21 +54,16 @@ impl Telemetry {
     }
 
     /// A recognition happened (`features`: what the worker sent back, only
-    /// when consent was on as it started).
+    /// when consent was on as it started). The outbox keeps it only with consent.
     pub fn observe(self, recognized: &Recognized, features: Option<Vec<f32>>, decode_ms: f64) {
-        if !self.consent_untracked() {
-            return;
-        }
         let event = event(recognized, features, decode_ms);
         self.outbox.update(|o| o.observe(event));
     }
 
     /// The person searched for `query`: the pending event is final (with a
-    /// correction if `query` differs from what was heard) and the queue is sent.
+    /// correction if `query` differs from what was heard) and the queue is
+    /// sent — without consent there is nothing in it, and nothing is sent.
     pub fn searched(self, query: &str) {
-        if !self.consent_untracked() {
-            return;
-        }
         self.outbox.update(|o| o.searched(query));
         spawn_local(self.flush());
     }

@@ -216,7 +216,9 @@ fn gpu_copy(loaded: &Loaded, device: &Device) -> Loaded {
 async fn swap_in(backend: Backend, mut loaded: Loaded) {
     let benchmark = state(|s| {
         let first = !s.benchmarked.contains(&backend);
-        s.benchmarked.push(backend);
+        if first {
+            s.benchmarked.push(backend);
+        }
         first
     });
     // One recognition of silence first, so the person's first utterance
