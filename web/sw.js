@@ -83,7 +83,7 @@ self.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);
   if (request.method !== "GET" || url.origin !== self.location.origin) return;
-  if (url.pathname.includes("/api/") || url.pathname.endsWith("/build.js")) return;
+  if (url.pathname.includes("/v1/") || url.pathname.endsWith("/build.js")) return;
 
   if (url.pathname.includes("/models/")) {
     if (url.pathname.endsWith("manifest.json")) {

@@ -117,8 +117,12 @@ impl AppServer {
     /// the server back after taking it down needs the same origin).
     pub async fn start_with(dist: PathBuf, models: PathBuf, port: Option<u16>) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let config =
-            hark_collector::Config { dist: Some(dist), models: Some(models), db: data.path().join("events.sqlite3") };
+        let config = hark_collector::Config {
+            site: Some(dist),
+            models: Some(models),
+            data: data.path().to_owned(),
+            settings: hark_collector::Settings::default(),
+        };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -130,7 +134,7 @@ impl AppServer {
 
     /// The collector's SQLite event store.
     pub fn events_db(&self) -> PathBuf {
-        self._data.path().join("events.sqlite3")
+        self._data.path().join(hark_collector::store::DB_FILE)
     }
 
     pub fn port(&self) -> u16 {

@@ -31,7 +31,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Install what is missing, build the app (release), serve app + models + collector API.
+    /// Install what is missing, build the app (release), `hark serve` the app + models + collector API.
     Up {
         /// Port to serve on.
         #[arg(long, short, default_value_t = 8080)]
@@ -190,21 +190,17 @@ fn build_web(env: &Env) -> anyhow::Result<()> {
 
 fn up(env: &Env, addr: &str, port: u16) -> anyhow::Result<()> {
     let root = &env.root;
-    step("building the server (hark-collector, release)");
-    run(env.command("cargo").args(["build", "--release", "--quiet", "-p", "hark-collector"]))?;
-    let data = cache_dir().join("data");
-    std::fs::create_dir_all(&data)?;
+    step("building the server (hark serve, release)");
+    run(env.command("cargo").args(["build", "--release", "--quiet", "-p", "hark-cli"]))?;
     let url = format!("http://{addr}:{port}");
-    step(&format!("hark is up at {url} (app, /models/, /api/); Ctrl-C stops it"));
+    step(&format!("hark is up at {url} (app, /models/, /v1/); Ctrl-C stops it"));
     run(env
-        .command(env.target.join("release/hark-collector"))
-        .args(["--addr", addr, "--port", &port.to_string()])
-        .arg("--dist")
+        .command(env.target.join("release/hark"))
+        .args(["serve", "--addr", &format!("{addr}:{port}")])
+        .arg("--site")
         .arg(root.join("dist"))
         .arg("--models")
-        .arg(root.join("web/models"))
-        .arg("--db")
-        .arg(data.join("collector.sqlite3")))
+        .arg(root.join("web/models")))
 }
 
 fn bench(env: &Env) -> anyhow::Result<()> {

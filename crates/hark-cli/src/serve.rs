@@ -14,7 +14,7 @@ pub struct Args {
     /// Address to listen on; port 0 takes any free port (the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// Where the collector keeps its data (`collector.sqlite3`) [default: ~/.cache/hark/data].
+    /// Where the collector keeps its data (`collector.sqlite3`, `audio/`) [default: ~/.cache/hark/data].
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// The built web app (trunk's `dist/`); without it only the API and the models are served.
@@ -23,6 +23,11 @@ pub struct Args {
     /// The published models folder, served under /models/.
     #[arg(long, default_value = "web/models")]
     pub models: PathBuf,
+    /// Operating settings (TOML: admin token, CORS origins, rate limits,
+    /// retention; see `hark_collector::settings`). Without it, the defaults;
+    /// HARK_ADMIN_TOKEN sets the admin token either way.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -32,15 +37,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .try_init();
     let data = args.data.clone().unwrap_or_else(|| flags::cache_dir().join("data"));
     std::fs::create_dir_all(&data).with_context(|| format!("creating the data folder {}", data.display()))?;
+    let settings = match &args.config {
+        Some(path) => hark_collector::Settings::load(path)?,
+        None => hark_collector::Settings::from_env(),
+    };
     let config = hark_collector::Config {
-        dist: args.site.clone(),
+        site: args.site.clone(),
         models: Some(args.models.clone()),
-        db: data.join("collector.sqlite3"),
+        data: data.clone(),
+        settings,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = hark_collector::bind(args.addr).await?;
-        eprintln!("hark is serving on http://{} (Ctrl-C stops it)", listener.local_addr()?);
+        eprintln!("hark is serving on http://{} (Ctrl-C or SIGTERM stops it)", listener.local_addr()?);
         hark_collector::serve_on(config, listener, hark_collector::shutdown_signal()).await?;
         anyhow::Ok(())
     })

@@ -52,3 +52,129 @@ fn serves_the_api_and_the_models_on_the_address_it_prints() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("has no index.html"));
 }
+
+/// A running `hark serve` on a free port, and the address it printed.
+struct Serve {
+    child: std::process::Child,
+    addr: String,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+const ADMIN: &str = "durability-test-admin-token";
+
+fn serve(data: &std::path::Path, config: &std::path::Path) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .env("HARK_ADMIN_TOKEN", ADMIN)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let addr = lines
+        .find_map(|l| l.strip_prefix("hark is serving on http://").map(|a| a.split(' ').next().unwrap().to_owned()))
+        .expect("hark serve prints its address");
+    let log = std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n"));
+    Serve { child, addr, log: Some(log) }
+}
+
+/// `POST /v1/events` over a plain TCP connection: the status code, or
+/// `None` when the connection failed (the server was killed).
+fn post_events(addr: &str, body: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split(' ').nth(1)?.parse().ok()
+}
+
+fn batch_of(ids: &[String]) -> String {
+    let events: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            serde_json::json!({
+                "event_id": id, "created_ms": 1, "app_version": "0.8.0", "model_version": "0.7.0", "backend": "cpu",
+                "latency_ms": 80.0, "audio_s": 1.2, "transcript": "weather in lisbon", "confidence": 0.8,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "schema_version": 2, "install_id": "install-durable", "install_key": hark_collector::store::install_key("s3cret"),
+        "consent": "predictions", "consent_text_version": 1, "events": events,
+    })
+    .to_string()
+}
+
+/// "Accepted" means committed to disk: SIGKILL in the middle of a load of
+/// concurrent batches, restart, and every event that got a 2xx is there, once.
+#[test]
+fn every_event_answered_2xx_survives_a_sigkill_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = (dir.path().join("data"), dir.path().join("hark.toml"));
+    std::fs::write(&config, "[limits]\nper_ip_per_minute = 0\nper_install_per_minute = 0\n").unwrap();
+    let mut server = serve(&data, &config);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let senders: Vec<_> = (0..8)
+        .map(|t| {
+            let (addr, acked) = (server.addr.clone(), acked.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let ids: Vec<String> = (0..20).map(|k| format!("t{t}-{i}-{k}")).collect();
+                    match post_events(&addr, &batch_of(&ids)) {
+                        Some(status) if (200..300).contains(&status) => acked.lock().unwrap().extend(ids),
+                        Some(status) => panic!("a valid batch was answered {status}"),
+                        None => return i,
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    // Kill it once a few hundred events were acknowledged (no timing guess).
+    while acked.lock().unwrap().len() < 400 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    server.child.kill().unwrap(); // SIGKILL: no shutdown, no flush.
+    server.child.wait().unwrap();
+    let sent: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+    let _ = server.log.take().unwrap().join();
+    let acked = acked.lock().unwrap().clone();
+
+    let mut again = serve(&data, &config);
+    let mut stream = TcpStream::connect(&again.addr).unwrap();
+    write!(
+        stream,
+        "GET /v1/admin/export?since=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    again.child.kill().unwrap();
+    let _ = again.child.wait();
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{}", &response[..response.len().min(300)]);
+    // The body is chunked: take each line that is a record.
+    let stored: Vec<String> = response
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter_map(|r| r["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let unique: std::collections::HashSet<&String> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "an event stored twice");
+    let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events lost: {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(acked.len() >= 400 && sent >= 20, "{} acknowledged, {sent} batches", acked.len());
+}

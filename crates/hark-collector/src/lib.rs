@@ -1,55 +1,68 @@
 //! hark's one server process: the collector API for opt-in prediction logs,
 //! plus static hosting of the built web app and `web/models/`.
 //!
-//! Only this crate knows HTTP on the server side. It accepts telemetry
-//! batches of schema 1 ([`hark_telemetry::Batch`], refused whole on any
-//! fault, and without consent) and schema 2 ([`hark_telemetry::v2::Batch`],
-//! judged event by event: the response lists each rejected event's index
-//! and reason, the rest are stored) at `POST /v1/events` (and the older
-//! `POST /api/events`), stores them in SQLite ([`store::EventStore`]), and
-//! serves files so that `cargo xtask up` is one process on one port. Entry
-//! points: [`Config`], [`router`], [`serve`].
+//! Only this crate knows HTTP on the server side. `POST /v1/events` takes
+//! telemetry batches of schema 1 ([`hark_telemetry::Batch`], refused whole
+//! on any fault, and without consent) and schema 2
+//! ([`hark_telemetry::v2::Batch`], judged event by event: the response lists
+//! each rejected event's index and reason, the rest are stored), and answers
+//! once they are committed ([`store`] says what that guarantees).
+//! `DELETE /v1/installs/{id}` removes an install's data for whoever holds its
+//! secret; `/v1/admin/*` (stats, the JSONL export, recordings) is for the
+//! operator's token; `/healthz` and `/metrics` for monitoring. Limits,
+//! CORS origins, retention and the admin token come from [`Settings`].
+//! Entry points: [`Config`], [`serve_on`] (`hark serve` calls it).
 
+mod error;
+pub mod limits;
 pub mod metrics;
+pub mod settings;
 pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
-use hark_telemetry::v2::{self, ParseError, Upload};
+use hark_telemetry::v2::{self, Upload};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+pub use crate::error::ApiError;
+use crate::limits::{RateLimits, Scope};
 use crate::metrics::Metrics;
-use crate::store::{EventStore, StoreError};
+pub use crate::settings::Settings;
+use crate::store::{EventStore, Insert, StoreError};
 
-/// Largest request body accepted (a full batch with features fits).
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-
-/// Where the server finds its files and keeps its data.
+/// Where the server finds its files and keeps its data, and how it runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Built web app (trunk's `dist/`); `None` serves the API only.
-    pub dist: Option<PathBuf>,
+    pub site: Option<PathBuf>,
     /// Published models (`web/models/`), served under `/models/`.
     pub models: Option<PathBuf>,
-    /// SQLite database of received events.
-    pub db: PathBuf,
+    /// The data folder: the event database and the recordings.
+    pub data: PathBuf,
+    pub settings: Settings,
 }
 
 #[derive(Clone)]
 struct AppState {
     store: Arc<EventStore>,
     metrics: Arc<Metrics>,
+    limits: Arc<RateLimits>,
+    settings: Arc<Settings>,
 }
 
 /// Why the server could not start or stopped serving.
@@ -65,95 +78,48 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Why a request failed. Each variant is one status code and one message for
-/// the client ([`IntoResponse`]); a server-side failure answers a generic 500
-/// and logs its cause instead of showing it.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    NotABatch(ParseError),
-    #[error("{0}")]
-    Invalid(hark_telemetry::EventError),
-    #[error("no such collector endpoint; see /api/health")]
-    NotFound,
-    #[error("a deletion needs the install's secret: send `Authorization: Bearer SECRET`")]
-    NoSecret,
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    #[error("a store task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::NotABatch(ParseError::NotABatch(_)) => StatusCode::BAD_REQUEST,
-            ApiError::NotABatch(ParseError::UnsupportedSchema { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Invalid(hark_telemetry::EventError::NoConsent) => StatusCode::FORBIDDEN,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Store(StoreError::WrongKey) | ApiError::NoSecret => StatusCode::FORBIDDEN,
-            ApiError::Store(StoreError::UnknownInstall) => StatusCode::NOT_FOUND,
-            ApiError::Store(_) | ApiError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = if status.is_server_error() {
-            tracing::error!(error = %self, "request failed on the server");
-            "the server could not read or store events; nothing from this request was kept, try again later".to_owned()
-        } else {
-            self.to_string()
-        };
-        (status, Json(json!({ "error": message }))).into_response()
-    }
-}
-
-/// The whole HTTP surface: `/api/*`, `/models/*`, and the app.
-pub fn router(config: &Config) -> Result<Router, StoreError> {
-    let state = AppState { store: Arc::new(EventStore::open(&config.db)?), metrics: Arc::new(Metrics::new()) };
+/// The whole HTTP surface: `/v1/*`, `/healthz`, `/metrics`, `/models/*`, the app.
+fn router(config: &Config, state: AppState) -> Router {
+    let limits = &state.settings.limits;
     let track = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
-    let api = Router::new()
-        .route("/health", get(health))
-        .route("/events", post(ingest))
-        .route("/stats", get(stats))
-        .fallback(api_not_found)
-        .route_layer(track.clone())
-        .with_state(state.clone())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    let v1 = Router::new()
+    let clients = Router::new()
         .route("/events", post(ingest))
         .route("/installs/{id}", delete(delete_install))
-        .route_layer(track.clone())
-        .with_state(state.clone())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_address))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    let admin = Router::new()
+        .route("/admin/stats", get(admin_stats))
+        .route("/admin/export", get(admin_export))
+        .route("/admin/audio/{event_id}", get(admin_audio));
+    let mut v1 = clients.merge(admin).fallback(api_not_found).route_layer(track.clone()).with_state(state.clone());
+    if !state.settings.cors.origins.is_empty() {
+        let origins = state.settings.cors.origins.iter().filter_map(|o| HeaderValue::from_str(o).ok());
+        v1 = v1.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .max_age(Duration::from_secs(3600)),
+        );
+    }
     let ops = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route_layer(track)
         .with_state(state);
-    let mut app = Router::new().nest("/api", api).nest("/v1", v1).merge(ops);
+    let mut app = Router::new().nest("/v1", v1).merge(ops);
     if let Some(models) = &config.models {
         app = app.nest_service("/models", ServeDir::new(models));
     }
-    if let Some(dist) = &config.dist {
+    if let Some(site) = &config.site {
         // Single-page app: unknown paths get index.html.
-        let index = ServeFile::new(dist.join("index.html"));
-        app = app.fallback_service(ServeDir::new(dist).fallback(index));
+        let index = ServeFile::new(site.join("index.html"));
+        app = app.fallback_service(ServeDir::new(site).fallback(index));
     }
     // Everything revalidates: model files are named by version, app assets by
     // hash, and the manifest and service worker must never be stale.
-    Ok(app
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .layer(TraceLayer::new_for_http()))
-}
-
-/// Binds `addr` and serves until Ctrl-C. Returns once the server stopped.
-pub async fn serve(config: Config, addr: SocketAddr) -> Result<(), ServeError> {
-    serve_on(config, bind(addr).await?, shutdown_signal()).await
+    app.layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .layer(TraceLayer::new_for_http())
 }
 
 /// A listener on `addr` (port 0: any free port; ask it for its address).
@@ -161,53 +127,109 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeErro
     tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Serves on an already bound listener until `shutdown` resolves (tests bind
-/// port 0 and pass their own shutdown). A site folder without `index.html`
-/// is refused before anything is served.
+/// Serves on an already bound listener until `shutdown` resolves, then
+/// finishes the requests in flight, lets the store commit what it was
+/// given and checkpoints it. A site folder without `index.html` is refused
+/// before anything is served. Retention is applied at start and every
+/// `retention.sweep_minutes`.
 pub async fn serve_on(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if let Some(dist) = config.dist.as_ref().filter(|d| !d.join("index.html").is_file()) {
-        return Err(ServeError::NoSite(dist.clone()));
+    if let Some(site) = config.site.as_ref().filter(|d| !d.join("index.html").is_file()) {
+        return Err(ServeError::NoSite(site.clone()));
     }
-    let app = router(&config)?;
-    tracing::info!(addr = %listener.local_addr()?, "hark is serving");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    Ok(())
+    let data = config.data.clone();
+    let store = Arc::new(tokio::task::spawn_blocking(move || EventStore::open(&data)).await.map_err(io_error)??);
+    let state = AppState {
+        store: store.clone(),
+        metrics: Arc::new(Metrics::new()),
+        limits: Arc::new(RateLimits::new(&config.settings.limits)),
+        settings: Arc::new(config.settings.clone()),
+    };
+    let sweeper = tokio::spawn(sweep_forever(state.clone()));
+    let app = router(&config, state);
+    tracing::info!(addr = %listener.local_addr()?, data = %config.data.display(), "hark is serving");
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    sweeper.abort();
+    tokio::task::spawn_blocking(move || store.close()).await.map_err(io_error)?;
+    tracing::info!("hark stopped; the event store is flushed");
+    Ok(served?)
 }
 
-/// Resolves at Ctrl-C: what `serve` stops on.
+fn io_error(e: tokio::task::JoinError) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// Resolves at Ctrl-C or SIGTERM: what `hark serve` stops on.
 pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
 }
 
-impl AppState {
-    /// Runs `work` on the store on tokio's blocking pool (SQLite blocks);
-    /// a server-side failure is counted for `/metrics`.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&EventStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        let result = match tokio::task::spawn_blocking(move || work(&store)).await {
-            Ok(r) => r.map_err(ApiError::Store),
-            Err(e) => Err(ApiError::Task(e)),
-        };
-        if result.as_ref().is_err_and(|e| e.status().is_server_error()) {
-            self.metrics.store_error();
+/// Applies the retention limits now and every `sweep_minutes`.
+async fn sweep_forever(state: AppState) {
+    let r = state.settings.retention.clone();
+    let mut every = tokio::time::interval(Duration::from_secs(r.sweep_minutes as u64 * 60));
+    loop {
+        every.tick().await;
+        match state.store.sweep(store::now_ms(), r.events_days, r.audio_days).await {
+            Ok(swept) if swept != store::Swept::default() => {
+                tracing::info!(events = swept.events, recordings = swept.recordings, "retention applied")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention could not be applied; trying again at the next sweep"),
         }
-        result
+        state.limits.forget_idle();
     }
+}
+
+/// The per-address limit, before a client route runs.
+async fn limit_address(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
+    let address = state.limits.client(peer, request.headers());
+    if let Err(wait) = state.limits.check_address(address) {
+        state.metrics.rate_limited(Scope::Address);
+        return ApiError::RateLimited { scope: Scope::Address, wait }.into_response();
+    }
+    next.run(request).await
 }
 
 /// `GET /healthz`: 200 when the store answers, 503 when it does not.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.blocking(EventStore::count).await {
-        Ok(_) => Json(json!({ "status": "ok" })).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "health check: the store does not answer");
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.count()).await {
+        Ok(Ok(_)) => Json(json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "telemetry_schemas": v2::SUPPORTED_SCHEMAS,
+        }))
+        .into_response(),
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+                Ok(Ok(_)) => unreachable!(),
+            };
+            tracing::error!(error = %why, "health check: the store does not answer");
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "the event store does not answer" })))
                 .into_response()
         }
@@ -216,95 +238,173 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text exposition.
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    state.metrics.set_queue_depth(state.store.queued());
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response()
-}
-
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({
-        "status": "ok",
-        "service": "hark-collector",
-        "version": env!("CARGO_PKG_VERSION"),
-        "telemetry_schema": hark_telemetry::SCHEMA_VERSION,
-        "telemetry_schemas": v2::SUPPORTED_SCHEMAS,
-    }))
-}
-
-async fn stats(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let events = state.blocking(EventStore::count).await?;
-    Ok(Json(json!({ "events": events })))
 }
 
 /// A batch of either schema. Schema 1 is stored whole or refused whole;
 /// schema 2 stores every event that passes its checks and names the others.
 /// The answer comes after the store's transaction committed.
-async fn ingest(State(state): State<AppState>, body: Bytes) -> Result<impl IntoResponse, ApiError> {
-    let (outcome, rejected) = match v2::parse(&body).map_err(ApiError::NotABatch)? {
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")) {
+        return Err(ApiError::ContentType(content_type.to_owned()));
+    }
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit: state.settings.limits.max_body_bytes },
+        _ => ApiError::Body(e.body_text()),
+    })?;
+    let upload = v2::parse(&body).map_err(ApiError::NotABatch)?;
+    let install = match &upload {
+        Upload::V1(b) => &b.install_id,
+        Upload::V2(b) => &b.install_id,
+    };
+    if let Err(wait) = state.limits.check_install(install) {
+        state.metrics.rate_limited(Scope::Install);
+        return Err(ApiError::RateLimited { scope: Scope::Install, wait });
+    }
+    let (insert, rejected) = match upload {
         Upload::V1(batch) => {
             batch.validate().map_err(ApiError::Invalid)?;
-            (state.blocking(move |store| store.insert(&batch)).await?, Vec::new())
+            (Insert::v1(&batch), Vec::new())
         }
         Upload::V2(mut batch) => {
             let rejected = batch.keep_valid().map_err(ApiError::Invalid)?;
-            (state.blocking(move |store| store.insert_v2(&batch)).await?, rejected)
+            (Insert::v2(&batch)?, rejected)
         }
     };
+    let outcome = state.store_result(state.store.insert(insert).await)?;
     state.metrics.events(outcome.inserted, outcome.duplicates, &rejected);
     let body = json!({ "accepted": outcome.inserted, "duplicates": outcome.duplicates, "rejected": rejected });
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
+impl AppState {
+    /// A store answer; a server-side failure is counted for `/metrics`.
+    fn store_result<T>(&self, result: Result<T, StoreError>) -> Result<T, ApiError> {
+        let result = result.map_err(ApiError::Store);
+        if result.as_ref().is_err_and(|e| e.status().is_server_error()) {
+            self.metrics.store_error();
+        }
+        result
+    }
+
+    /// Runs a read on tokio's blocking pool (SQLite blocks).
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&EventStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        let result = tokio::task::spawn_blocking(move || query(&store))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e))));
+        self.store_result(result)
+    }
+
+    /// Refuses a request without the configured admin token.
+    fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = &self.settings.admin.token else { return Err(ApiError::AdminOff) };
+        let given = bearer(headers).ok_or(ApiError::NoToken)?;
+        // Compared as digests: the time taken says nothing about the token.
+        if store::install_key(given) == store::install_key(token) { Ok(()) } else { Err(ApiError::WrongToken) }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|s| !s.is_empty())
+}
+
 /// `DELETE /v1/installs/{id}` with `Authorization: Bearer SECRET`: removes
-/// every event of that install and its key, when the secret is its own.
+/// every event of that install, its recordings and its key, when the
+/// secret is its own.
 async fn delete_install(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let secret = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|s| !s.is_empty())
-        .ok_or(ApiError::NoSecret)?
-        .to_owned();
-    let deleted = state.blocking(move |store| store.delete_install(&id, &secret)).await?;
+    let secret = bearer(&headers).ok_or(ApiError::NoSecret)?;
+    let deleted = state.store_result(state.store.delete_install(&id, secret).await)?;
+    tracing::info!(install = %id, events = deleted, "an install deleted its data");
     Ok(Json(json!({ "deleted": deleted })))
+}
+
+/// `GET /v1/admin/stats`.
+async fn admin_stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<store::Stats>, ApiError> {
+    state.admin(&headers)?;
+    Ok(Json(state.read(EventStore::stats).await?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    /// Events received at or after this time, milliseconds since the epoch.
+    #[serde(default)]
+    since: u64,
+}
+
+/// Rows per read of the export: bounds the memory of one export.
+const EXPORT_PAGE: usize = 500;
+
+/// `GET /v1/admin/export?since=MS`: every event received since then, one
+/// JSON object ([`hark_telemetry::export::Record`]) per line, in order of
+/// arrival, streamed page by page.
+async fn admin_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    state.admin(&headers)?;
+    let Query(query) = query.map_err(|e| ApiError::BadQuery(format!("{}; use ?since=MILLISECONDS", e.body_text())))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut after = None;
+        loop {
+            let page = match store.export_page(query.since, after.as_ref(), EXPORT_PAGE) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "the export stopped");
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            };
+            let Some(last) = page.last() else { return };
+            after = Some((last.received_ms, last.event_id.clone()));
+            let mut lines = Vec::new();
+            for record in &page {
+                let _ = serde_json::to_writer(&mut lines, record);
+                lines.push(b'\n');
+            }
+            if tx.blocking_send(Ok(Bytes::from(lines))).is_err() || page.len() < EXPORT_PAGE {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async { rx.recv().await.map(|item| (item, rx)) });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+}
+
+/// `GET /v1/admin/audio/{event_id}`: the event's recording, a 16 kHz WAV.
+async fn admin_audio(
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.admin(&headers)?;
+    let id = event_id.clone();
+    let wav = state.read(move |s| s.audio_wav(&id)).await?.ok_or(ApiError::NoRecording(event_id))?;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response())
 }
 
 async fn api_not_found() -> ApiError {
     ApiError::NotFound
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn answer(e: ApiError) -> (StatusCode, String) {
-        let response = e.into_response();
-        let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        (status, json["error"].as_str().unwrap().to_owned())
-    }
-
-    #[tokio::test]
-    async fn client_errors_say_what_was_wrong_and_server_errors_keep_their_cause_in_the_log() {
-        let (status, message) = answer(ApiError::Invalid(hark_telemetry::EventError::NoConsent)).await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        assert!(message.contains("consent"), "{message}");
-        let (status, message) = answer(ApiError::Invalid(hark_telemetry::EventError::Empty)).await;
-        assert_eq!((status, message.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "batch holds no events"));
-        let (status, _) = answer(ApiError::NotFound).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-
-        let cause = StoreError::Sql(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            Some("database or disk is full".into()),
-        ));
-        let (status, message) = answer(ApiError::Store(cause)).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(!message.contains("disk is full"), "the SQLite message must not reach the client: {message}");
-        assert!(message.contains("nothing from this request was kept"), "{message}");
-    }
 }

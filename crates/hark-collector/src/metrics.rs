@@ -1,7 +1,8 @@
 //! What `GET /metrics` exposes, in Prometheus' text format: requests by
 //! route and status, request latency, events accepted / duplicate /
-//! rejected (by field), store errors, and requests in flight. Counted by a
-//! middleware around every route and by the ingest handler.
+//! rejected (by field), store errors, requests in flight, requests refused
+//! by a rate limit, and the store's queue depth (writes waiting for its
+//! writer). Counted by a middleware around every route and by the handlers.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +24,12 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    /// `address` or `install`.
+    scope: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     /// `accepted`, `duplicate` or `rejected`.
     outcome: String,
@@ -38,6 +45,8 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     store_errors: Counter,
     in_flight: Gauge,
+    rate_limited: Family<ScopeLabels, Counter>,
+    queue_depth: Gauge,
 }
 
 impl Metrics {
@@ -54,7 +63,11 @@ impl Metrics {
         registry.register("store_errors", "Requests the event store failed", store_errors.clone());
         let in_flight = Gauge::default();
         registry.register("http_requests_in_flight", "Requests being answered", in_flight.clone());
-        Self { registry, requests, latency, events, store_errors, in_flight }
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        registry.register("rate_limited", "Requests refused by a rate limit, by scope", rate_limited.clone());
+        let queue_depth = Gauge::default();
+        registry.register("store_queue_depth", "Writes waiting for the store's writer", queue_depth.clone());
+        Self { registry, requests, latency, events, store_errors, in_flight, rate_limited, queue_depth }
     }
 
     /// Counts what one ingest request did with its events.
@@ -67,6 +80,14 @@ impl Metrics {
         for r in rejected {
             count("rejected", &r.field, 1);
         }
+    }
+
+    pub fn rate_limited(&self, scope: crate::limits::Scope) {
+        self.rate_limited.get_or_create(&ScopeLabels { scope: scope.as_str().into() }).inc();
+    }
+
+    pub fn set_queue_depth(&self, depth: usize) {
+        self.queue_depth.set(depth as i64);
     }
 
     pub fn store_error(&self) {

@@ -1,16 +1,36 @@
-//! SQLite storage of received prediction events.
+//! The event store: one SQLite database in WAL mode, and the recordings as
+//! WAV files beside it (`audio/INSTALL/EVENT.wav`).
+//!
+//! **What "accepted" means.** Every write goes through one writer thread
+//! that takes all the jobs waiting for it, runs each in its own savepoint
+//! of one transaction, commits, and only then answers them (group commit).
+//! The database runs with `synchronous = FULL`: the commit returns once the
+//! write-ahead log is on disk, so an event the collector answered 2xx for
+//! survives the process being killed *and* the machine losing power.
+//! (`NORMAL` would survive a killed process but may lose the last commits
+//! on power loss; the group commit pays for `FULL`'s one fsync per group
+//! instead of one per request.) A recording's file is written and synced
+//! before the commit that names it.
+//!
+//! Reads (counts, statistics, the export) use their own connection and do
+//! not wait for the writer.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
+use hark_telemetry::export::{self, Record};
 use hark_telemetry::{Batch, v2};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use tokio::sync::oneshot;
 
-/// The event database. One connection behind a mutex: ingest is small and
-/// SQLite serialises writers anyway.
-pub struct EventStore {
-    conn: Mutex<Connection>,
-}
+/// The database's file name in the data folder.
+pub const DB_FILE: &str = "collector.sqlite3";
+/// The recordings' folder in the data folder.
+pub const AUDIO_DIR: &str = "audio";
+/// Most jobs one group commit takes.
+const MAX_GROUP: usize = 256;
 
 /// The database's schema, one step per version (`PRAGMA user_version`
 /// records how far a file has come). Steps are only ever appended.
@@ -46,6 +66,10 @@ const MIGRATIONS: &[&str] = &[
          first_ms    INTEGER NOT NULL
      );
      CREATE INDEX events_by_install ON events (install_id);",
+    // 4: recordings as files beside the database (`audio` keeps the blobs
+    // of databases from before), and the export's order.
+    "ALTER TABLE events ADD COLUMN audio_file TEXT;
+     CREATE INDEX events_by_received ON events (received_ms, event_id);",
 ];
 
 /// Brings the database up to the last of [`MIGRATIONS`], each step in its own transaction.
@@ -57,7 +81,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// What [`EventStore::insert`] did with a batch.
+/// What the store did with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InsertOutcome {
     pub inserted: usize,
@@ -71,8 +95,14 @@ pub enum StoreError {
     Open { path: String, source: rusqlite::Error },
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
+    #[error("cannot write or remove a recording: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the commit failed: {0}")]
+    Commit(String),
     #[error("event store lock poisoned by an earlier panic")]
     Poisoned,
+    #[error("the event store is closed (the server is shutting down)")]
+    Closed,
     #[error("an event's audio {0}")]
     Audio(String),
     #[error("the install's secret does not match the key it registered with")]
@@ -87,142 +117,587 @@ pub fn install_key(secret: &str) -> String {
     hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
 /// A JSON column's text.
-fn json<T: serde::Serialize>(value: &T) -> String {
+fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// The events of one request, ready to store: each as its export
+/// [`Record`] and, under the recordings level, its 16-bit PCM.
+pub struct Insert {
+    install_id: String,
+    /// Schema 2 registers (or must match) the install's key.
+    install_key: Option<String>,
+    events: Vec<(Record, Option<Vec<u8>>)>,
+}
+
+impl Insert {
+    /// A validated schema-1 batch.
+    pub fn v1(batch: &Batch) -> Self {
+        let received = now_ms();
+        let events = batch.events.iter().map(|e| (Record::from_v1(&batch.install_id, e, received), None)).collect();
+        Self { install_id: batch.install_id.clone(), install_key: None, events }
+    }
+
+    /// A checked schema-2 batch, its rejected events already taken out.
+    pub fn v2(batch: &v2::Batch) -> Result<Self, StoreError> {
+        let received = now_ms();
+        let events = batch
+            .events
+            .iter()
+            .map(|e| {
+                let pcm = e.audio.as_ref().map(v2::Audio::pcm_bytes).transpose().map_err(StoreError::Audio)?;
+                Ok((Record::from_v2(batch, e, received), pcm))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self { install_id: batch.install_id.clone(), install_key: Some(batch.install_key.clone()), events })
+    }
+}
+
+/// What [`EventStore::sweep`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Swept {
+    /// Events past the events' retention.
+    pub events: usize,
+    /// Recordings (audio and full features) past theirs, from events kept.
+    pub recordings: usize,
+}
+
+/// What `GET /v1/admin/stats` shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub installs: u64,
+    pub schema_1: u64,
+    pub schema_2: u64,
+    pub consent_predictions: u64,
+    pub consent_recordings: u64,
+    pub corrections: u64,
+    pub recordings: u64,
+    pub oldest_received_ms: Option<u64>,
+    pub newest_received_ms: Option<u64>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Job {
+    Insert(Insert, Reply<InsertOutcome>),
+    Delete { install_id: String, secret: String, reply: Reply<usize> },
+    Sweep { events_before: Option<u64>, audio_before: Option<u64>, reply: Reply<Swept> },
+}
+
+/// Sends a job's answer once its group's commit is known: `None` when it
+/// succeeded, else why it failed.
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// A job done inside the group's transaction, waiting for the commit.
+struct Done {
+    /// Files it wrote: removed again if the commit fails.
+    written: Vec<PathBuf>,
+    /// Files and folders to remove once the commit succeeded.
+    remove: Vec<PathBuf>,
+    answer: Answer,
+}
+
+fn finish<T: Send + 'static>(reply: Reply<T>, value: T) -> Answer {
+    Box::new(move |failed: Option<&str>| {
+        let _ = reply.send(match failed {
+            None => Ok(value),
+            Some(why) => Err(StoreError::Commit(why.to_owned())),
+        });
+    })
+}
+
+/// The store. Cheap to share behind an `Arc`; [`EventStore::close`] finishes
+/// the writer's queue and checkpoints the database.
+pub struct EventStore {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    reader: Mutex<Connection>,
+    dir: PathBuf,
+    queued: Arc<AtomicUsize>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+        .map_err(open_err)?;
+    Ok(conn)
+}
+
 impl EventStore {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
-        let conn = Connection::open(path).map_err(open_err)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(open_err)?;
-        migrate(&conn).map_err(open_err)?;
-        Ok(Self { conn: Mutex::new(conn) })
+    /// Opens (or makes) the store in the data folder `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir.join(AUDIO_DIR))?;
+        let path = dir.join(DB_FILE);
+        let conn = open_connection(&path)?;
+        migrate(&conn).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        let reader = open_connection(&path)?;
+        let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer = Writer { conn, audio: dir.join(AUDIO_DIR), queued: queued.clone() };
+        let handle = std::thread::Builder::new().name("hark-store-writer".into()).spawn(move || writer.run(rx))?;
+        Ok(Self {
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            reader: Mutex::new(reader),
+            dir: dir.to_owned(),
+            queued,
+        })
     }
 
-    /// Stores a validated batch in one transaction: all of it or none.
-    pub fn insert(&self, batch: &Batch) -> Result<InsertOutcome, StoreError> {
-        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = conn.transaction()?;
-        let received_ms = now_ms();
-        let mut inserted = 0;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (event_id, install_id, received_ms, created_ms, app_version,
-                     model_version, backend, prediction, confidence, correction, audio_s, decode_ms, features)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-            for e in &batch.events {
-                let features = e.features.as_ref().map(json);
-                inserted += stmt.execute(params![
-                    e.event_id,
-                    batch.install_id,
-                    received_ms,
-                    e.created_ms as i64,
-                    e.app_version,
-                    e.model_version,
-                    e.backend,
-                    e.prediction,
-                    e.confidence as f64,
-                    e.correction,
-                    e.audio_s as f64,
-                    e.decode_ms as f64,
-                    features,
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(InsertOutcome { inserted, duplicates: batch.events.len() - inserted })
+    /// Jobs waiting for the writer (the `/metrics` queue depth).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
-    /// Stores the events of a checked schema-2 batch (its rejected events
-    /// already removed) in one transaction: all of them or none.
-    /// Refused whole ([`StoreError::WrongKey`]) when the install is known
-    /// under another key.
-    pub fn insert_v2(&self, batch: &v2::Batch) -> Result<InsertOutcome, StoreError> {
-        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = conn.transaction()?;
-        let received_ms = now_ms();
-        tx.execute(
-            "INSERT OR IGNORE INTO installs (install_id, key_sha256, first_ms) VALUES (?1, ?2, ?3)",
-            params![batch.install_id, batch.install_key, received_ms],
-        )?;
-        let key: String =
-            tx.query_row("SELECT key_sha256 FROM installs WHERE install_id = ?1", [&batch.install_id], |r| r.get(0))?;
-        if key != batch.install_key {
-            return Err(StoreError::WrongKey);
-        }
-        let consent = match batch.consent {
-            v2::ConsentLevel::Predictions => "predictions",
-            v2::ConsentLevel::Recordings => "recordings",
-        };
-        let mut inserted = 0;
+    async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (event_id, install_id, received_ms, created_ms, app_version,
-                     model_version, backend, prediction, confidence, correction, audio_s, decode_ms, features,
-                     schema_version, consent, consent_text_version, words, summary, audio)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 2, ?14, ?15, ?16, ?17, ?18)",
-            )?;
-            for e in &batch.events {
-                let audio = e.audio.as_ref().map(v2::Audio::pcm_bytes).transpose().map_err(StoreError::Audio)?;
-                inserted += stmt.execute(params![
-                    e.event_id,
-                    batch.install_id,
-                    received_ms,
-                    e.created_ms as i64,
-                    e.app_version,
-                    e.model_version,
-                    e.backend,
-                    e.transcript,
-                    e.confidence as f64,
-                    e.correction,
-                    e.audio_s as f64,
-                    e.latency_ms as f64,
-                    e.features.as_ref().map(json),
-                    consent,
-                    batch.consent_text_version as i64,
-                    json(&e.words),
-                    e.summary.as_ref().map(json),
-                    audio,
-                ])?;
-            }
+            let jobs = self.jobs.lock().map_err(|_| StoreError::Poisoned)?;
+            let sender = jobs.as_ref().ok_or(StoreError::Closed)?;
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            sender.send(job(reply)).map_err(|_| StoreError::Closed)?;
         }
-        tx.commit()?;
-        Ok(InsertOutcome { inserted, duplicates: batch.events.len() - inserted })
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stores the events in one transaction: all of them or none. Refused
+    /// whole ([`StoreError::WrongKey`]) when a schema-2 install is known
+    /// under another key. Answers after the commit.
+    pub async fn insert(&self, insert: Insert) -> Result<InsertOutcome, StoreError> {
+        self.submit(|reply| Job::Insert(insert, reply)).await
     }
 
     /// Deletes everything stored for `install_id` — its events of both
-    /// schemas and its key — when `secret` is the install's secret: the
-    /// number of events deleted. [`StoreError::UnknownInstall`] when no key
-    /// is known for it, [`StoreError::WrongKey`] when the secret does not match.
-    pub fn delete_install(&self, install_id: &str, secret: &str) -> Result<usize, StoreError> {
-        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = conn.transaction()?;
-        let key: Option<String> = tx
-            .query_row("SELECT key_sha256 FROM installs WHERE install_id = ?1", [install_id], |r| r.get(0))
-            .optional()?;
-        let Some(key) = key else { return Err(StoreError::UnknownInstall) };
-        if key != install_key(secret) {
-            return Err(StoreError::WrongKey);
+    /// schemas, its recordings' files and its key — when `secret` is the
+    /// install's secret: the number of events deleted.
+    /// [`StoreError::UnknownInstall`] when no key is known for it,
+    /// [`StoreError::WrongKey`] when the secret does not match.
+    pub async fn delete_install(&self, install_id: &str, secret: &str) -> Result<usize, StoreError> {
+        let (install_id, secret) = (install_id.to_owned(), secret.to_owned());
+        self.submit(|reply| Job::Delete { install_id, secret, reply }).await
+    }
+
+    /// Applies retention at `now_ms`: events older than `events_days` go,
+    /// recordings older than `audio_days` go from the events that stay
+    /// (0: no limit), and recordings' folders of installs no longer known.
+    pub async fn sweep(&self, now_ms: u64, events_days: u32, audio_days: u32) -> Result<Swept, StoreError> {
+        let before = |days: u32| (days > 0).then(|| now_ms.saturating_sub(days as u64 * 86_400_000));
+        let (events_before, audio_before) = (before(events_days), before(audio_days));
+        self.submit(|reply| Job::Sweep { events_before, audio_before, reply }).await
+    }
+
+    /// Finishes the jobs already queued, checkpoints the write-ahead log
+    /// into the database file and stops the writer; later writes answer
+    /// [`StoreError::Closed`].
+    pub fn close(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
         }
-        let deleted = tx.execute("DELETE FROM events WHERE install_id = ?1", [install_id])?;
-        tx.execute("DELETE FROM installs WHERE install_id = ?1", [install_id])?;
-        tx.commit()?;
-        Ok(deleted)
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+
+    fn read<T>(&self, query: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.reader.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(query(&conn)?)
     }
 
     /// Number of stored events.
     pub fn count(&self) -> Result<u64, StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+        self.read(|c| c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0)).map(|n| n as u64))
+    }
+
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|c| {
+            let mut s = c.query_row(
+                "SELECT COUNT(*),
+                        COUNT(*) FILTER (WHERE schema_version = 1),
+                        COUNT(*) FILTER (WHERE schema_version = 2),
+                        COUNT(*) FILTER (WHERE consent = 'predictions'),
+                        COUNT(*) FILTER (WHERE consent = 'recordings'),
+                        COUNT(*) FILTER (WHERE correction IS NOT NULL),
+                        COUNT(*) FILTER (WHERE audio_file IS NOT NULL OR audio IS NOT NULL),
+                        MIN(received_ms), MAX(received_ms)
+                 FROM events",
+                [],
+                |r| {
+                    let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+                    Ok(Stats {
+                        events: n(0)?,
+                        installs: 0,
+                        schema_1: n(1)?,
+                        schema_2: n(2)?,
+                        consent_predictions: n(3)?,
+                        consent_recordings: n(4)?,
+                        corrections: n(5)?,
+                        recordings: n(6)?,
+                        oldest_received_ms: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                        newest_received_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+                    })
+                },
+            )?;
+            s.installs = c.query_row(
+                "SELECT COUNT(*) FROM (SELECT install_id FROM events UNION SELECT install_id FROM installs)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64;
+            Ok(s)
+        })
+    }
+
+    /// Up to `limit` events received at or after `since_ms`, in
+    /// (received time, event id) order, starting after `after` (the last
+    /// one of the previous page).
+    pub fn export_page(
+        &self,
+        since_ms: u64,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        // Every event id is non-empty: (since, "") comes before all of `since`'s events.
+        let (after_ms, after_id) = after.map(|(ms, id)| (*ms as i64, id.as_str())).unwrap_or((since_ms as i64, ""));
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT event_id, install_id, received_ms, created_ms, schema_version, consent, consent_text_version,
+                        app_version, model_version, backend, prediction, confidence, words, correction, decode_ms,
+                        audio_s, summary, features, audio_file IS NOT NULL OR audio IS NOT NULL
+                 FROM events WHERE (received_ms, event_id) > (?1, ?2)
+                 ORDER BY received_ms, event_id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![after_ms, after_id, limit as i64], record)?;
+            rows.collect()
+        })
+    }
+
+    /// An event's recording as a WAV file's bytes, if it has one.
+    pub fn audio_wav(&self, event_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Option<String>, Option<Vec<u8>>)> = self.read(|c| {
+            c.query_row("SELECT audio_file, audio FROM events WHERE event_id = ?1", [event_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })?;
+        match row {
+            Some((Some(file), _)) => Ok(Some(std::fs::read(self.dir.join(AUDIO_DIR).join(file))?)),
+            Some((None, Some(pcm))) => Ok(Some(wav(&pcm)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Drop for EventStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A stored row as its export record.
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Record> {
+    fn parsed<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+        text.and_then(|t| serde_json::from_str(&t).ok())
+    }
+    let event_id: String = r.get(0)?;
+    let has_audio: bool = r.get(18)?;
+    Ok(Record {
+        install_id: r.get(1)?,
+        received_ms: r.get::<_, i64>(2)? as u64,
+        created_ms: r.get::<_, i64>(3)? as u64,
+        schema_version: r.get(4)?,
+        consent: r.get::<_, Option<String>>(5)?.as_deref().and_then(v2::ConsentLevel::from_name),
+        consent_text_version: r.get(6)?,
+        app_version: r.get(7)?,
+        model_version: r.get(8)?,
+        backend: r.get(9)?,
+        transcript: r.get(10)?,
+        confidence: r.get::<_, f64>(11)? as f32,
+        words: parsed(r.get(12)?).unwrap_or_default(),
+        correction: r.get(13)?,
+        latency_ms: r.get::<_, f64>(14)? as f32,
+        audio_s: r.get::<_, f64>(15)? as f32,
+        summary: parsed(r.get(16)?),
+        features: parsed(r.get(17)?),
+        audio: has_audio.then(|| export::audio_path(&event_id)),
+        event_id,
+    })
+}
+
+/// 16-bit PCM (16 kHz mono) as a WAV file.
+fn wav(pcm: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: v2::AUDIO_SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::with_capacity(pcm.len() + 44));
+    let mut writer = hound::WavWriter::new(&mut out, spec).map_err(|e| StoreError::Audio(e.to_string()))?;
+    for s in pcm.chunks_exact(2) {
+        writer.write_sample(i16::from_le_bytes([s[0], s[1]])).map_err(|e| StoreError::Audio(e.to_string()))?;
+    }
+    writer.finalize().map_err(|e| StoreError::Audio(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+/// Writes `bytes` to `path` durably: a temporary file, synced, renamed.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The thread that owns the writing connection.
+struct Writer {
+    conn: Connection,
+    audio: PathBuf,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Writer {
+    fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.queued.fetch_sub(group.len(), Ordering::Relaxed);
+            self.commit_group(group);
+        }
+        // The queue is closed and empty: fold the log into the database.
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            tracing::warn!(error = %e, "closing the event store: the checkpoint failed (the log stays, nothing is lost)");
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Job>) {
+        let tx = match self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let why = e.to_string();
+                for job in group {
+                    job.fail(&why);
+                }
+                return;
+            }
+        };
+        let mut done = Vec::with_capacity(group.len());
+        for job in group {
+            if let Some(d) = apply(&tx, &self.audio, job) {
+                done.push(d);
+            }
+        }
+        let failed = tx.commit().err().map(|e| e.to_string());
+        for d in done {
+            let paths = if failed.is_some() { &d.written } else { &d.remove };
+            for p in paths {
+                let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+            }
+            (d.answer)(failed.as_deref());
+        }
+    }
+}
+
+impl Job {
+    fn fail(self, why: &str) {
+        let err = || StoreError::Commit(why.to_owned());
+        match self {
+            Job::Insert(_, reply) => drop(reply.send(Err(err()))),
+            Job::Delete { reply, .. } => drop(reply.send(Err(err()))),
+            Job::Sweep { reply, .. } => drop(reply.send(Err(err()))),
+        }
+    }
+}
+
+/// Runs one job in its own savepoint of `tx`. A job that fails is rolled
+/// back to its savepoint, answered at once, and `None` returned.
+fn apply(tx: &Transaction, audio: &Path, job: Job) -> Option<Done> {
+    fn scoped<T>(
+        tx: &Transaction,
+        written: &mut Vec<PathBuf>,
+        work: impl FnOnce(&Transaction, &mut Vec<PathBuf>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        tx.execute_batch("SAVEPOINT job")?;
+        let result = work(tx, written);
+        if result.is_ok() {
+            tx.execute_batch("RELEASE job")?;
+        } else {
+            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            for p in written.drain(..) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        result
+    }
+    let mut written = Vec::new();
+    match job {
+        Job::Insert(insert, reply) => match scoped(tx, &mut written, |tx, w| insert_events(tx, audio, &insert, w)) {
+            Ok(outcome) => Some(Done { written, remove: Vec::new(), answer: finish(reply, outcome) }),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        },
+        Job::Delete { install_id, secret, reply } => {
+            match scoped(tx, &mut written, |tx, _| delete_install(tx, &install_id, &secret)) {
+                Ok(n) => Some(Done { written, remove: vec![audio.join(&install_id)], answer: finish(reply, n) }),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    None
+                }
+            }
+        }
+        Job::Sweep { events_before, audio_before, reply } => {
+            match scoped(tx, &mut written, |tx, _| sweep(tx, audio, events_before, audio_before)) {
+                Ok((swept, remove)) => Some(Done { written, remove, answer: finish(reply, swept) }),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    None
+                }
+            }
+        }
+    }
+}
+
+fn insert_events(
+    tx: &Transaction,
+    audio: &Path,
+    insert: &Insert,
+    written: &mut Vec<PathBuf>,
+) -> Result<InsertOutcome, StoreError> {
+    if let Some(key) = &insert.install_key {
+        tx.execute(
+            "INSERT OR IGNORE INTO installs (install_id, key_sha256, first_ms) VALUES (?1, ?2, ?3)",
+            params![insert.install_id, key, now_ms() as i64],
+        )?;
+        let known: String =
+            tx.query_row("SELECT key_sha256 FROM installs WHERE install_id = ?1", [&insert.install_id], |r| r.get(0))?;
+        if &known != key {
+            return Err(StoreError::WrongKey);
+        }
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO events (event_id, install_id, received_ms, created_ms, app_version, model_version,
+             backend, prediction, confidence, correction, audio_s, decode_ms, features, schema_version, consent,
+             consent_text_version, words, summary, audio_file)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?;
+    let mut inserted = 0;
+    for (e, pcm) in &insert.events {
+        let file = pcm.as_ref().map(|_| format!("{}/{}.wav", e.install_id, e.event_id));
+        let consent = e.consent.map(v2::ConsentLevel::as_str);
+        let words = (e.schema_version >= 2).then(|| json(&e.words));
+        let stored = stmt.execute(params![
+            e.event_id,
+            e.install_id,
+            e.received_ms as i64,
+            e.created_ms as i64,
+            e.app_version,
+            e.model_version,
+            e.backend,
+            e.transcript,
+            e.confidence as f64,
+            e.correction,
+            e.audio_s as f64,
+            e.latency_ms as f64,
+            e.features.as_ref().map(json),
+            e.schema_version,
+            consent,
+            e.consent_text_version,
+            words,
+            e.summary.as_ref().map(json),
+            file,
+        ])?;
+        inserted += stored;
+        // A duplicate's recording is already on disk under the same name.
+        if let (1, Some(pcm), Some(file)) = (stored, pcm, &file) {
+            let path = audio.join(file);
+            write_synced(&path, &wav(pcm)?)?;
+            written.push(path);
+        }
+    }
+    Ok(InsertOutcome { inserted, duplicates: insert.events.len() - inserted })
+}
+
+fn delete_install(tx: &Transaction, install_id: &str, secret: &str) -> Result<usize, StoreError> {
+    let key: Option<String> =
+        tx.query_row("SELECT key_sha256 FROM installs WHERE install_id = ?1", [install_id], |r| r.get(0)).optional()?;
+    let Some(key) = key else { return Err(StoreError::UnknownInstall) };
+    if key != install_key(secret) {
+        return Err(StoreError::WrongKey);
+    }
+    let deleted = tx.execute("DELETE FROM events WHERE install_id = ?1", [install_id])?;
+    tx.execute("DELETE FROM installs WHERE install_id = ?1", [install_id])?;
+    Ok(deleted)
+}
+
+fn sweep(
+    tx: &Transaction,
+    audio: &Path,
+    events_before: Option<u64>,
+    audio_before: Option<u64>,
+) -> Result<(Swept, Vec<PathBuf>), StoreError> {
+    let files = |sql: &str, before: u64| -> rusqlite::Result<Vec<PathBuf>> {
+        let mut stmt = tx.prepare(sql)?;
+        let rows = stmt.query_map([before as i64], |r| r.get::<_, String>(0))?;
+        rows.map(|f| f.map(|f| audio.join(f))).collect()
+    };
+    let mut swept = Swept::default();
+    let mut remove = Vec::new();
+    if let Some(before) = events_before {
+        remove
+            .extend(files("SELECT audio_file FROM events WHERE received_ms < ?1 AND audio_file IS NOT NULL", before)?);
+        swept.events = tx.execute("DELETE FROM events WHERE received_ms < ?1", [before as i64])?;
+    }
+    if let Some(before) = audio_before {
+        remove
+            .extend(files("SELECT audio_file FROM events WHERE received_ms < ?1 AND audio_file IS NOT NULL", before)?);
+        swept.recordings = tx.execute(
+            "UPDATE events SET audio_file = NULL, audio = NULL, features = NULL
+             WHERE received_ms < ?1 AND (audio_file IS NOT NULL OR audio IS NOT NULL OR features IS NOT NULL)",
+            [before as i64],
+        )?;
+    }
+    // Folders of installs that were deleted while their files could not
+    // be removed (a crash between the commit and the removal).
+    if let Ok(dirs) = std::fs::read_dir(audio) {
+        let mut known = tx.prepare("SELECT 1 FROM events WHERE install_id = ?1 LIMIT 1")?;
+        for dir in dirs.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if !known.exists([&name])? {
+                remove.push(dir.path());
+            }
+        }
+    }
+    Ok((swept, remove))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wav_holds_the_samples_it_was_given() {
+        let pcm: Vec<u8> = [0i16, 1000, -1000, i16::MAX].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let bytes = wav(&pcm).unwrap();
+        let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(reader.spec().sample_rate, 16_000);
+        let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(samples, [0, 1000, -1000, i16::MAX]);
     }
 }

@@ -4,8 +4,9 @@ use hark_telemetry::{Batch, Consent, PredictionEvent, SCHEMA_VERSION};
 
 struct Running {
     base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), hark_collector::ServeError>>>,
 }
 
 impl Drop for Running {
@@ -16,19 +17,52 @@ impl Drop for Running {
     }
 }
 
+impl Running {
+    /// Stops the server the way Ctrl-C does and waits until it has: how it
+    /// ended, and its folder (kept for a look at what it left).
+    async fn stop(mut self) -> (Result<(), hark_collector::ServeError>, tempfile::TempDir) {
+        let _ = self.stop.take().unwrap().send(());
+        let result = self.task.take().unwrap().await.unwrap();
+        (result, std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// The operator's token of the test servers.
+const ADMIN: &str = "test-admin-token-0123456789";
+
+fn settings() -> hark_collector::Settings {
+    let mut s = hark_collector::Settings::default();
+    s.admin.token = Some(ADMIN.into());
+    s.limits.per_ip_per_minute = 0;
+    s.limits.per_install_per_minute = 0;
+    s
+}
+
 async fn start() -> Running {
+    start_with(settings()).await
+}
+
+async fn start_with(settings: hark_collector::Settings) -> Running {
     let dir = tempfile::tempdir().unwrap();
+    start_in(dir, settings).await
+}
+
+async fn start_in(dir: tempfile::TempDir, settings: hark_collector::Settings) -> Running {
     let models = dir.path().join("models");
     std::fs::create_dir_all(&models).unwrap();
     std::fs::write(models.join("manifest.json"), r#"{"schema_version":1,"models":[]}"#).unwrap();
-    let config = hark_collector::Config { dist: None, models: Some(models), db: dir.path().join("events.sqlite3") };
+    let config = hark_collector::Config { site: None, models: Some(models), data: dir.path().join("data"), settings };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(hark_collector::serve_on(config, listener, async {
+    let task = tokio::spawn(hark_collector::serve_on(config, listener, async {
         let _ = rx.await;
     }));
-    Running { base, _dir: dir, stop: Some(tx) }
+    Running { base, dir, stop: Some(tx), task: Some(task) }
 }
 
 fn batch(ids: &[&str]) -> Batch {
@@ -55,25 +89,31 @@ fn batch(ids: &[&str]) -> Batch {
     }
 }
 
+async fn admin_stats(client: &reqwest::Client, base: &str) -> serde_json::Value {
+    let r = client.get(format!("{base}/v1/admin/stats")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
 async fn event_count(client: &reqwest::Client, base: &str) -> u64 {
-    let stats: serde_json::Value = client.get(format!("{base}/api/stats")).send().await.unwrap().json().await.unwrap();
-    stats["events"].as_u64().unwrap()
+    admin_stats(client, base).await["events"].as_u64().unwrap()
 }
 
 #[tokio::test]
-async fn health_reports_ok() {
+async fn health_reports_ok_and_the_schemas_it_takes() {
     let server = start().await;
-    let body: serde_json::Value =
-        reqwest::get(format!("{}/api/health", server.base)).await.unwrap().json().await.unwrap();
+    let body: serde_json::Value = reqwest::get(server.url("/healthz")).await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "ok");
-    assert_eq!(body["telemetry_schema"], SCHEMA_VERSION);
+    assert_eq!(body["telemetry_schemas"], serde_json::json!([SCHEMA_VERSION, 2]));
+    let gone = reqwest::get(server.url("/api/health")).await.unwrap();
+    assert_eq!(gone.status(), 404, "the old /api paths are gone");
 }
 
 #[tokio::test]
 async fn stores_consented_events_once_even_when_retried() {
     let server = start().await;
     let client = reqwest::Client::new();
-    let url = format!("{}/api/events", server.base);
+    let url = format!("{}/v1/events", server.base);
     let r = client.post(&url).json(&batch(&["a1", "a2"])).send().await.unwrap();
     assert_eq!(r.status(), 202);
     let r: serde_json::Value =
@@ -87,7 +127,7 @@ async fn stores_consented_events_once_even_when_retried() {
 async fn refuses_events_without_consent_and_keeps_earlier_ones() {
     let server = start().await;
     let client = reqwest::Client::new();
-    let url = format!("{}/api/events", server.base);
+    let url = format!("{}/v1/events", server.base);
     client.post(&url).json(&batch(&["k1"])).send().await.unwrap();
     let mut denied = batch(&["d1"]);
     denied.consent = Consent::Denied;
@@ -102,8 +142,14 @@ async fn refuses_events_without_consent_and_keeps_earlier_ones() {
 async fn malformed_bodies_get_an_error_that_names_the_problem() {
     let server = start().await;
     let client = reqwest::Client::new();
-    let url = format!("{}/api/events", server.base);
-    let r = client.post(&url).body("{\"schema_version\": 1, \"consent\": ").send().await.unwrap();
+    let url = format!("{}/v1/events", server.base);
+    let r = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"schema_version\": 1, \"consent\": ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("line 1"), "{body}");
@@ -186,7 +232,7 @@ async fn schema_2_batches_are_stored_event_by_event_naming_the_rejected() {
     // Schema 1 goes to the same endpoint; an unknown schema is named.
     let r = client.post(&url).json(&batch(&["v1-a"])).send().await.unwrap();
     assert_eq!(r.status(), 202);
-    let r = client.post(&url).body(r#"{"schema_version": 9}"#).send().await.unwrap();
+    let r = client.post(&url).json(&serde_json::json!({"schema_version": 9})).send().await.unwrap();
     assert_eq!(r.status(), 422);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("accepts [1, 2]"), "{body}");
@@ -196,7 +242,7 @@ async fn schema_2_batches_are_stored_event_by_event_naming_the_rejected() {
 #[test]
 fn a_schema_1_database_is_migrated_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite3");
+    let path = dir.path().join(hark_collector::store::DB_FILE);
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -208,11 +254,11 @@ fn a_schema_1_database_is_migrated_in_place() {
         )
         .unwrap();
     }
-    let store = hark_collector::store::EventStore::open(&path).unwrap();
+    let store = hark_collector::store::EventStore::open(dir.path()).unwrap();
     assert_eq!(store.count().unwrap(), 1, "the old rows are kept");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let schema: i64 = conn.query_row("SELECT schema_version FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(schema, 1);
 }
@@ -272,4 +318,254 @@ async fn health_and_metrics_tell_an_operator_what_happened() {
     assert!(has(r#"hark_http_requests_total{route="/v1/events",status="202"} 2"#), "{text}");
     assert!(text.contains("hark_http_request_seconds_bucket"), "{text}");
     assert!(has("hark_store_errors_total 0"), "{text}");
+}
+
+/// A recording of `ms` milliseconds of a 440 Hz tone, as the browser sends it.
+fn recording(ms: usize) -> serde_json::Value {
+    let samples: Vec<f32> =
+        (0..ms * 16).map(|i| 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / 16_000.0).sin()).collect();
+    serde_json::to_value(hark_telemetry::v2::Audio::from_samples(&samples)).unwrap()
+}
+
+fn audio_files(server: &Running) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for install in std::fs::read_dir(server.dir.path().join("data/audio")).unwrap().flatten() {
+        files.extend(std::fs::read_dir(install.path()).unwrap().flatten().map(|f| f.path()));
+    }
+    files
+}
+
+#[tokio::test]
+async fn recordings_are_wav_files_beside_the_database_and_deletion_removes_them() {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let mut with_audio = v2_event("rec-1");
+    with_audio["audio"] = recording(500);
+    let r = client.post(server.url("/v1/events")).json(&v2_batch("recordings", vec![with_audio])).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let files = audio_files(&server);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with("install-abcdef/rec-1.wav"), "{files:?}");
+    let reader = hound::WavReader::open(&files[0]).unwrap();
+    assert_eq!((reader.spec().sample_rate, reader.len()), (16_000, 8_000));
+    // The operator fetches it by its event.
+    let wav = client.get(server.url("/v1/admin/audio/rec-1")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!((wav.status().as_u16(), wav.headers()["content-type"].to_str().unwrap()), (200, "audio/wav"));
+    assert_eq!(wav.bytes().await.unwrap(), std::fs::read(&files[0]).unwrap());
+
+    let r = client.delete(server.url("/v1/installs/install-abcdef")).bearer_auth(SECRET).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(audio_files(&server).is_empty(), "no file of the install is left");
+    assert!(!server.dir.path().join("data/audio/install-abcdef").exists());
+    assert_eq!(event_count(&client, &server.base).await, 0);
+}
+
+#[tokio::test]
+async fn the_admin_export_streams_every_event_since_a_time_as_json_lines() {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    // More than one page of the export.
+    for chunk in 0..7 {
+        let events = (0..100).map(|i| v2_event(&format!("x-{chunk}-{i:03}"))).collect();
+        let r = client.post(server.url("/v1/events")).json(&v2_batch("predictions", events)).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    client.post(server.url("/v1/events")).json(&batch(&["old-v1"])).send().await.unwrap();
+    let export = client.get(server.url("/v1/admin/export?since=0")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(export.status(), 200);
+    assert_eq!(export.headers()["content-type"], "application/x-ndjson");
+    let text = export.text().await.unwrap();
+    let records: Vec<hark_telemetry::export::Record> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 701);
+    let ids: std::collections::HashSet<_> = records.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(ids.len(), 701, "every event once");
+    let first = records.iter().find(|r| r.event_id == "x-0-000").unwrap();
+    assert_eq!(first.correction.as_deref(), Some("play some jazz music"));
+    assert_eq!(first.consent, Some(hark_telemetry::v2::ConsentLevel::Predictions));
+    assert_eq!(first.words[0].text, "play");
+    let v1 = records.iter().find(|r| r.event_id == "old-v1").unwrap();
+    assert_eq!((v1.schema_version, v1.transcript.as_str()), (1, "directions to baker street"));
+    // Later than everything: nothing.
+    let later = records.iter().map(|r| r.received_ms).max().unwrap() + 1;
+    let r = client.get(server.url(&format!("/v1/admin/export?since={later}"))).bearer_auth(ADMIN).send().await;
+    assert_eq!(r.unwrap().text().await.unwrap(), "");
+
+    let stats = admin_stats(&client, &server.base).await;
+    assert_eq!(
+        (stats["events"].as_u64(), stats["schema_2"].as_u64(), stats["installs"].as_u64()),
+        (Some(701), Some(700), Some(1))
+    );
+    assert_eq!(stats["corrections"].as_u64(), Some(701));
+
+    let r = client.get(server.url("/v1/admin/export?since=yesterday")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("since=MILLISECONDS"));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_naming_the_fault_stores_nothing_and_the_server_keeps_serving() {
+    let mut s = settings();
+    s.limits.max_body_bytes = 2 << 20;
+    let server = start_with(s).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/events");
+    client.post(&url).json(&v2_batch("predictions", vec![v2_event("kept")])).send().await.unwrap();
+    let json_body = |body: Vec<u8>| client.post(&url).header("content-type", "application/json").body(body);
+    let huge = v2_batch("predictions", (0..101).map(|i| v2_event(&format!("many-{i}"))).collect());
+    let mut long = v2_event("long");
+    long["transcript"] = serde_json::json!("x".repeat(1 << 20));
+    let mut weird = v2_batch("predictions", vec![v2_event("nan")]);
+    weird["events"][0]["latency_ms"] = serde_json::json!(-3.0);
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        ("malformed JSON", json_body(b"{\"schema_version\": 2, \"events\": [".to_vec()), 400, "EOF while parsing"),
+        ("unknown schema", json_body(br#"{"schema_version": 3}"#.to_vec()), 422, "schema_version 3"),
+        ("NaN", json_body(br#"{"schema_version": 2, "x": NaN}"#.to_vec()), 400, "expected value"),
+        ("a huge number", json_body(br#"{"schema_version": 1e400}"#.to_vec()), 400, "number out of range"),
+        (
+            "invalid UTF-8",
+            json_body(b"{\"schema_version\": 2, \"install_id\": \"\xff\xfe\"}".to_vec()),
+            400,
+            "invalid unicode",
+        ),
+        ("oversized body", json_body(vec![b' '; 3 << 20]), 413, "limit of 2097152 bytes"),
+        ("over 100 events", client.post(&url).json(&huge), 413, "at most 100"),
+        ("a 1 MB string", client.post(&url).json(&v2_batch("predictions", vec![long])), 202, "transcript"),
+        ("a negative latency", client.post(&url).json(&weird), 202, "latency_ms"),
+        (
+            "wrong content type",
+            client.post(&url).header("content-type", "text/plain").body("{}"),
+            415,
+            "application/json",
+        ),
+        ("no content type", client.post(&url).body("{}"), 415, "application/json"),
+        (
+            "a wrong install secret",
+            client.delete(server.url("/v1/installs/install-abcdef")).bearer_auth("not the secret"),
+            403,
+            "secret does not match",
+        ),
+        ("admin without a token", client.get(server.url("/v1/admin/stats")), 401, "admin token"),
+        ("admin with a wrong token", client.get(server.url("/v1/admin/export")).bearer_auth("nope"), 401, "wrong"),
+        ("an unknown route", client.get(server.url("/v1/nothing")), 404, "/v1/events"),
+    ];
+    for (what, request, status, says) in cases {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(says), "{what}: {body}");
+        let health = client.get(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200, "still serving after {what}");
+    }
+    assert_eq!(event_count(&client, &server.base).await, 1, "nothing of the bad requests was stored");
+}
+
+#[tokio::test]
+async fn past_its_rate_limit_an_install_is_told_when_to_retry() {
+    let mut s = settings();
+    s.limits.per_install_per_minute = 2;
+    let server = start_with(s).await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/events");
+    for id in ["r1", "r2"] {
+        let r = client.post(&url).json(&v2_batch("predictions", vec![v2_event(id)])).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let r = client.post(&url).json(&v2_batch("predictions", vec![v2_event("r3")])).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    assert!(r.text().await.unwrap().contains("this install"));
+    assert_eq!(event_count(&client, &server.base).await, 2);
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == r#"hark_rate_limited_total{scope="install"} 1"#), "{metrics}");
+
+    let mut s = settings();
+    s.limits.per_ip_per_minute = 1;
+    let server = start_with(s).await;
+    let first = client.get(server.url("/v1/events")).send().await.unwrap();
+    assert_eq!(first.status(), 405, "one request passes");
+    let r = client.post(server.url("/v1/events")).json(&batch(&["ip-1"])).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("this address"));
+}
+
+#[tokio::test]
+async fn only_configured_origins_may_call_the_api_from_their_pages() {
+    let mut s = settings();
+    s.cors.origins = vec!["https://search.example.org".into()];
+    let server = start_with(s).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, server.url("/v1/events"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://search.example.org").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://search.example.org");
+    let other = preflight("https://evil.example.com").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn retention_removes_old_recordings_before_old_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hark_collector::store::EventStore::open(dir.path()).unwrap();
+    let mut event: hark_telemetry::v2::Event = serde_json::from_value(v2_event("old-rec")).unwrap();
+    event.audio = Some(serde_json::from_value(recording(100)).unwrap());
+    let batch = hark_telemetry::v2::Batch {
+        schema_version: 2,
+        install_id: "install-abcdef".into(),
+        install_key: hark_collector::store::install_key(SECRET),
+        consent: hark_telemetry::v2::ConsentLevel::Recordings,
+        consent_text_version: 1,
+        events: vec![event],
+    };
+    store.insert(hark_collector::store::Insert::v2(&batch).unwrap()).await.unwrap();
+    let file = dir.path().join("audio/install-abcdef/old-rec.wav");
+    assert!(file.is_file());
+    let day = 86_400_000;
+    let now = hark_collector::store::now_ms();
+    // 10 days later, with 7 days for recordings and 30 for events.
+    let swept = store.sweep(now + 10 * day, 30, 7).await.unwrap();
+    assert_eq!((swept.events, swept.recordings), (0, 1));
+    assert!(!file.exists(), "the recording's file went with it");
+    assert_eq!(store.count().unwrap(), 1, "the event stays");
+    let swept = store.sweep(now + 31 * day, 30, 7).await.unwrap();
+    assert_eq!(swept.events, 1);
+    assert_eq!(store.count().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn shutting_down_finishes_the_requests_in_flight_and_flushes_the_store() {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/events");
+    let first = client.post(&url).json(&v2_batch("predictions", vec![v2_event("s-first")])).send().await.unwrap();
+    assert_eq!(first.status(), 202);
+    let sends: Vec<_> = (0..20)
+        .map(|i| {
+            let request = client.post(&url).json(&v2_batch("predictions", vec![v2_event(&format!("s-{i}"))]));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (stopped, dir) = server.stop().await;
+    assert!(stopped.is_ok(), "{stopped:?}");
+    let mut accepted = 1;
+    for send in sends {
+        if let Ok(Ok(r)) = send.await
+            && r.status() == 202
+        {
+            accepted += 1;
+        }
+    }
+    let data = dir.path().join("data");
+    let wal = data.join(format!("{}-wal", hark_collector::store::DB_FILE));
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0, "the log was folded into the database");
+    let conn = rusqlite::Connection::open(data.join(hark_collector::store::DB_FILE)).unwrap();
+    let stored: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+    assert!(stored >= accepted, "{stored} stored, {accepted} accepted");
 }

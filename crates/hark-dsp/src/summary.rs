@@ -42,7 +42,7 @@ impl FeatureSummary {
         let frames = log_mel.len() / n_mels;
         // One pass over the frames, each value turned back into power once:
         // each band group's log mean power, and the frame's energy in dB.
-        let mut groups = vec![Vec::with_capacity(frames); SUMMARY_BANDS];
+        let mut groups: Vec<Vec<f64>> = (0..SUMMARY_BANDS).map(|_| Vec::with_capacity(frames)).collect();
         let mut energy = Vec::with_capacity(frames);
         for row in log_mel.chunks_exact(n_mels) {
             let mut total = 0.0;

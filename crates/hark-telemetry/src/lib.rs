@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod export;
 pub mod v2;
 
 /// The event schema this build sends and accepts.
@@ -141,10 +142,8 @@ impl PredictionEvent {
         if self.prediction.len() > MAX_TEXT_BYTES {
             return Err(("prediction", format!("is {} bytes, limit {MAX_TEXT_BYTES}", self.prediction.len())));
         }
-        if let Some(c) = &self.correction {
-            if c.len() > MAX_TEXT_BYTES {
-                return Err(("correction", format!("is {} bytes, limit {MAX_TEXT_BYTES}", c.len())));
-            }
+        if let Some(c) = self.correction.as_ref().filter(|c| c.len() > MAX_TEXT_BYTES) {
+            return Err(("correction", format!("is {} bytes, limit {MAX_TEXT_BYTES}", c.len())));
         }
         if !(0.0..=1.0).contains(&self.confidence) {
             return Err(("confidence", format!("must be within 0..=1, got {}", self.confidence)));

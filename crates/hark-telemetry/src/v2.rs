@@ -38,6 +38,21 @@ pub enum ConsentLevel {
     Recordings,
 }
 
+impl ConsentLevel {
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentLevel::Predictions => "predictions",
+            ConsentLevel::Recordings => "recordings",
+        }
+    }
+
+    /// The level named `name` on the wire.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ConsentLevel::Predictions, ConsentLevel::Recordings].into_iter().find(|c| c.as_str() == name)
+    }
+}
+
 /// One request body (schema 2): events from one install.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,7 @@
 //! worker's "send features back", what is kept). With consent, each
 //! recognition becomes a [`PredictionEvent`] (prediction, confidence,
 //! log-mel features, and the person's correction if they edited the
-//! transcript before searching) posted to the collector at `api/events`.
+//! transcript before searching) posted to the collector at `v1/events`.
 //! Events that could not be sent stay queued and go with the next batch.
 
 use hark_telemetry::{Batch, Consent, Features, MAX_FEATURE_FRAMES, PredictionEvent, SCHEMA_VERSION};
@@ -117,7 +117,7 @@ fn event(recognized: &Recognized, features: Option<Vec<f32>>, decode_ms: f64) ->
 
 async fn send(batch: &Batch) -> Result<(), String> {
     let body = serde_json::to_string(batch).map_err(|e| e.to_string())?;
-    let response = gloo_net::http::Request::post("api/events")
+    let response = gloo_net::http::Request::post("v1/events")
         .header("content-type", "application/json")
         .body(body)
         .map_err(|e| e.to_string())?
