@@ -4,7 +4,7 @@
 //! * `test`  — every test: native, wasm in headless Chromium, end-to-end in `tests/`;
 //! * `build` — the release web app into `dist/`;
 //! * `icons` — regenerate the PWA icons in `web/icons/`;
-//! * `bench` — benchmarks: front end, decode time, training speed vs PyTorch;
+//! * `bench` — benchmarks: front end, decode time, training speed vs PyTorch, the collector under wrk;
 //! * `data`  — install every synthesizer and run `hark data synth`;
 //! * `text`  — extract the English text corpora from Debian packages (`text.rs`).
 //!
@@ -224,6 +224,10 @@ fn bench(env: &Env) -> anyhow::Result<()> {
         eprintln!("PyTorch is not available ({e:#}); its rows will say n/a");
     }
     run(&mut bench("train_step"))?;
+
+    step("collector under load: wrk on loopback (bars: ≥ 20,000 events/s; p99 ≤ 25 ms at 2,000 requests/s; ≤ 100 MB)");
+    tools::ensure_bench_packages()?;
+    run(&mut bench("load"))?;
     recognition_against_pocketsphinx(env)
 }
 

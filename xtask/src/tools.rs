@@ -93,6 +93,11 @@ fn ensure_venv(name: &str, module: &str, packages: &[&str]) -> anyhow::Result<Pa
     Ok(python)
 }
 
+/// Debian's `wrk`, the collector benchmark's load generator.
+pub fn ensure_bench_packages() -> anyhow::Result<()> {
+    ensure_debian_packages(&[("/usr/bin/wrk", "wrk")], true)
+}
+
 /// The Debian packages `cargo xtask text` reads its English text from.
 pub fn ensure_text_packages() -> anyhow::Result<()> {
     ensure_debian_packages(
