@@ -25,6 +25,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // `hark data synth --preset smoke` runs in the tests.
     ("/usr/bin/espeak-ng", "espeak-ng"),
     ("/usr/bin/flite", "flite"),
+    // The collector's PostgreSQL backend is tested against a real server.
+    ("/usr/lib/postgresql", "postgresql"),
 ];
 
 /// The synthesizers of the standard corpus, beyond espeak-ng and flite. The

@@ -138,7 +138,7 @@ fn every_event_answered_2xx_survives_a_sigkill_exactly_once() {
         })
         .collect();
     // Kill it once a few hundred events were acknowledged (no timing guess).
-    while acked.lock().unwrap().len() < 400 {
+    while acked.lock().unwrap().len() < 2000 {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     server.child.kill().unwrap(); // SIGKILL: no shutdown, no flush.
@@ -176,5 +176,52 @@ fn every_event_answered_2xx_survives_a_sigkill_exactly_once() {
         acked.len(),
         &missing[..missing.len().min(5)]
     );
-    assert!(acked.len() >= 400 && sent >= 20, "{} acknowledged, {sent} batches", acked.len());
+    assert!(acked.len() >= 2000 && sent >= 100, "{} acknowledged, {sent} batches", acked.len());
+}
+
+#[path = "../../hark-collector/tests/support/postgres.rs"]
+mod postgres;
+
+/// Two `hark serve` processes over one PostgreSQL database (what a load
+/// balancer in front of replicas sees): the same batch sent to both is
+/// stored once; a deletion through one removes what the other stored.
+#[test]
+fn two_hark_serve_processes_share_one_postgres_database() {
+    let pg = postgres::Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hark.toml");
+    std::fs::write(&config, format!("[store]\npostgres = \"{}\"\n", pg.url)).unwrap();
+    let mut a = serve(&dir.path().join("a"), &config);
+    let mut b = serve(&dir.path().join("b"), &config);
+    let ids: Vec<String> = (0..5).map(|i| format!("shared-{i}")).collect();
+    let body = batch_of(&ids);
+    let (ra, rb) = std::thread::scope(|s| {
+        let ra = s.spawn(|| post_events(&a.addr, &body));
+        let rb = s.spawn(|| post_events(&b.addr, &body));
+        (ra.join().unwrap(), rb.join().unwrap())
+    });
+    assert_eq!((ra, rb), (Some(202), Some(202)));
+    let exported = |addr: &str| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET /v1/admin/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.lines().filter(|l| l.contains("\"event_id\"")).count()
+    };
+    assert_eq!(exported(&a.addr), 5, "stored once although both replicas took it");
+    let mut stream = TcpStream::connect(&b.addr).unwrap();
+    write!(stream, "DELETE /v1/installs/install-durable HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200") && response.contains("\"deleted\":5"), "{response}");
+    assert_eq!(exported(&a.addr), 0, "deleted through b, gone for a");
+    for server in [&mut a, &mut b] {
+        server.child.kill().unwrap();
+        let _ = server.child.wait();
+    }
 }

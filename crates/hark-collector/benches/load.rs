@@ -4,11 +4,12 @@
 //!
 //! 1. **throughput** — as many batches of 20 schema-2 events as 32
 //!    connections can send: events accepted per second;
-//! 2. **fixed rate** — about 2,000 requests/s (25 connections, each pausing
+//! 2. **fixed rate** — about 2,000 requests/s (28 connections, each pausing
 //!    10 ms between requests): the latency percentiles at that load.
 //!
-//! Then it checks that the store holds at least every event wrk saw
-//! answered, and prints a Markdown table (also written to
+//! Both for SQLite and for PostgreSQL (a throwaway local server, as in the
+//! tests). Then it checks that the server accepted at least every event wrk
+//! saw answered, and prints a Markdown table (also written to
 //! `target/bench/collector.md`). `cargo xtask bench` runs it; alone:
 //! `cargo bench -p hark-collector --bench load`. HARK_BENCH_SECONDS sets
 //! each run's length (default 10).
@@ -16,6 +17,9 @@
 //! wrk's latencies are per request as sent; at a fixed rate it does not
 //! correct for coordinated omission (wrk2 would), so a stall shows up as a
 //! lower achieved rate, which the table reports beside the latencies.
+
+#[path = "../tests/support/postgres.rs"]
+mod postgres;
 
 use std::path::Path;
 use std::process::Command;
@@ -121,12 +125,26 @@ fn peak_rss_mb() -> f64 {
     kb.and_then(|k| k.parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("HARK_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+/// One backend's figures.
+struct Measured {
+    throughput: Run,
+    paced: Run,
+    rss_mb: f64,
+    stored: u64,
+    answered: u64,
+}
+
+/// Serves on a free port with `postgres` (or SQLite in a temporary folder)
+/// and runs both loads against it.
+fn measure(postgres: Option<&str>, seconds: u64, tag: &str) -> anyhow::Result<Measured> {
+    // The peak resident size counts from here (Linux: "5" resets it).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let dir = tempfile::tempdir()?;
     let mut settings = hark_collector::Settings::default();
     settings.limits.per_ip_per_minute = 0;
     settings.limits.per_install_per_minute = 0;
+    settings.store.postgres = postgres.map(str::to_owned);
+    settings.admin.token = Some(ADMIN.into());
     let config = hark_collector::Config { site: None, models: None, data: dir.path().join("data"), settings };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listener = runtime.block_on(hark_collector::bind("127.0.0.1:0".parse()?))?;
@@ -135,22 +153,21 @@ fn main() -> anyhow::Result<()> {
     let server = runtime.spawn(hark_collector::serve_on(config, listener, async {
         let _ = stopped.await;
     }));
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(500));
 
     let throughput_script = dir.path().join("throughput.lua");
-    std::fs::write(&throughput_script, lua_script("t", None))?;
-    eprintln!("collector bench: throughput, 32 connections, {seconds} s");
+    std::fs::write(&throughput_script, lua_script(&format!("{tag}t"), None))?;
+    eprintln!("collector bench ({tag}): throughput, 32 connections, {seconds} s");
     let throughput = wrk(&url, &throughput_script, 32, seconds)?;
     let paced_script = dir.path().join("paced.lua");
-    std::fs::write(&paced_script, lua_script("p", Some(10)))?;
-    eprintln!("collector bench: ~2,000 requests/s (25 connections, 10 ms apart), {seconds} s");
-    let paced = wrk(&url, &paced_script, 25, seconds)?;
-    let rss = peak_rss_mb();
+    std::fs::write(&paced_script, lua_script(&format!("{tag}p"), Some(10)))?;
+    eprintln!("collector bench ({tag}): ~2,000 requests/s (28 connections, 10 ms apart), {seconds} s");
+    let paced = wrk(&url, &paced_script, 28, seconds)?;
+    let rss_mb = peak_rss_mb();
 
+    let stored = runtime.block_on(stored_events(&url));
     let _ = stop.send(());
     runtime.block_on(server)??;
-    let conn = rusqlite::Connection::open(dir.path().join("data").join(hark_collector::store::DB_FILE))?;
-    let stored: u64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
     let answered = (throughput.requests - throughput.non_2xx + paced.requests - paced.non_2xx) * BATCH as u64;
     anyhow::ensure!(
         throughput.non_2xx == 0 && paced.non_2xx == 0,
@@ -158,7 +175,36 @@ fn main() -> anyhow::Result<()> {
         throughput.non_2xx,
         paced.non_2xx
     );
+    let stored = stored?;
     anyhow::ensure!(stored >= answered, "the store holds {stored} events, wrk saw {answered} accepted");
+    Ok(Measured { throughput, paced, rss_mb, stored, answered })
+}
+
+/// The operator's token of the bench server.
+const ADMIN: &str = "collector-bench-admin-token";
+
+/// The number of events in the store, from `GET /v1/admin/stats`.
+async fn stored_events(url: &str) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "GET /v1/admin/stats HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let stats: serde_json::Value = serde_json::from_str(body)?;
+    stats["events"].as_u64().ok_or_else(|| anyhow::anyhow!("no event count in {body}"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::var("HARK_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let sqlite = measure(None, seconds, "s")?;
+    let pg = postgres::Postgres::start().map_err(|e| anyhow::anyhow!(e))?;
+    let postgres = measure(Some(&pg.url), seconds, "g")?;
+    drop(pg);
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -169,20 +215,23 @@ fn main() -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let table = format!(
-        "Collector (SQLite, synchronous=FULL, group commit), {cores} cores ({cpu}), wrk -t2 on loopback, {seconds} s per run, batches of {BATCH} schema-2 events:\n\n\
-         | measure | bar | SQLite |\n|---|---|---|\n\
-         | events accepted/s (32 connections) | ≥ 20,000 | {:.0} |\n\
-         | p50 / p99 latency at a fixed rate, ms | p99 ≤ 25 | {:.2} / {:.2} |\n\
-         | rate achieved in that run, requests/s | 2,000 | {:.0} |\n\
-         | peak resident memory, MB | ≤ 100 | {:.1} |\n\
-         | events stored / answered 2xx | equal or more | {stored} / {answered} |\n",
-        throughput.requests_per_s * BATCH as f64,
-        paced.p50_ms,
-        paced.p99_ms,
-        paced.requests_per_s,
-        rss,
+    let row = |name: &str, bar: &str, f: &dyn Fn(&Measured) -> String| {
+        format!("| {name} | {bar} | {} | {} |\n", f(&sqlite), f(&postgres))
+    };
+    let mut table = format!(
+        "Collector under wrk (-t2, loopback, {seconds} s per run), batches of {BATCH} schema-2 events, {cores} cores ({cpu}); \
+         SQLite: synchronous=FULL with group commit; PostgreSQL: a local server, synchronous_commit=on, 16 connections.\n\n\
+         | measure | bar | SQLite | PostgreSQL |\n|---|---|---|---|\n"
     );
+    table += &row("events accepted/s (32 connections)", "≥ 20,000", &|m| {
+        format!("{:.0}", m.throughput.requests_per_s * BATCH as f64)
+    });
+    table += &row("p50 / p99 latency at a fixed rate, ms", "p99 ≤ 25", &|m| {
+        format!("{:.2} / {:.2}", m.paced.p50_ms, m.paced.p99_ms)
+    });
+    table += &row("rate achieved in that run, requests/s", "2,000", &|m| format!("{:.0}", m.paced.requests_per_s));
+    table += &row("peak resident memory of hark, MB", "≤ 100", &|m| format!("{:.1}", m.rss_mb));
+    table += &row("events stored / answered 2xx (wrk)", "≥", &|m| format!("{} / {}", m.stored, m.answered));
     println!("{table}");
     let out = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "target".into());
     std::fs::create_dir_all(out.join("bench"))?;

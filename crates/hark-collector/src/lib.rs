@@ -6,7 +6,7 @@
 //! on any fault, and without consent) and schema 2
 //! ([`hark_telemetry::v2::Batch`], judged event by event: the response lists
 //! each rejected event's index and reason, the rest are stored), and answers
-//! once they are committed ([`store`] says what that guarantees).
+//! once they are committed ([`store`] says what that guarantees; SQLite by default, PostgreSQL for several replicas).
 //! `DELETE /v1/installs/{id}` removes an install's data for whoever holds its
 //! secret; `/v1/admin/*` (stats, the JSONL export, recordings) is for the
 //! operator's token; `/healthz` and `/metrics` for monitoring. Limits,
@@ -43,7 +43,7 @@ pub use crate::error::ApiError;
 use crate::limits::{RateLimits, Scope};
 use crate::metrics::Metrics;
 pub use crate::settings::Settings;
-use crate::store::{EventStore, Insert, StoreError};
+use crate::store::{Insert, PostgresStore, SqliteStore, Store, StoreError};
 
 /// Where the server finds its files and keeps its data, and how it runs.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub struct Config {
 
 #[derive(Clone)]
 struct AppState {
-    store: Arc<EventStore>,
+    store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     limits: Arc<RateLimits>,
     settings: Arc<Settings>,
@@ -140,8 +140,13 @@ pub async fn serve_on(
     if let Some(site) = config.site.as_ref().filter(|d| !d.join("index.html").is_file()) {
         return Err(ServeError::NoSite(site.clone()));
     }
-    let data = config.data.clone();
-    let store = Arc::new(tokio::task::spawn_blocking(move || EventStore::open(&data)).await.map_err(io_error)??);
+    let store: Arc<dyn Store> = match &config.settings.store.postgres {
+        Some(url) => Arc::new(PostgresStore::connect(url).await?),
+        None => {
+            let data = config.data.clone();
+            Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&data)).await.map_err(io_error)??)
+        }
+    };
     let state = AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
@@ -155,7 +160,7 @@ pub async fn serve_on(
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
-    tokio::task::spawn_blocking(move || store.close()).await.map_err(io_error)?;
+    store.close().await;
     tracing::info!("hark stopped; the event store is flushed");
     Ok(served?)
 }
@@ -215,21 +220,15 @@ async fn limit_address(State(state): State<AppState>, request: Request, next: Ne
 
 /// `GET /healthz`: 200 when the store answers, 503 when it does not.
 async fn healthz(State(state): State<AppState>) -> Response {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.count()).await {
-        Ok(Ok(_)) => Json(json!({
+    match state.store.count().await {
+        Ok(_) => Json(json!({
             "status": "ok",
             "version": env!("CARGO_PKG_VERSION"),
             "telemetry_schemas": v2::SUPPORTED_SCHEMAS,
         }))
         .into_response(),
-        failed => {
-            let why = match failed {
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-                Ok(Ok(_)) => unreachable!(),
-            };
-            tracing::error!(error = %why, "health check: the store does not answer");
+        Err(e) => {
+            tracing::error!(error = %e, "health check: the store does not answer");
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "the event store does not answer" })))
                 .into_response()
         }
@@ -294,18 +293,6 @@ impl AppState {
         result
     }
 
-    /// Runs a read on tokio's blocking pool (SQLite blocks).
-    async fn read<T: Send + 'static>(
-        &self,
-        query: impl FnOnce(&EventStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || query(&store))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e))));
-        self.store_result(result)
-    }
-
     /// Refuses a request without the configured admin token.
     fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(token) = &self.settings.admin.token else { return Err(ApiError::AdminOff) };
@@ -340,7 +327,7 @@ async fn delete_install(
 /// `GET /v1/admin/stats`.
 async fn admin_stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<store::Stats>, ApiError> {
     state.admin(&headers)?;
-    Ok(Json(state.read(EventStore::stats).await?))
+    Ok(Json(state.store_result(state.store.stats().await)?))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -366,14 +353,14 @@ async fn admin_export(
     let Query(query) = query.map_err(|e| ApiError::BadQuery(format!("{}; use ?since=MILLISECONDS", e.body_text())))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = state.store.clone();
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let mut after = None;
         loop {
-            let page = match store.export_page(query.since, after.as_ref(), EXPORT_PAGE) {
+            let page = match store.export_page(query.since, after.as_ref(), EXPORT_PAGE).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::error!(error = %e, "the export stopped");
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             };
@@ -384,7 +371,7 @@ async fn admin_export(
                 let _ = serde_json::to_writer(&mut lines, record);
                 lines.push(b'\n');
             }
-            if tx.blocking_send(Ok(Bytes::from(lines))).is_err() || page.len() < EXPORT_PAGE {
+            if tx.send(Ok(Bytes::from(lines))).await.is_err() || page.len() < EXPORT_PAGE {
                 return;
             }
         }
@@ -400,8 +387,7 @@ async fn admin_audio(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.admin(&headers)?;
-    let id = event_id.clone();
-    let wav = state.read(move |s| s.audio_wav(&id)).await?.ok_or(ApiError::NoRecording(event_id))?;
+    let wav = state.store_result(state.store.audio_wav(&event_id).await)?.ok_or(ApiError::NoRecording(event_id))?;
     Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response())
 }
 

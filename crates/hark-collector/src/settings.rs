@@ -1,6 +1,6 @@
 //! The collector's operating settings: what `hark serve --config FILE`
-//! reads (TOML), with the environment's `HARK_ADMIN_TOKEN` taking the
-//! admin token's place so that a secret need not sit in a file. Every
+//! reads (TOML), with the environment's `HARK_ADMIN_TOKEN` and
+//! `HARK_DATABASE_URL` over the file's so that secrets need not sit in it. Every
 //! field has a default, so a missing file section means "the defaults";
 //! an unknown key is an error that names it (a misspelt limit must not
 //! silently fall back to the default).
@@ -22,6 +22,9 @@
 //! events_days = 365              # 0: kept until deleted
 //! audio_days = 30                # recordings go sooner than the rest
 //! sweep_minutes = 60
+//!
+//! [store]
+//! postgres = "postgres://hark@db.internal:5432/hark"   # or HARK_DATABASE_URL; none: SQLite in --data
 //! ```
 
 use std::path::Path;
@@ -30,6 +33,8 @@ use serde::Deserialize;
 
 /// The environment variable that holds the admin token.
 pub const ADMIN_TOKEN_ENV: &str = "HARK_ADMIN_TOKEN";
+/// The environment variable that names a PostgreSQL database to use.
+pub const DATABASE_URL_ENV: &str = "HARK_DATABASE_URL";
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,6 +43,15 @@ pub struct Settings {
     pub cors: Cors,
     pub limits: Limits,
     pub retention: Retention,
+    pub store: StoreSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// A PostgreSQL connection string (`postgres://user@host:5432/hark`);
+    /// `None`: SQLite in the data folder. `HARK_DATABASE_URL` overrides it.
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -127,6 +141,9 @@ impl Settings {
     fn with_env(mut self) -> Self {
         if let Some(token) = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty()) {
             self.admin.token = Some(token);
+        }
+        if let Some(url) = std::env::var(DATABASE_URL_ENV).ok().filter(|t| !t.is_empty()) {
+            self.store.postgres = Some(url);
         }
         self
     }

@@ -1,5 +1,6 @@
 //! The collector over real HTTP on loopback, with a real SQLite file.
 
+use hark_collector::store::Store;
 use hark_telemetry::{Batch, Consent, PredictionEvent, SCHEMA_VERSION};
 
 struct Running {
@@ -239,8 +240,8 @@ async fn schema_2_batches_are_stored_event_by_event_naming_the_rejected() {
     assert_eq!(event_count(&client, &server.base).await, 4);
 }
 
-#[test]
-fn a_schema_1_database_is_migrated_in_place() {
+#[tokio::test]
+async fn a_schema_1_database_is_migrated_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(hark_collector::store::DB_FILE);
     {
@@ -254,8 +255,8 @@ fn a_schema_1_database_is_migrated_in_place() {
         )
         .unwrap();
     }
-    let store = hark_collector::store::EventStore::open(dir.path()).unwrap();
-    assert_eq!(store.count().unwrap(), 1, "the old rows are kept");
+    let store = hark_collector::store::SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.count().await.unwrap(), 1, "the old rows are kept");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, 4);
@@ -512,7 +513,7 @@ async fn only_configured_origins_may_call_the_api_from_their_pages() {
 #[tokio::test]
 async fn retention_removes_old_recordings_before_old_events() {
     let dir = tempfile::tempdir().unwrap();
-    let store = hark_collector::store::EventStore::open(dir.path()).unwrap();
+    let store = hark_collector::store::SqliteStore::open(dir.path()).unwrap();
     let mut event: hark_telemetry::v2::Event = serde_json::from_value(v2_event("old-rec")).unwrap();
     event.audio = Some(serde_json::from_value(recording(100)).unwrap());
     let batch = hark_telemetry::v2::Batch {
@@ -532,10 +533,10 @@ async fn retention_removes_old_recordings_before_old_events() {
     let swept = store.sweep(now + 10 * day, 30, 7).await.unwrap();
     assert_eq!((swept.events, swept.recordings), (0, 1));
     assert!(!file.exists(), "the recording's file went with it");
-    assert_eq!(store.count().unwrap(), 1, "the event stays");
+    assert_eq!(store.count().await.unwrap(), 1, "the event stays");
     let swept = store.sweep(now + 31 * day, 30, 7).await.unwrap();
     assert_eq!(swept.events, 1);
-    assert_eq!(store.count().unwrap(), 0);
+    assert_eq!(store.count().await.unwrap(), 0);
 }
 
 #[tokio::test]

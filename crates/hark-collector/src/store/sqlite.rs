@@ -19,11 +19,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
+use futures::future::BoxFuture;
 use hark_telemetry::export::{self, Record};
-use hark_telemetry::{Batch, v2};
+use hark_telemetry::v2;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::Serialize;
 use tokio::sync::oneshot;
+
+use super::{Insert, InsertOutcome, Stats, Store, StoreError, Swept, cutoffs, install_key, now_ms, wav};
 
 /// The database's file name in the data folder.
 pub const DB_FILE: &str = "collector.sqlite3";
@@ -81,105 +83,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// What the store did with a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InsertOutcome {
-    pub inserted: usize,
-    /// Events whose `event_id` was already stored (a retried upload).
-    pub duplicates: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open the event database {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
-    #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
-    #[error("cannot write or remove a recording: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the commit failed: {0}")]
-    Commit(String),
-    #[error("event store lock poisoned by an earlier panic")]
-    Poisoned,
-    #[error("the event store is closed (the server is shutting down)")]
-    Closed,
-    #[error("an event's audio {0}")]
-    Audio(String),
-    #[error("the install's secret does not match the key it registered with")]
-    WrongKey,
-    #[error("nothing is stored under a key for this install")]
-    UnknownInstall,
-}
-
-/// The key an install registers: the SHA-256 of its secret, lowercase hex.
-pub fn install_key(secret: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
-}
-
 /// A JSON column's text.
-fn json<T: Serialize>(value: &T) -> String {
+fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
-}
-
-/// The events of one request, ready to store: each as its export
-/// [`Record`] and, under the recordings level, its 16-bit PCM.
-pub struct Insert {
-    install_id: String,
-    /// Schema 2 registers (or must match) the install's key.
-    install_key: Option<String>,
-    events: Vec<(Record, Option<Vec<u8>>)>,
-}
-
-impl Insert {
-    /// A validated schema-1 batch.
-    pub fn v1(batch: &Batch) -> Self {
-        let received = now_ms();
-        let events = batch.events.iter().map(|e| (Record::from_v1(&batch.install_id, e, received), None)).collect();
-        Self { install_id: batch.install_id.clone(), install_key: None, events }
-    }
-
-    /// A checked schema-2 batch, its rejected events already taken out.
-    pub fn v2(batch: &v2::Batch) -> Result<Self, StoreError> {
-        let received = now_ms();
-        let events = batch
-            .events
-            .iter()
-            .map(|e| {
-                let pcm = e.audio.as_ref().map(v2::Audio::pcm_bytes).transpose().map_err(StoreError::Audio)?;
-                Ok((Record::from_v2(batch, e, received), pcm))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Self { install_id: batch.install_id.clone(), install_key: Some(batch.install_key.clone()), events })
-    }
-}
-
-/// What [`EventStore::sweep`] removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Swept {
-    /// Events past the events' retention.
-    pub events: usize,
-    /// Recordings (audio and full features) past theirs, from events kept.
-    pub recordings: usize,
-}
-
-/// What `GET /v1/admin/stats` shows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Stats {
-    pub events: u64,
-    pub installs: u64,
-    pub schema_1: u64,
-    pub schema_2: u64,
-    pub consent_predictions: u64,
-    pub consent_recordings: u64,
-    pub corrections: u64,
-    pub recordings: u64,
-    pub oldest_received_ms: Option<u64>,
-    pub newest_received_ms: Option<u64>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -212,14 +118,19 @@ fn finish<T: Send + 'static>(reply: Reply<T>, value: T) -> Answer {
     })
 }
 
-/// The store. Cheap to share behind an `Arc`; [`EventStore::close`] finishes
-/// the writer's queue and checkpoints the database.
-pub struct EventStore {
+/// The SQLite backend. [`Store::close`] (also run on drop) finishes the
+/// writer's queue and checkpoints the database.
+pub struct SqliteStore {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    reader: Mutex<Connection>,
-    dir: PathBuf,
+    reader: Arc<Reader>,
     queued: Arc<AtomicUsize>,
+}
+
+/// The reading connection, apart from the writer's (WAL lets both work at once).
+struct Reader {
+    conn: Mutex<Connection>,
+    dir: PathBuf,
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -230,30 +141,19 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-impl EventStore {
+impl SqliteStore {
     /// Opens (or makes) the store in the data folder `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir.join(AUDIO_DIR))?;
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
         migrate(&conn).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
-        let reader = open_connection(&path)?;
+        let reader = Reader { conn: Mutex::new(open_connection(&path)?), dir: dir.to_owned() };
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = Writer { conn, audio: dir.join(AUDIO_DIR), queued: queued.clone() };
         let handle = std::thread::Builder::new().name("hark-store-writer".into()).spawn(move || writer.run(rx))?;
-        Ok(Self {
-            jobs: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(handle)),
-            reader: Mutex::new(reader),
-            dir: dir.to_owned(),
-            queued,
-        })
-    }
-
-    /// Jobs waiting for the writer (the `/metrics` queue depth).
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        Ok(Self { jobs: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), reader: Arc::new(reader), queued })
     }
 
     async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
@@ -267,36 +167,21 @@ impl EventStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Stores the events in one transaction: all of them or none. Refused
-    /// whole ([`StoreError::WrongKey`]) when a schema-2 install is known
-    /// under another key. Answers after the commit.
-    pub async fn insert(&self, insert: Insert) -> Result<InsertOutcome, StoreError> {
-        self.submit(|reply| Job::Insert(insert, reply)).await
+    /// Runs a read on tokio's blocking pool (SQLite blocks).
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection, &Path) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.conn.lock().map_err(|_| StoreError::Poisoned)?;
+            query(&conn, &reader.dir)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
     }
 
-    /// Deletes everything stored for `install_id` — its events of both
-    /// schemas, its recordings' files and its key — when `secret` is the
-    /// install's secret: the number of events deleted.
-    /// [`StoreError::UnknownInstall`] when no key is known for it,
-    /// [`StoreError::WrongKey`] when the secret does not match.
-    pub async fn delete_install(&self, install_id: &str, secret: &str) -> Result<usize, StoreError> {
-        let (install_id, secret) = (install_id.to_owned(), secret.to_owned());
-        self.submit(|reply| Job::Delete { install_id, secret, reply }).await
-    }
-
-    /// Applies retention at `now_ms`: events older than `events_days` go,
-    /// recordings older than `audio_days` go from the events that stay
-    /// (0: no limit), and recordings' folders of installs no longer known.
-    pub async fn sweep(&self, now_ms: u64, events_days: u32, audio_days: u32) -> Result<Swept, StoreError> {
-        let before = |days: u32| (days > 0).then(|| now_ms.saturating_sub(days as u64 * 86_400_000));
-        let (events_before, audio_before) = (before(events_days), before(audio_days));
-        self.submit(|reply| Job::Sweep { events_before, audio_before, reply }).await
-    }
-
-    /// Finishes the jobs already queued, checkpoints the write-ahead log
-    /// into the database file and stops the writer; later writes answer
-    /// [`StoreError::Closed`].
-    pub fn close(&self) {
+    fn stop_writer(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
@@ -304,67 +189,43 @@ impl EventStore {
             let _ = handle.join();
         }
     }
+}
 
-    fn read<T>(&self, query: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let conn = self.reader.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(query(&conn)?)
+impl Store for SqliteStore {
+    fn insert(&self, insert: Insert) -> BoxFuture<'_, Result<InsertOutcome, StoreError>> {
+        Box::pin(self.submit(|reply| Job::Insert(insert, reply)))
     }
 
-    /// Number of stored events.
-    pub fn count(&self) -> Result<u64, StoreError> {
-        self.read(|c| c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0)).map(|n| n as u64))
+    fn delete_install<'a>(&'a self, install_id: &'a str, secret: &'a str) -> BoxFuture<'a, Result<usize, StoreError>> {
+        let (install_id, secret) = (install_id.to_owned(), secret.to_owned());
+        Box::pin(self.submit(|reply| Job::Delete { install_id, secret, reply }))
     }
 
-    pub fn stats(&self) -> Result<Stats, StoreError> {
-        self.read(|c| {
-            let mut s = c.query_row(
-                "SELECT COUNT(*),
-                        COUNT(*) FILTER (WHERE schema_version = 1),
-                        COUNT(*) FILTER (WHERE schema_version = 2),
-                        COUNT(*) FILTER (WHERE consent = 'predictions'),
-                        COUNT(*) FILTER (WHERE consent = 'recordings'),
-                        COUNT(*) FILTER (WHERE correction IS NOT NULL),
-                        COUNT(*) FILTER (WHERE audio_file IS NOT NULL OR audio IS NOT NULL),
-                        MIN(received_ms), MAX(received_ms)
-                 FROM events",
-                [],
-                |r| {
-                    let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
-                    Ok(Stats {
-                        events: n(0)?,
-                        installs: 0,
-                        schema_1: n(1)?,
-                        schema_2: n(2)?,
-                        consent_predictions: n(3)?,
-                        consent_recordings: n(4)?,
-                        corrections: n(5)?,
-                        recordings: n(6)?,
-                        oldest_received_ms: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
-                        newest_received_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
-                    })
-                },
-            )?;
-            s.installs = c.query_row(
-                "SELECT COUNT(*) FROM (SELECT install_id FROM events UNION SELECT install_id FROM installs)",
-                [],
-                |r| r.get::<_, i64>(0),
-            )? as u64;
-            Ok(s)
-        })
+    /// Also removes recordings' folders of installs no longer known (left
+    /// by a crash between a deletion's commit and its files' removal).
+    fn sweep(&self, now_ms: u64, events_days: u32, audio_days: u32) -> BoxFuture<'_, Result<Swept, StoreError>> {
+        let (events_before, audio_before) = cutoffs(now_ms, events_days, audio_days);
+        Box::pin(self.submit(move |reply| Job::Sweep { events_before, audio_before, reply }))
     }
 
-    /// Up to `limit` events received at or after `since_ms`, in
-    /// (received time, event id) order, starting after `after` (the last
-    /// one of the previous page).
-    pub fn export_page(
-        &self,
+    fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.read(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)))
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        Box::pin(self.read(|c, _| Ok(stats(c)?)))
+    }
+
+    fn export_page<'a>(
+        &'a self,
         since_ms: u64,
-        after: Option<&(u64, String)>,
+        after: Option<&'a (u64, String)>,
         limit: usize,
-    ) -> Result<Vec<Record>, StoreError> {
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         // Every event id is non-empty: (since, "") comes before all of `since`'s events.
-        let (after_ms, after_id) = after.map(|(ms, id)| (*ms as i64, id.as_str())).unwrap_or((since_ms as i64, ""));
-        self.read(|c| {
+        let (after_ms, after_id) =
+            after.map(|(ms, id)| (*ms as i64, id.clone())).unwrap_or((since_ms as i64, String::new()));
+        Box::pin(self.read(move |c, _| {
             let mut stmt = c.prepare_cached(
                 "SELECT event_id, install_id, received_ms, created_ms, schema_version, consent, consent_text_version,
                         app_version, model_version, backend, prediction, confidence, words, correction, decode_ms,
@@ -373,29 +234,85 @@ impl EventStore {
                  ORDER BY received_ms, event_id LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![after_ms, after_id, limit as i64], record)?;
-            rows.collect()
-        })
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        }))
     }
 
-    /// An event's recording as a WAV file's bytes, if it has one.
-    pub fn audio_wav(&self, event_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let row: Option<(Option<String>, Option<Vec<u8>>)> = self.read(|c| {
-            c.query_row("SELECT audio_file, audio FROM events WHERE event_id = ?1", [event_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
-        })?;
-        match row {
-            Some((Some(file), _)) => Ok(Some(std::fs::read(self.dir.join(AUDIO_DIR).join(file))?)),
-            Some((None, Some(pcm))) => Ok(Some(wav(&pcm)?)),
-            _ => Ok(None),
+    fn audio_wav<'a>(&'a self, event_id: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        let event_id = event_id.to_owned();
+        Box::pin(self.read(move |c, dir| {
+            let row: Option<(Option<String>, Option<Vec<u8>>)> = c
+                .query_row("SELECT audio_file, audio FROM events WHERE event_id = ?1", [&event_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            match row {
+                Some((Some(file), _)) => Ok(Some(std::fs::read(dir.join(AUDIO_DIR).join(file))?)),
+                Some((None, Some(pcm))) => Ok(Some(wav(&pcm)?)),
+                _ => Ok(None),
+            }
+        }))
+    }
+
+    fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Finishes the jobs already queued, checkpoints the write-ahead log
+    /// into the database file and stops the writer; later writes answer
+    /// [`StoreError::Closed`].
+    fn close(&self) -> BoxFuture<'_, ()> {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
         }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        Box::pin(async move {
+            if let Some(handle) = writer {
+                let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+            }
+        })
     }
 }
 
-impl Drop for EventStore {
+fn stats(c: &Connection) -> rusqlite::Result<Stats> {
+    let mut s = c.query_row(
+        "SELECT COUNT(*),
+            COUNT(*) FILTER (WHERE schema_version = 1),
+            COUNT(*) FILTER (WHERE schema_version = 2),
+            COUNT(*) FILTER (WHERE consent = 'predictions'),
+            COUNT(*) FILTER (WHERE consent = 'recordings'),
+            COUNT(*) FILTER (WHERE correction IS NOT NULL),
+            COUNT(*) FILTER (WHERE audio_file IS NOT NULL OR audio IS NOT NULL),
+            MIN(received_ms), MAX(received_ms)
+     FROM events",
+        [],
+        |r| {
+            let n = |i| r.get::<_, i64>(i).map(|v| v as u64);
+            Ok(Stats {
+                events: n(0)?,
+                installs: 0,
+                schema_1: n(1)?,
+                schema_2: n(2)?,
+                consent_predictions: n(3)?,
+                consent_recordings: n(4)?,
+                corrections: n(5)?,
+                recordings: n(6)?,
+                oldest_received_ms: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                newest_received_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+            })
+        },
+    )?;
+    s.installs = c.query_row(
+        "SELECT COUNT(*) FROM (SELECT install_id FROM events UNION SELECT install_id FROM installs)",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
+    Ok(s)
+}
+
+impl Drop for SqliteStore {
     fn drop(&mut self) {
-        self.close();
+        self.stop_writer();
     }
 }
 
@@ -427,23 +344,6 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Record> {
         audio: has_audio.then(|| export::audio_path(&event_id)),
         event_id,
     })
-}
-
-/// 16-bit PCM (16 kHz mono) as a WAV file.
-fn wav(pcm: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: v2::AUDIO_SAMPLE_RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut out = std::io::Cursor::new(Vec::with_capacity(pcm.len() + 44));
-    let mut writer = hound::WavWriter::new(&mut out, spec).map_err(|e| StoreError::Audio(e.to_string()))?;
-    for s in pcm.chunks_exact(2) {
-        writer.write_sample(i16::from_le_bytes([s[0], s[1]])).map_err(|e| StoreError::Audio(e.to_string()))?;
-    }
-    writer.finalize().map_err(|e| StoreError::Audio(e.to_string()))?;
-    Ok(out.into_inner())
 }
 
 /// Writes `bytes` to `path` durably: a temporary file, synced, renamed.
@@ -685,19 +585,4 @@ fn sweep(
         }
     }
     Ok((swept, remove))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_wav_holds_the_samples_it_was_given() {
-        let pcm: Vec<u8> = [0i16, 1000, -1000, i16::MAX].iter().flat_map(|s| s.to_le_bytes()).collect();
-        let bytes = wav(&pcm).unwrap();
-        let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
-        assert_eq!(reader.spec().sample_rate, 16_000);
-        let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
-        assert_eq!(samples, [0, 1000, -1000, i16::MAX]);
-    }
 }

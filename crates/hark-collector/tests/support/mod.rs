@@ -1,0 +1,3 @@
+//! Helpers shared by the collector's tests and benchmarks.
+
+pub mod postgres;
