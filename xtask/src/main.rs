@@ -6,7 +6,8 @@
 //! * `icons` — regenerate the PWA icons in `web/icons/`;
 //! * `bench` — benchmarks: front end, decode time, training speed vs PyTorch, the collector under wrk;
 //! * `data`  — install every synthesizer and run `hark data synth`;
-//! * `text`  — extract the English text corpora from Debian packages (`text.rs`).
+//! * `text`  — extract the English text corpora from Debian packages (`text.rs`);
+//! * `fuzz`  — libFuzzer on the collector's event decoder (`fuzz/`).
 //!
 //! Builds share one target directory outside the clone (`~/.cache/hark/target`,
 //! or `$CARGO_TARGET_DIR`) so a fresh clone does not rebuild Burn and wgpu.
@@ -71,6 +72,13 @@ enum Cmd {
         #[arg(long)]
         no_install: bool,
     },
+    /// Fuzz the collector's event decoder with libFuzzer (cargo-fuzz, on the
+    /// pinned stable toolchain with RUSTC_BOOTSTRAP=1); findings go to fuzz/artifacts/.
+    Fuzz {
+        /// How long to run.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -85,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         // benchmarks first, then the browser one on a fresh release build.
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
         Cmd::Text => return text::run(&root),
+        Cmd::Fuzz { seconds } => return fuzz(&env, seconds),
         Cmd::Bench => {
             bench(&env)?;
             step("browser benchmark: the release app in headless Chromium");
@@ -113,7 +122,7 @@ fn main() -> anyhow::Result<()> {
             .command("cargo")
             .args(["bench", "--workspace", "--exclude", "hark-web", "--bench", "web"])
             .env("HARK_DIST", root.join("dist"))),
-        Cmd::Icons | Cmd::Text | Cmd::Data { .. } => unreachable!("returned before the web build"),
+        Cmd::Icons | Cmd::Text | Cmd::Data { .. } | Cmd::Fuzz { .. } => unreachable!("returned before the web build"),
     }
 }
 
@@ -201,6 +210,22 @@ fn up(env: &Env, addr: &str, port: u16) -> anyhow::Result<()> {
         .arg(root.join("dist"))
         .arg("--models")
         .arg(root.join("web/models")))
+}
+
+/// libFuzzer on `fuzz/` (its own workspace), without a sanitizer: the
+/// decoder is safe Rust, so the findings are panics, and uninstrumented std
+/// keeps it fast. `-s none` also needs no nightly-only std rebuild.
+fn fuzz(env: &Env, seconds: u64) -> anyhow::Result<()> {
+    tools::ensure_cargo_fuzz()?;
+    step(&format!("fuzzing the event decoder for {seconds} s (cargo fuzz run events)"));
+    run(env
+        .command("cargo")
+        .args(["fuzz", "run", "events", "-s", "none", "--"])
+        .arg(format!("-max_total_time={seconds}"))
+        .arg("-print_final_stats=1")
+        .current_dir(env.root.join("fuzz"))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", env.target.join("fuzz")))
 }
 
 fn bench(env: &Env) -> anyhow::Result<()> {

@@ -95,6 +95,11 @@ fn ensure_venv(name: &str, module: &str, packages: &[&str]) -> anyhow::Result<Pa
     Ok(python)
 }
 
+/// cargo-fuzz, which `cargo xtask fuzz` drives.
+pub fn ensure_cargo_fuzz() -> anyhow::Result<()> {
+    ensure_cargo_tool("cargo-fuzz", "cargo-fuzz", "0.13.2", true, true)
+}
+
 /// Debian's `wrk`, the collector benchmark's load generator.
 pub fn ensure_bench_packages() -> anyhow::Result<()> {
     ensure_debian_packages(&[("/usr/bin/wrk", "wrk")], true)

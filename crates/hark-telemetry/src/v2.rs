@@ -256,6 +256,43 @@ impl Batch {
     }
 }
 
+/// The decoder's contract on any input, as the fuzz target (`fuzz/`) and
+/// the test suite's short run check it: [`parse`] answers every body with
+/// a batch or an error, never a panic; a batch the collector would store
+/// (schema 1 valid, or schema 2 after [`Batch::keep_valid`]) has readable
+/// audio and comes back the same from its own JSON. Panics when the
+/// contract is broken (that is the finding).
+pub fn fuzz_decoder(body: &[u8]) {
+    match parse(body) {
+        Ok(Upload::V1(batch)) => {
+            if batch.validate().is_ok() {
+                let again = serde_json::to_vec(&batch).expect("a valid batch serializes");
+                assert_eq!(
+                    parse(&again).ok(),
+                    Some(Upload::V1(batch)),
+                    "a valid schema-1 batch changed in a round trip"
+                );
+            }
+        }
+        Ok(Upload::V2(mut batch)) => {
+            if batch.keep_valid().is_ok() {
+                for e in &batch.events {
+                    if let Some(a) = &e.audio {
+                        assert!(a.samples().is_ok(), "kept audio does not decode");
+                    }
+                }
+                let again = serde_json::to_vec(&batch).expect("a checked batch serializes");
+                assert_eq!(
+                    parse(&again).ok(),
+                    Some(Upload::V2(batch)),
+                    "a kept schema-2 batch changed in a round trip"
+                );
+            }
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
 type Fault = (&'static str, String);
 
 fn non_negative(field: &'static str, value: f32) -> Result<(), Fault> {
