@@ -217,11 +217,15 @@ fn up(env: &Env, addr: &str, port: u16) -> anyhow::Result<()> {
 /// keeps it fast. `-s none` also needs no nightly-only std rebuild.
 fn fuzz(env: &Env, seconds: u64) -> anyhow::Result<()> {
     tools::ensure_cargo_fuzz()?;
+    std::fs::create_dir_all(env.root.join("fuzz/corpus/events"))?;
     step(&format!("fuzzing the event decoder for {seconds} s (cargo fuzz run events)"));
     run(env
         .command("cargo")
-        .args(["fuzz", "run", "events", "-s", "none", "--"])
+        // The corpus grows in fuzz/corpus/events, starting from the
+        // committed seeds (valid batches of both schemas) and the dictionary.
+        .args(["fuzz", "run", "events", "-s", "none", "corpus/events", "seeds/events", "--"])
         .arg(format!("-max_total_time={seconds}"))
+        .arg("-dict=events.dict")
         .arg("-print_final_stats=1")
         .current_dir(env.root.join("fuzz"))
         .env("RUSTC_BOOTSTRAP", "1")
