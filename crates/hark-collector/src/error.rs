@@ -122,6 +122,38 @@ mod tests {
         assert!(message.contains("nothing from this request was kept"), "{message}");
     }
 
+    /// The statuses this server answers and what `hark_telemetry::delivery`
+    /// tells a client to do with them agree: overload and shutdown are
+    /// retried (after the `Retry-After` sent), every fault of the request
+    /// is dropped, never resent.
+    #[test]
+    fn clients_retry_exactly_the_answers_that_can_succeed_later() {
+        use hark_telemetry::delivery::{Verdict, verdict};
+        let retried = [
+            ApiError::RateLimited { scope: Scope::Address, wait: Duration::from_secs(3) },
+            ApiError::Store(StoreError::Closed),
+        ];
+        for e in retried {
+            let response = e.into_response();
+            let retry_after = response.headers()[header::RETRY_AFTER].to_str().unwrap().to_owned();
+            let v = verdict(Some(response.status().as_u16()), Some(&retry_after), 0, 0.5, 0);
+            assert!(matches!(v, Verdict::RetryAfter(d) if d.as_secs() == retry_after.parse::<u64>().unwrap()), "{v:?}");
+        }
+        let dropped = [
+            ApiError::Invalid(EventError::TooMany(101)),
+            ApiError::Invalid(EventError::Empty),
+            ApiError::TooLarge { limit: 1024 },
+            ApiError::ContentType("text/plain".into()),
+            ApiError::Body("cut".into()),
+            ApiError::Invalid(EventError::NoConsent),
+            ApiError::Store(StoreError::WrongKey),
+        ];
+        for e in dropped {
+            let status = e.status().as_u16();
+            assert_eq!(verdict(Some(status), None, 0, 0.5, 0), Verdict::Drop, "{status}");
+        }
+    }
+
     #[test]
     fn a_rate_limited_answer_says_when_to_come_back() {
         let response =

@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod delivery;
 pub mod export;
 pub mod v2;
 
