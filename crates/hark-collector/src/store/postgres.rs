@@ -81,7 +81,7 @@ impl PostgresStore {
         tx.execute("SELECT pg_advisory_xact_lock(7414611)", &[]).await?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS hark_schema (version INTEGER NOT NULL)").await?;
         let done: Option<i32> = tx.query_opt("SELECT version FROM hark_schema", &[]).await?.map(|r| r.get(0));
-        let done = done.unwrap_or_else(|| 0);
+        let done = done.unwrap_or(0);
         for step in MIGRATIONS.iter().skip(done as usize) {
             tx.batch_execute(step).await?;
         }
