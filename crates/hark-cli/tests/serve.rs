@@ -21,25 +21,13 @@ fn serves_the_api_and_the_models_on_the_address_it_prints() {
     let models = dir.path().join("models");
     std::fs::create_dir_all(&models).unwrap();
     std::fs::write(models.join("manifest.json"), r#"{"schema_version":1,"models":[]}"#).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-        .arg(dir.path().join("data"))
-        .arg("--models")
-        .arg(&models)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
-    let addr = lines
-        .find_map(|l| l.strip_prefix("hark is serving on http://").map(|a| a.split(' ').next().unwrap().to_owned()))
-        .expect("hark serve prints its address");
-    // Keep reading its log, so that the server never writes into a closed pipe.
-    let log = std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n"));
+    let data = dir.path().join("data");
+    let Serve { mut child, addr, log } = start(&[data.as_os_str(), "--models".as_ref(), models.as_os_str()]);
     let (status, body) = get(&addr, "/healthz");
     let (manifest_status, manifest) = get(&addr, "/models/manifest.json");
     child.kill().unwrap();
     let _ = child.wait();
-    let log = log.join().unwrap_or_default();
+    let log = log.unwrap().join().unwrap_or_default();
     assert!(status.contains("200"), "{status}: {body}\n{log}");
     assert!(manifest_status.contains("200") && manifest.contains("schema_version"), "{manifest_status}");
     assert!(dir.path().join("data/collector.sqlite3").is_file(), "the event database is in --data");
@@ -62,12 +50,11 @@ struct Serve {
 
 const ADMIN: &str = "durability-test-admin-token";
 
-fn serve(data: &std::path::Path, config: &std::path::Path) -> Serve {
+/// `hark serve --addr 127.0.0.1:0 --data ARGS...` with the admin token set.
+fn start(data_and_more: &[&std::ffi::OsStr]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hark"))
         .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--config")
-        .arg(config)
+        .args(data_and_more)
         .env("HARK_ADMIN_TOKEN", ADMIN)
         .stderr(Stdio::piped())
         .spawn()
@@ -76,8 +63,13 @@ fn serve(data: &std::path::Path, config: &std::path::Path) -> Serve {
     let addr = lines
         .find_map(|l| l.strip_prefix("hark is serving on http://").map(|a| a.split(' ').next().unwrap().to_owned()))
         .expect("hark serve prints its address");
+    // Keep reading its log, so that the server never writes into a closed pipe.
     let log = std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n"));
     Serve { child, addr, log: Some(log) }
+}
+
+fn serve(data: &std::path::Path, config: &std::path::Path) -> Serve {
+    start(&[data.as_os_str(), "--config".as_ref(), config.as_os_str()])
 }
 
 /// `POST /v1/events` over a plain TCP connection: the status code, or

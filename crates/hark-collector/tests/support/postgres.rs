@@ -20,7 +20,9 @@ fn is_root() -> bool {
 /// The newest installed PostgreSQL's binaries.
 fn binaries() -> Result<PathBuf, String> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|_| "PostgreSQL is not installed: `apt-get install postgresql` (cargo xtask does)".to_owned())?
+        .map_err(|_| {
+            "PostgreSQL is not installed: `apt-get install postgresql` (`cargo xtask test` installs it)".to_owned()
+        })?
         .flatten()
         .map(|e| e.path().join("bin"))
         .filter(|b| b.join("initdb").is_file())
