@@ -66,6 +66,23 @@ pub trait Store: Send + Sync {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
+/// A JSON column's text (words, summary, features).
+pub(crate) fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// A JSON column read back; `None` for NULL (or text no longer readable).
+pub(crate) fn parsed<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Where an export page starts: after `after` (the previous page's last
+/// event), else before every event received at `since_ms` — event ids are
+/// never empty, so `(since, "")` precedes all of them.
+pub(crate) fn page_start(since_ms: u64, after: Option<&(u64, String)>) -> (i64, String) {
+    after.map(|(ms, id)| (*ms as i64, id.clone())).unwrap_or((since_ms as i64, String::new()))
+}
+
 /// The cut-off times of a sweep at `now_ms`: events, then recordings.
 pub(crate) fn cutoffs(now_ms: u64, events_days: u32, audio_days: u32) -> (Option<u64>, Option<u64>) {
     let before = |days: u32| (days > 0).then(|| now_ms.saturating_sub(days as u64 * 86_400_000));

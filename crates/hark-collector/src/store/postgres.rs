@@ -13,7 +13,9 @@ use hark_telemetry::export::{self, Record};
 use hark_telemetry::v2;
 use tokio_postgres::NoTls;
 
-use super::{Insert, InsertOutcome, Stats, Store, StoreError, Swept, cutoffs, install_key, now_ms, wav};
+use super::{
+    Insert, InsertOutcome, Stats, Store, StoreError, Swept, cutoffs, install_key, json, now_ms, page_start, parsed, wav,
+};
 
 /// The schema, one step per version (table `hark_schema` records how far a
 /// database has come). Steps are only ever appended.
@@ -55,10 +57,6 @@ pub struct PostgresStore {
 
 fn pool_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Pool(e.to_string())
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 impl PostgresStore {
@@ -170,9 +168,6 @@ impl PostgresStore {
 }
 
 fn record(r: &tokio_postgres::Row) -> Record {
-    fn parsed<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
-        text.and_then(|t| serde_json::from_str(&t).ok())
-    }
     let event_id: String = r.get(0);
     let has_audio: bool = r.get(18);
     Record {
@@ -277,8 +272,7 @@ impl Store for PostgresStore {
         after: Option<&'a (u64, String)>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
-        let (after_ms, after_id) =
-            after.map(|(ms, id)| (*ms as i64, id.clone())).unwrap_or((since_ms as i64, String::new()));
+        let (after_ms, after_id) = page_start(since_ms, after);
         Box::pin(async move {
             let client = self.pool.get().await.map_err(pool_error)?;
             let rows = client

@@ -25,7 +25,9 @@ use hark_telemetry::v2;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
-use super::{Insert, InsertOutcome, Stats, Store, StoreError, Swept, cutoffs, install_key, now_ms, wav};
+use super::{
+    Insert, InsertOutcome, Stats, Store, StoreError, Swept, cutoffs, install_key, json, now_ms, page_start, parsed, wav,
+};
 
 /// The database's file name in the data folder.
 pub const DB_FILE: &str = "collector.sqlite3";
@@ -81,11 +83,6 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(&format!("BEGIN; {step} PRAGMA user_version = {}; COMMIT;", i + 1))?;
     }
     Ok(())
-}
-
-/// A JSON column's text.
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -222,9 +219,7 @@ impl Store for SqliteStore {
         after: Option<&'a (u64, String)>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
-        // Every event id is non-empty: (since, "") comes before all of `since`'s events.
-        let (after_ms, after_id) =
-            after.map(|(ms, id)| (*ms as i64, id.clone())).unwrap_or((since_ms as i64, String::new()));
+        let (after_ms, after_id) = page_start(since_ms, after);
         Box::pin(self.read(move |c, _| {
             let mut stmt = c.prepare_cached(
                 "SELECT event_id, install_id, received_ms, created_ms, schema_version, consent, consent_text_version,
@@ -318,9 +313,6 @@ impl Drop for SqliteStore {
 
 /// A stored row as its export record.
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Record> {
-    fn parsed<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
-        text.and_then(|t| serde_json::from_str(&t).ok())
-    }
     let event_id: String = r.get(0)?;
     let has_audio: bool = r.get(18)?;
     Ok(Record {
