@@ -4,12 +4,21 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-/// `GET path` over a plain TCP connection: the status line and the body.
-fn get(addr: &str, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+/// One request over a plain TCP connection: `head` is the request line and
+/// any headers (Host, Connection and, with a body, Content-Length are
+/// added); the whole response, or why the connection failed.
+fn http(addr: &str, head: &str, body: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    let length = if body.is_empty() { String::new() } else { format!("Content-Length: {}\r\n", body.len()) };
+    write!(stream, "{head}\r\nHost: {addr}\r\n{length}Connection: close\r\n\r\n{body}")?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// `GET path`: the status line and the body.
+fn get(addr: &str, path: &str) -> (String, String) {
+    let response = http(addr, &format!("GET {path} HTTP/1.1"), "").unwrap();
     let status = response.lines().next().unwrap_or_default().to_owned();
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
@@ -75,15 +84,7 @@ fn serve(data: &std::path::Path, config: &std::path::Path) -> Serve {
 /// `POST /v1/events` over a plain TCP connection: the status code, or
 /// `None` when the connection failed (the server was killed).
 fn post_events(addr: &str, body: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    write!(
-        stream,
-        "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
+    let response = http(addr, "POST /v1/events HTTP/1.1\r\nContent-Type: application/json", body).ok()?;
     response.split(' ').nth(1)?.parse().ok()
 }
 
@@ -140,17 +141,10 @@ fn every_event_answered_2xx_survives_a_sigkill_exactly_once() {
     let acked = acked.lock().unwrap().clone();
 
     let mut again = serve(&data, &config);
-    let mut stream = TcpStream::connect(&again.addr).unwrap();
-    write!(
-        stream,
-        "GET /v1/admin/export?since=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
+    let export = format!("GET /v1/admin/export?since=0 HTTP/1.1\r\nAuthorization: Bearer {ADMIN}");
+    let response = http(&again.addr, &export, "").unwrap();
     again.child.kill().unwrap();
     let _ = again.child.wait();
-    let response = String::from_utf8(response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{}", &response[..response.len().min(300)]);
     // The body is chunked: take each line that is a record.
     let stored: Vec<String> = response
@@ -194,22 +188,13 @@ fn two_hark_serve_processes_share_one_postgres_database() {
     });
     assert_eq!((ra, rb), (Some(202), Some(202)));
     let exported = |addr: &str| {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "GET /v1/admin/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
+        let response =
+            http(addr, &format!("GET /v1/admin/export HTTP/1.1\r\nAuthorization: Bearer {ADMIN}"), "").unwrap();
         response.lines().filter(|l| l.contains("\"event_id\"")).count()
     };
     assert_eq!(exported(&a.addr), 5, "stored once although both replicas took it");
-    let mut stream = TcpStream::connect(&b.addr).unwrap();
-    write!(stream, "DELETE /v1/installs/install-durable HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let delete = "DELETE /v1/installs/install-durable HTTP/1.1\r\nAuthorization: Bearer s3cret";
+    let response = http(&b.addr, delete, "").unwrap();
     assert!(response.starts_with("HTTP/1.1 200") && response.contains("\"deleted\":5"), "{response}");
     assert_eq!(exported(&a.addr), 0, "deleted through b, gone for a");
     for server in [&mut a, &mut b] {
