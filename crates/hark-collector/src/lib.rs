@@ -13,6 +13,7 @@
 //! CORS origins, retention and the admin token come from [`Settings`].
 //! Entry points: [`Config`], [`serve_on`] (`hark serve` calls it).
 
+pub mod access_log;
 mod error;
 pub mod limits;
 pub mod metrics;
@@ -39,6 +40,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::access_log::AccessLog;
 pub use crate::error::ApiError;
 use crate::limits::{RateLimits, Scope};
 use crate::metrics::Metrics;
@@ -74,12 +76,14 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{} has no index.html; build the web app first (`cargo xtask build`)", .0.display())]
     NoSite(PathBuf),
+    #[error("cannot open the access log {}: {source}; check `[log] access` in the settings", .path.display())]
+    AccessLog { path: PathBuf, source: std::io::Error },
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// The whole HTTP surface: `/v1/*`, `/healthz`, `/metrics`, `/models/*`, the app.
-fn router(config: &Config, state: AppState) -> Router {
+fn router(config: &Config, state: AppState, access: Option<Arc<AccessLog>>) -> Router {
     let limits = &state.settings.limits;
     let track = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
     let clients = Router::new()
@@ -118,8 +122,11 @@ fn router(config: &Config, state: AppState) -> Router {
     }
     // Everything revalidates: model files are named by version, app assets by
     // hash, and the manifest and service worker must never be stale.
-    app.layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .layer(TraceLayer::new_for_http())
+    app = app.layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
+    if let Some(log) = access {
+        app = app.layer(axum::middleware::from_fn_with_state(log, access_log::record));
+    }
+    app.layer(TraceLayer::new_for_http())
 }
 
 /// A listener on `addr` (port 0: any free port; ask it for its address).
@@ -153,8 +160,14 @@ pub async fn serve_on(
         limits: Arc::new(RateLimits::new(&config.settings.limits)),
         settings: Arc::new(config.settings.clone()),
     };
+    let access = match &config.settings.log.access {
+        Some(path) => Some(Arc::new(
+            AccessLog::open(path).map_err(|source| ServeError::AccessLog { path: path.clone(), source })?,
+        )),
+        None => None,
+    };
     let sweeper = tokio::spawn(sweep_forever(state.clone()));
-    let app = router(&config, state);
+    let app = router(&config, state, access);
     tracing::info!(addr = %listener.local_addr()?, data = %config.data.display(), "hark is serving");
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)

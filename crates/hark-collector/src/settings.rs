@@ -23,6 +23,9 @@
 //! audio_days = 30                # recordings go sooner than the rest
 //! sweep_minutes = 60
 //!
+//! [log]
+//! access = "/var/log/hark/access.jsonl"   # one JSON line per request; none: no access log
+//!
 //! [store]
 //! postgres = "postgres://hark@db.internal:5432/hark"   # or HARK_DATABASE_URL; none: SQLite in --data
 //! ```
@@ -44,6 +47,15 @@ pub struct Settings {
     pub limits: Limits,
     pub retention: Retention,
     pub store: StoreSettings,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// Appends one JSON line per request here (time, method, path, status,
+    /// duration; never a client address or a body); `None`: no access log.
+    pub access: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -321,6 +321,34 @@ async fn health_and_metrics_tell_an_operator_what_happened() {
     assert!(has("hark_store_errors_total 0"), "{text}");
 }
 
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_and_nothing_about_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs/access.jsonl");
+    let mut settings = settings();
+    settings.log.access = Some(log.clone());
+    let server = start_in(dir, settings).await;
+    let client = reqwest::Client::new();
+    client.get(server.url("/healthz")).send().await.unwrap();
+    let r = client.post(server.url("/v1/events")).json(&v2_batch("predictions", vec![v2_event("a-1")])).send().await;
+    assert_eq!(r.unwrap().status(), 202);
+    client.get(server.url("/models/manifest.json")).send().await.unwrap();
+    let (stopped, _dir) = server.stop().await;
+    stopped.unwrap();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let seen: Vec<_> = lines
+        .iter()
+        .map(|l| format!("{} {} {}", l["method"].as_str().unwrap(), l["path"].as_str().unwrap(), l["status"]))
+        .collect();
+    assert_eq!(seen, ["GET /healthz 200", "POST /v1/events 202", "GET /models/manifest.json 200"]);
+    for line in &lines {
+        let mut keys: Vec<_> = line.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["duration_ms", "method", "ms", "path", "status"], "{line}");
+    }
+}
+
 /// A recording of `ms` milliseconds of a 440 Hz tone, as the browser sends it.
 fn recording(ms: usize) -> serde_json::Value {
     let samples: Vec<f32> =

@@ -18,7 +18,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use hark_data::{Corpus, Split, normalize};
 use hark_decode::{Alphabet, BeamConfig, BeamDecoder, NgramLm, Transcript};
-use hark_dsp::{LogMel, LogMelConfig, SAMPLE_RATE, StreamResampler};
+use hark_dsp::{FeatureSummary, LogMel, LogMelConfig, SAMPLE_RATE, StreamResampler};
 use hark_model::{AcousticModel, AcousticModelConfig, WeightsError};
 use std::collections::HashMap;
 
@@ -82,6 +82,19 @@ impl Recognizer {
         let features = self.mel.model_features(samples);
         let frames = features.len() / self.mel.config().n_mels;
         (features, frames)
+    }
+
+    /// [`Recognizer::features`], and how the utterance sounds
+    /// ([`FeatureSummary`], read from the same log-mel before
+    /// normalisation) for opt-in drift monitoring: one STFT for both.
+    pub fn features_with_summary(&mut self, samples: &[f32]) -> (Vec<f32>, usize, Option<FeatureSummary>) {
+        let config = self.mel.config();
+        let (n_mels, hop_s) = (config.n_mels, config.hop as f32 / config.sample_rate as f32);
+        let mut features = self.mel.compute(samples);
+        let summary = FeatureSummary::of(&features, n_mels, hop_s);
+        hark_dsp::normalize_utterance(&mut features, n_mels);
+        let frames = features.len() / n_mels;
+        (features, frames, summary)
     }
 
     fn input(&self, features: &[f32]) -> Tensor<3> {

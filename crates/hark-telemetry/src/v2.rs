@@ -53,6 +53,15 @@ impl ConsentLevel {
     }
 }
 
+/// The key an install sends with its batches: the SHA-256 of its secret,
+/// lowercase hex. The browser makes the secret and keeps it; the collector
+/// keeps only this key, and deletes an install's data for whoever shows
+/// the secret that hashes to it.
+pub fn install_key(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// One request body (schema 2): events from one install.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

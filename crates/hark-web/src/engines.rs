@@ -7,14 +7,23 @@
 //! recognises on the CPU; when the GPU worker itself dies, the page starts
 //! the CPU worker and sends it the utterance in flight — no reload either way.
 
+use hark_telemetry::v2::ConsentLevel;
 use hark_web::{Backend, FromWorker, Settings, ToWorker};
 use leptos::prelude::*;
 
 use crate::client::Client;
 
-/// An utterance to recognise: its id, 16 kHz samples, and whether the
-/// worker should send its features back (for opted-in telemetry).
-pub type Utterance = (u32, Vec<f32>, bool);
+/// An utterance to recognise.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    pub id: u32,
+    /// 16 kHz samples.
+    pub samples: Vec<f32>,
+    /// What the person shares (the worker adds the summary, or features).
+    pub share: Option<ConsentLevel>,
+    /// The microphone's own rate.
+    pub device_rate: u32,
+}
 
 /// The running worker and the utterance last sent to it (kept to send it
 /// again if the worker dies).
@@ -65,12 +74,13 @@ impl Engines {
     }
 
     /// Sends an utterance to the worker, asking for `backend`.
-    pub fn recognize(self, backend: Backend, (id, samples, share_features): Utterance) {
+    pub fn recognize(self, backend: Backend, utterance: Utterance) {
         self.0.update_value(|e| {
             if let Some((_, client)) = &e.worker {
-                client.send(ToWorker::Recognize { id, share_features, backend }, Some(samples.clone()));
+                let Utterance { id, share, device_rate, .. } = utterance;
+                client.send(ToWorker::Recognize { id, share, device_rate, backend }, Some(utterance.samples.clone()));
             }
-            e.last = Some((id, samples, share_features));
+            e.last = Some(utterance);
         });
     }
 

@@ -29,6 +29,7 @@ pub mod worker;
 
 use std::collections::BTreeMap;
 
+use hark_telemetry::v2::{ConsentLevel, Summary};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -103,11 +104,13 @@ pub enum ToWorker {
     /// Look for a newer (or rolled-back) model now.
     CheckForUpdates,
     /// A finished utterance; its 16 kHz samples travel beside the message.
-    /// `share_features`: attach the log-mel features to the answer (only
-    /// when the person opted in to sharing prediction logs). `backend`: the
-    /// page's choice; a worker without it (or whose GPU failed) uses the CPU
-    /// and says so in the answer.
-    Recognize { id: u32, share_features: bool, backend: Backend },
+    /// `share`: what the person agreed to share as the utterance began —
+    /// with any level the answer carries the feature summary, under
+    /// `recordings` the log-mel features too; `None` asks for neither.
+    /// `device_rate`: the microphone's own rate (the summary records it).
+    /// `backend`: the page's choice; a worker without it (or whose GPU
+    /// failed) uses the CPU and says so in the answer.
+    Recognize { id: u32, share: Option<ConsentLevel>, device_rate: u32, backend: Backend },
 }
 
 /// Worker → page.
@@ -280,7 +283,10 @@ pub struct Recognized {
     pub timings: Timings,
     pub model_version: String,
     pub backend: Backend,
+    /// Bands of the features travelling beside the answer (recordings level only).
     pub feature_mels: Option<u32>,
+    /// How the utterance sounded (with consent only).
+    pub summary: Option<Summary>,
 }
 
 /// Where a recognition's time went, in milliseconds.

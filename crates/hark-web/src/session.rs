@@ -43,6 +43,8 @@ struct Session {
     /// When the current press on the microphone began, if it started listening.
     press: Option<f64>,
     utterances: Utterances,
+    /// The microphone's own sample rate, once it has been heard.
+    device_rate: u32,
 }
 
 /// The page's handle on its session, with what the microphone button shows.
@@ -128,6 +130,7 @@ impl Mic {
             let on_block = move |rate: u32, samples: Vec<f32>| {
                 self.level.set(level_dbfs(&samples));
                 let heard = self.with(|s| {
+                    s.device_rate = rate;
                     if s.listener.is_none() {
                         s.listener = Listener::new(rate).ok();
                     }
@@ -181,6 +184,11 @@ impl Mic {
             self.error.set(Some(error));
             self.state.set(MicState::Idle);
         }
+    }
+
+    /// The microphone's own sample rate (16 kHz before it was opened).
+    pub fn device_rate(self) -> u32 {
+        Some(self.with(|s| s.device_rate)).filter(|&r| r > 0).unwrap_or(hark_dsp::SAMPLE_RATE)
     }
 
     /// The id of the utterance in flight.

@@ -123,11 +123,7 @@ pub enum StoreError {
     UnknownInstall,
 }
 
-/// The key an install registers: the SHA-256 of its secret, lowercase hex.
-pub fn install_key(secret: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
-}
+pub use hark_telemetry::v2::install_key;
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()

@@ -22,6 +22,7 @@ use burn::tensor::Device;
 use futures::channel::oneshot;
 use hark_decode::Transcript;
 use hark_recognizer::{MAX_SEGMENT_SAMPLES, Recognizer};
+use hark_telemetry::v2::{ConsentLevel, Summary};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -137,8 +138,8 @@ fn handle(data: JsValue) {
     match decode::<ToWorker>(&data) {
         Ok((ToWorker::Start(settings), _)) => spawn_local(start(settings)),
         Ok((ToWorker::CheckForUpdates, _)) => spawn_local(check_for_updates()),
-        Ok((ToWorker::Recognize { id, share_features, backend }, Some(samples))) => {
-            spawn_local(recognize(id, samples, share_features, backend))
+        Ok((ToWorker::Recognize { id, share, backend, device_rate }, Some(samples))) => {
+            spawn_local(recognize(id, samples, share, device_rate, backend))
         }
         Ok((ToWorker::Recognize { id, .. }, None)) => {
             post(&FromWorker::Failed { id, error: "the page sent no audio to recognise".into() }, None)
@@ -281,6 +282,7 @@ struct Run {
     transcript: Result<Transcript, String>,
     features: Vec<f32>,
     frames: usize,
+    summary: Option<hark_dsp::FeatureSummary>,
     timings: Timings,
 }
 
@@ -288,7 +290,7 @@ struct Run {
 /// beam search.
 async fn run_once(recognizer: &mut Recognizer, samples: &[f32]) -> Run {
     let started = now_ms();
-    let (features, frames) = recognizer.features(samples);
+    let (features, frames, summary) = recognizer.features_with_summary(samples);
     let featured = now_ms();
     let log_probs = recognizer.log_probs_async(&features, frames).await;
     let modelled = now_ms();
@@ -296,7 +298,7 @@ async fn run_once(recognizer: &mut Recognizer, samples: &[f32]) -> Run {
     let searched = now_ms();
     let timings =
         Timings { features_ms: featured - started, model_ms: modelled - featured, search_ms: searched - modelled };
-    Run { transcript, features, frames, timings }
+    Run { transcript, features, frames, summary, timings }
 }
 
 /// Runs `work` on `backend`'s model, taken out of its slot for the time (a
@@ -337,7 +339,9 @@ async fn take_model(backend: Backend) -> Option<Loaded> {
     }
 }
 
-async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Backend) {
+/// Recognises one utterance; with consent (`share`) the answer carries the
+/// feature summary, and under the recordings level the features too.
+async fn recognize(id: u32, samples: Vec<f32>, share: Option<ConsentLevel>, device_rate: u32, asked: Backend) {
     // The endpointer bounds utterances; cut anything longer rather than
     // run the model on minutes of audio.
     let samples = &samples[..samples.len().min(MAX_SEGMENT_SAMPLES)];
@@ -370,6 +374,7 @@ async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Back
     match run.transcript {
         Ok(t) => {
             let mels = (run.frames > 0).then(|| (run.features.len() / run.frames) as u32);
+            let share_features = share == Some(ConsentLevel::Recordings);
             let recognized = Recognized {
                 id,
                 text: t.text,
@@ -380,6 +385,7 @@ async fn recognize(id: u32, samples: Vec<f32>, share_features: bool, asked: Back
                 model_version,
                 backend,
                 feature_mels: mels.filter(|_| share_features),
+                summary: share.and(run.summary.as_ref()).map(|s| Summary::new(s, device_rate)),
             };
             let shared = share_features.then_some(run.features.as_slice());
             post(&FromWorker::Transcript(recognized), shared);
