@@ -11,6 +11,7 @@
 //! logs ([`telemetry::Telemetry`]), app updates ([`pwa::Updates`]).
 
 mod client;
+mod durable;
 mod engines;
 mod mic;
 mod pwa;
@@ -25,7 +26,7 @@ use hark_web::{Activity, Backend, BackendPreference, FromWorker, GpuProbe, Model
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::engines::Engines;
+use crate::engines::{Engines, Utterance};
 use crate::session::Mic;
 use crate::telemetry::Telemetry;
 use crate::ui::*;
@@ -128,7 +129,7 @@ fn App() -> impl IntoView {
         }
         engines.start(Backend::Cpu, on_event, on_worker_error);
         if let Some(utterance) = engines.take_last() {
-            if mic.in_flight() == Some(utterance.0) {
+            if mic.in_flight() == Some(utterance.id) {
                 engines.recognize(Backend::Cpu, utterance);
             }
         }
@@ -149,7 +150,9 @@ fn App() -> impl IntoView {
     let recognize = move |samples: Vec<f32>| {
         let Some(id) = mic.begin_utterance(now_ms()) else { return };
         let backend = choice.get_untracked().active.unwrap_or(Backend::Cpu);
-        engines.recognize(backend, (id, samples, telemetry.consent_untracked()));
+        telemetry.utterance(id, &samples);
+        let share = telemetry.level_untracked();
+        engines.recognize(backend, Utterance { id, samples, share, device_rate: mic.device_rate() });
     };
 
     let run_search = move |q: String| {

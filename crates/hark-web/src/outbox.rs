@@ -157,6 +157,13 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// An empty queue of page load `page` under the person's current
+    /// choice; what an earlier visit left is [`Queue::adopt`]ed once it has
+    /// been read.
+    pub fn new(consent: Option<Consent>, page: &str, counts: Counts, limits: Limits) -> Self {
+        Self { consent, page: page.to_owned(), counts, limits, ..Self::default() }
+    }
+
     /// The queue of page load `page`, from the durable copy (`stored`, any
     /// order) under the person's current choice: the changes to apply
     /// bring the durable copy in line (cleared without consent, recordings
@@ -168,11 +175,25 @@ impl Queue {
         counts: Counts,
         limits: Limits,
     ) -> (Self, Vec<Change>) {
-        let mut queue =
-            Self { consent: None, page: page.to_owned(), entries: stored, counts, limits, ..Self::default() };
-        queue.entries.sort_by(|a, b| a.queued_ms.total_cmp(&b.queued_ms).then_with(|| a.event_id.cmp(&b.event_id)));
-        let changes = queue.set_consent(consent);
+        let mut queue = Self::new(consent, page, counts, limits);
+        let changes = queue.adopt(stored);
         (queue, changes)
+    }
+
+    /// Takes in what the durable copy holds (`stored`, any order; entries
+    /// this queue already has are kept as they are here), under the current
+    /// choice: the changes bring the durable copy in line (cleared without
+    /// consent, recordings stripped under the lower level, the oldest
+    /// dropped past the limits).
+    pub fn adopt(&mut self, stored: Vec<Entry>) -> Vec<Change> {
+        let known: BTreeSet<String> = self.entries.iter().map(|e| e.event_id.clone()).collect();
+        self.entries.extend(stored.into_iter().filter(|e| !known.contains(&e.event_id)));
+        self.entries.sort_by(|a, b| a.queued_ms.total_cmp(&b.queued_ms).then_with(|| a.event_id.cmp(&b.event_id)));
+        let mut changes = self.set_consent(self.consent);
+        if let Some(dropped) = self.enforce_limits() {
+            changes.push(dropped);
+        }
+        changes
     }
 
     pub fn consent(&self) -> Option<Consent> {
@@ -233,20 +254,28 @@ impl Queue {
         self.pending = Some(entry.event_id.clone());
         self.entries.push(entry.clone());
         changes.push(Change::Put(Box::new(entry)));
+        if let Some(dropped) = self.enforce_limits() {
+            changes.push(dropped);
+        }
+        changes
+    }
+
+    /// Past the limits the oldest entries go, counted (the newest one stays
+    /// whatever its size).
+    fn enforce_limits(&mut self) -> Option<Change> {
         let mut dropped = Vec::new();
-        while self.entries.len() > 1
-            && (self.entries.len() > self.limits.events
-                || self.entries.iter().map(|e| e.bytes).sum::<usize>() > self.limits.bytes)
-        {
+        let mut bytes: usize = self.entries.iter().map(|e| e.bytes).sum();
+        while self.entries.len() > 1 && (self.entries.len() > self.limits.events || bytes > self.limits.bytes) {
             let oldest = self.entries.remove(0);
+            bytes -= oldest.bytes;
             self.sending.remove(&oldest.event_id);
+            if self.pending.as_ref() == Some(&oldest.event_id) {
+                self.pending = None;
+            }
             self.counts.dropped_full += 1;
             dropped.push(oldest.event_id);
         }
-        if !dropped.is_empty() {
-            changes.push(Change::Delete(dropped));
-        }
-        changes
+        (!dropped.is_empty()).then_some(Change::Delete(dropped))
     }
 
     /// The person searched for `query`: the pending entry is final, with a

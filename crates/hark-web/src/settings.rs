@@ -1,11 +1,16 @@
 //! The person's settings, kept in `localStorage` on this device only:
-//! consent to share prediction logs (off unless chosen), the web-search URL
-//! template, how often to look for model updates. A URL parameter of the
+//! consent to share prediction logs (off unless chosen; the level and the
+//! version of the text agreed to), this install's identifier and secret,
+//! what became of the logs shared, the web-search URL template, how often
+//! to look for model updates. A URL parameter of the
 //! same name overrides a stored value for that visit (`?update-minutes=0.1`).
 
 use hark_web::BackendPreference;
+use hark_web::outbox::{CONSENT_TEXT_VERSION, Consent, Counts};
 
 const CONSENT: &str = "hark.consent";
+const INSTALL_SECRET: &str = "hark.install-secret";
+const COUNTS: &str = "hark.telemetry-counts";
 const SEARCH_URL: &str = "hark.search-url";
 const UPDATE_MINUTES: &str = "hark.update-minutes";
 const INSTALL_ID: &str = "hark.install-id";
@@ -37,12 +42,52 @@ fn url_param(name: &str) -> Option<String> {
     web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
 }
 
-pub fn consent() -> bool {
-    stored(CONSENT).as_deref() == Some("granted")
+/// The person's choice, if they made one under the text shown now (a
+/// choice made under another text — or the one-level "granted" of hark
+/// 0.7 — is asked again: off until then).
+pub fn consent() -> Option<Consent> {
+    let consent: Consent = serde_json::from_str(&stored(CONSENT)?).ok()?;
+    (consent.text_version == CONSENT_TEXT_VERSION).then_some(consent)
 }
 
-pub fn set_consent(granted: bool) {
-    store(CONSENT, granted.then_some("granted"));
+pub fn set_consent(consent: Option<Consent>) {
+    let text = consent.and_then(|c| serde_json::to_string(&c).ok());
+    store(CONSENT, text.as_deref());
+}
+
+/// What became of the logs this install shared.
+pub fn counts() -> Counts {
+    stored(COUNTS).and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+pub fn set_counts(counts: &Counts) {
+    store(COUNTS, serde_json::to_string(counts).ok().as_deref());
+}
+
+/// This install's secret: 32 random bytes (hex), made on first use and kept
+/// only here. Batches carry its SHA-256 ([`install_key`]); showing the
+/// secret itself deletes what the install sent.
+pub fn install_secret() -> String {
+    if let Some(secret) = stored(INSTALL_SECRET).filter(|s| s.len() == 64) {
+        return secret;
+    }
+    let mut bytes = [0u8; 32];
+    let filled = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok());
+    if !filled {
+        for b in &mut bytes {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    store(INSTALL_SECRET, Some(&secret));
+    secret
+}
+
+/// The SHA-256 of [`install_secret`], as batches carry it.
+pub fn install_key() -> String {
+    hark_telemetry::v2::install_key(&install_secret())
 }
 
 pub fn search_url() -> String {
