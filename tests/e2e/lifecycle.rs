@@ -7,21 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use hark_e2e::{
-    AppServer, Chromium, LaunchOptions, MODEL_READY, copy_folder, dist_dir, heard_wer, microphone_wav, repo_root,
+    AppServer, Chromium, LaunchOptions, MODEL_READY, OFFLINE_READY, copy_folder, dist_dir, heard_wer, microphone_wav,
+    repo_root,
 };
 
 const LOAD: Duration = Duration::from_secs(90);
 
 const STATUS: &str = "document.querySelector('#model-status').textContent";
-
-/// The service worker controls the page and has stored the shell and a model.
-const OFFLINE_READY: &str = r#"(async () => {
-    if (!navigator.serviceWorker.controller) return null;
-    const keys = await caches.keys();
-    if (!keys.some((k) => k.startsWith('hark-shell-'))) return null;
-    const models = await (await caches.open('hark-models-v1')).keys();
-    return models.some((r) => r.url.endsWith('.bpk')) ? true : null;
-})()"#;
 
 /// Adds `version` to the manifest in `models`, with the weights of the
 /// repository's newest published model; `damaged` flips one byte of the
@@ -148,7 +140,7 @@ async fn after_one_visit_an_offline_reload_still_transcribes() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_app_version_waits_for_reload_to_update() -> anyhow::Result<()> {
     let dist = copy_folder(&dist_dir()?)?;
-    let server = AppServer::start_with(dist.path().to_path_buf(), repo_root().join("web/models"), None).await?;
+    let server = AppServer::start_with(dist.path().to_path_buf(), repo_root().join("web/models")).await?;
     let chromium = Chromium::launch(LaunchOptions::default()).await?;
     let app = chromium.open(&server.base_url).await?;
     app.model_ready(LOAD).await?;

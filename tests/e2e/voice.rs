@@ -227,54 +227,6 @@ async fn corrupted_weights_are_refused_and_the_previous_model_is_used() -> anyho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prediction_logs_leave_the_browser_only_with_consent_and_carry_the_correction() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let wav = microphone_wav(dir.path())?;
-    let server = AppServer::start().await?;
-    let chromium =
-        Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
-    let app = chromium.open(&server.base_url).await?;
-    app.model_ready(LOAD).await?;
-    let stored = || -> anyhow::Result<Vec<(String, Option<String>, bool, String)>> {
-        let db = rusqlite::Connection::open(server.events_db())?;
-        let mut q = db.prepare("SELECT prediction, correction, features IS NOT NULL, model_version FROM events")?;
-        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    };
-
-    // Off by default: a recognition and a search send nothing.
-    let consent: bool = app.eval("document.querySelector('#consent').checked").await?;
-    assert!(!consent, "consent must be off until the person turns it on");
-    let (heard, _) = app.speak(1, LOAD).await?;
-    app.page.evaluate("document.querySelector('#search').click()").await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(stored()?.is_empty(), "a log left the browser without consent (heard {heard:?})");
-
-    // Opted in: the next recognition, corrected by typing, is logged once.
-    app.page.evaluate("document.querySelector('#consent').click()").await?;
-    let (heard, _) = app.speak(2, LOAD).await?;
-    let reference = MICROPHONE_TEXT;
-    app.type_into("#query", reference).await?;
-    app.page.evaluate("document.querySelector('#search').click()").await?;
-    let _: String = app
-        .wait("(() => { const s = document.querySelector('#telemetry-status'); return s.dataset.shared === '1' ? s.textContent : null; })()", LOAD)
-        .await?;
-    let rows = stored()?;
-    chromium.close().await;
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let (prediction, correction, has_features, model) = &rows[0];
-    assert_eq!(prediction, &heard);
-    if heard == reference {
-        assert_eq!(correction, &None);
-    } else {
-        assert_eq!(correction.as_deref(), Some(reference));
-    }
-    assert!(has_features, "the log should carry the input features");
-    assert!(!model.is_empty());
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holding_the_microphone_is_push_to_talk_and_a_tap_keeps_listening() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;

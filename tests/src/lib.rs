@@ -56,6 +56,15 @@ pub const MODEL_READY: &str = r#"(() => {
 })()"#;
 
 /// `#engine`'s text once recognition runs on WebGPU, else `null`.
+/// The service worker controls the page and has stored the shell and a model.
+pub const OFFLINE_READY: &str = r#"(async () => {
+    if (!navigator.serviceWorker.controller) return null;
+    const keys = await caches.keys();
+    if (!keys.some((k) => k.startsWith('hark-shell-'))) return null;
+    const models = await (await caches.open('hark-models-v1')).keys();
+    return models.some((r) => r.url.endsWith('.bpk')) ? true : null;
+})()"#;
+
 pub const ENGINE_ON_WEBGPU: &str = "(() => { const e = document.querySelector('#engine'); \
     return e && e.dataset.backend === 'webgpu' ? e.textContent : null; })()";
 
@@ -94,10 +103,14 @@ pub fn published_test_wer() -> anyhow::Result<f64> {
     newest["metrics"]["test_wer"].as_f64().ok_or_else(|| anyhow::anyhow!("the published model has no test_wer"))
 }
 
-/// hark's server (app + models + collector API) on a free loopback port.
+/// hark's server (app + models + collector API) on a free loopback port,
+/// keeping its data (SQLite store, recordings, access log) in a temporary
+/// folder that outlives a [`AppServer::stop`] and [`AppServer::resume`].
 pub struct AppServer {
     pub base_url: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
+    dist: PathBuf,
+    models: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), hark_collector::ServeError>>>,
 }
@@ -110,31 +123,96 @@ impl AppServer {
 
     /// Serves the built app with another models folder (tests that publish).
     pub async fn start_with_models(models: PathBuf) -> anyhow::Result<Self> {
-        Self::start_with(dist_dir()?, models, None).await
+        Self::start_with(dist_dir()?, models).await
     }
 
-    /// Serves `dist` and `models`, on `port` when given (a test that brings
-    /// the server back after taking it down needs the same origin).
-    pub async fn start_with(dist: PathBuf, models: PathBuf, port: Option<u16>) -> anyhow::Result<Self> {
-        let data = tempfile::tempdir()?;
+    /// Serves `dist` and `models`.
+    pub async fn start_with(dist: PathBuf, models: PathBuf) -> anyhow::Result<Self> {
+        let mut server =
+            Self { base_url: String::new(), data: tempfile::tempdir()?, dist, models, stop: None, task: None };
+        server.listen(None).await?;
+        Ok(server)
+    }
+
+    async fn listen(&mut self, port: Option<u16>) -> anyhow::Result<()> {
+        let mut settings = hark_collector::Settings::default();
+        settings.log.access = Some(self.access_log());
         let config = hark_collector::Config {
-            site: Some(dist),
-            models: Some(models),
-            data: data.path().to_owned(),
-            settings: hark_collector::Settings::default(),
+            site: Some(self.dist.clone()),
+            models: Some(self.models.clone()),
+            data: self.data.path().to_owned(),
+            settings,
         };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{}", port.unwrap_or(0)))?;
+        self.base_url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(hark_collector::serve_on(config, listener, async {
+        self.stop = Some(stop);
+        self.task = Some(tokio::spawn(hark_collector::serve_on(config, listener, async {
             let _ = stopped.await;
-        }));
-        Ok(Self { base_url, _data: data, stop: Some(stop), task: Some(task) })
+        })));
+        Ok(())
+    }
+
+    /// Takes the server down (a graceful shutdown: in-flight requests
+    /// finish, the store is flushed); its data stays for [`Self::resume`].
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            match tokio::time::timeout(Duration::from_secs(20), &mut task).await {
+                Ok(served) => served?.context("hark serve failed")?,
+                Err(_) => {
+                    task.abort();
+                    bail!("hark serve did not stop within 20 s of being asked");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings a stopped server back on the same port (the same origin for
+    /// the page and its service worker) and the same data.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        let port = self.port();
+        self.listen(Some(port)).await
+    }
+
+    /// The collector's data folder.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
     }
 
     /// The collector's SQLite event store.
     pub fn events_db(&self) -> PathBuf {
-        self._data.path().join(hark_collector::store::DB_FILE)
+        self.data.path().join(hark_collector::store::DB_FILE)
+    }
+
+    /// Where the server logs each request (one JSON line: method, path,
+    /// status, duration).
+    pub fn access_log(&self) -> PathBuf {
+        self.data.path().join("access.jsonl")
+    }
+
+    /// The requests the server has answered so far: `(method, path, status)`.
+    pub fn requests(&self) -> anyhow::Result<Vec<(String, String, u16)>> {
+        let text = match std::fs::read_to_string(self.access_log()) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).context("reading the access log"),
+        };
+        text.lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).context("an access log line")?;
+                Ok((
+                    v["method"].as_str().unwrap_or_default().to_owned(),
+                    v["path"].as_str().unwrap_or_default().to_owned(),
+                    v["status"].as_u64().unwrap_or_default() as u16,
+                ))
+            })
+            .collect()
     }
 
     pub fn port(&self) -> u16 {

@@ -491,6 +491,21 @@ mod tests {
     }
 
     #[test]
+    fn a_visit_s_leftovers_are_adopted_beside_what_the_page_made_while_reading_them() {
+        let mut earlier = queue(Some(PREDICTIONS));
+        let stored = apply(Vec::new(), &earlier.observe(event("old"), 1.0));
+        // This page recognised before IndexedDB answered.
+        let mut q = Queue::new(Some(PREDICTIONS), "page-2", Counts::default(), Limits::default());
+        let stored = apply(stored, &q.observe(event("new"), 5.0));
+        let changes = q.adopt(stored.clone());
+        assert_eq!(q.len(), 2, "each entry once");
+        assert_eq!(apply(stored, &changes).len(), 2);
+        // The earlier page's entry is final; this page's waits for its search.
+        let plan = q.plan(usize::MAX, false).expect("the earlier visit's entry is sendable");
+        assert_eq!(plan.keys, ["id-old"]);
+    }
+
+    #[test]
     fn past_its_limits_the_oldest_entries_are_dropped_and_counted() {
         let limits = Limits { events: 3, bytes: usize::MAX };
         let (mut q, _) = Queue::restore(Some(PREDICTIONS), "p", Vec::new(), Counts::default(), limits);
@@ -502,7 +517,8 @@ mod tests {
         assert_eq!(q.counts().dropped_full, 2);
         let kept: Vec<_> = stored.iter().map(|e| e.event.transcript.as_str()).collect();
         assert_eq!(kept, ["2", "3", "4"]);
-        let one = Entry::new(event("x"), PREDICTIONS, "p", 0.0).bytes;
+        // The size of one entry as kept under predictions (no audio).
+        let one = Entry::new(Event { audio: None, ..event("x") }, PREDICTIONS, "p", 0.0).bytes;
         let (mut q, _) = Queue::restore(
             Some(PREDICTIONS),
             "p",
