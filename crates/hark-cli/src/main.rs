@@ -4,7 +4,8 @@
 //! augment, write a JSONL manifest), `hark data stats`, `hark train` (Burn,
 //! CPU), `hark eval` (error analysis report) and `hark transcribe` (WAV →
 //! JSON with the pipeline the browser uses), `hark serve` (the collector, the
-//! app and the models on one address), and the tools around them.
+//! app and the models on one address), `hark monitor` and `hark profile`
+//! (drift from the collected logs), and the tools around them.
 //!
 //! Each command owns its arguments: a `clap::Args` struct beside its `run`
 //! in the command's module (`train::Args`, ...), with the values several
@@ -18,7 +19,9 @@ mod files;
 mod flags;
 mod lm;
 mod model;
+mod monitor;
 mod plot;
+mod profile;
 mod publish;
 mod serve;
 mod synth;
@@ -57,6 +60,12 @@ enum Command {
     Publish(publish::Args),
     /// Serve the collector API, the web app and the published models on one address.
     Serve(serve::Args),
+    /// Report drift, new words and the real error rate from the collected
+    /// logs (exit 0 ok, 1 alert, 2 could not run).
+    Monitor(monitor::Args),
+    /// Write a model's reference profile (dev-split feature summaries,
+    /// confidences, vocabulary) for `hark monitor`.
+    Profile(profile::Args),
     /// Data collection: synthesize and inspect the voice-search corpus.
     Data {
         #[command(subcommand)]
@@ -93,6 +102,8 @@ fn main() {
         Command::Average(args) => average::run(&args),
         Command::Publish(args) => publish::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Monitor(args) => std::process::exit(monitor::run(&args)),
+        Command::Profile(args) => profile::run(&args),
         Command::Data { command: DataCommand::Synth(args) } => synth::run(&args),
         Command::Data { command: DataCommand::Degrade(args) } => degrade::run(&args),
         Command::Data { command: DataCommand::Stats { manifest } } => stats(&manifest),

@@ -80,6 +80,55 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     // The first key order is the documented one.
     assert!(stdout.lines().next().unwrap().starts_with("{\"file\":"), "{stdout}");
 
+    // The reference profile for monitoring: the dev split through the model.
+    // The smoke corpus has too few dev utterances for one, and says so; its
+    // dev utterances listed five times over make enough.
+    let small = hark(&[
+        "profile",
+        "--data",
+        data_s,
+        "--model",
+        run_s,
+        "--version",
+        "0.0.1",
+        "--models",
+        dir.path().to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&small.stderr);
+    assert!(!small.status.success() && text.contains("a profile needs at least 100"), "{text}");
+    let utterances = hark_data::manifest::read(&data.join("manifest.jsonl")).unwrap();
+    let dev: Vec<_> = utterances.iter().filter(|u| u.split == hark_data::Split::Dev).collect();
+    let copies = (100 / dev.len().max(1)) + 1;
+    let repeated: Vec<_> = (0..copies)
+        .flat_map(|c| {
+            dev.iter().map(move |u| hark_data::manifest::Utterance { id: format!("{}-{c}", u.id), ..(*u).clone() })
+        })
+        .collect();
+    let enough = data.join("manifest-dev.jsonl");
+    hark_data::manifest::write(&enough, &repeated).unwrap();
+    let profile_path = dir.path().join("profile.json");
+    ok(&[
+        "profile",
+        "--data",
+        enough.to_str().unwrap(),
+        "--model",
+        run_s,
+        "--version",
+        "0.0.1",
+        "--models",
+        dir.path().to_str().unwrap(),
+        "--out",
+        profile_path.to_str().unwrap(),
+    ]);
+    let profile = hark_monitor::ReferenceProfile::load(&profile_path).unwrap();
+    assert_eq!(profile.model_version, "0.0.1");
+    assert_eq!(profile.events.len(), repeated.len().min(2000));
+    assert!(profile.events.iter().all(|e| (0.0..=1.0).contains(&e.confidence) && e.speech_s > 0.0));
+    for word in ["weather", "in"] {
+        assert!(profile.vocabulary.iter().any(|w| w == word), "the decoder's vocabulary holds {word:?}");
+    }
+    assert!(profile.vocabulary.iter().all(|w| !w.starts_with('<')), "class tokens are not words");
+
     // Error analysis.
     let report = dir.path().join("report");
     ok(&["eval", "--model", run_s, "--data", data_s, "--out", report.to_str().unwrap(), "--train-sample", "10"]);
