@@ -174,13 +174,22 @@ impl Report {
             )),
             State::Ok => findings.push(format!("No drift in {} events.", data.with_summary)),
             state => {
-                let named: Vec<String> = drift
-                    .checks
+                // The strongest first: distance over its alert threshold.
+                let mut flagged: Vec<&Check> = drift.checks.iter().filter(|c| c.state == state).collect();
+                flagged.sort_by(|a, b| (b.distance / b.alert_at).total_cmp(&(a.distance / a.alert_at)));
+                let mut named: Vec<String> = flagged
                     .iter()
-                    .filter(|c| c.state == state)
+                    .take(4)
                     .map(|c| format!("{} (distance {:.3}, alerts at {:.3})", c.label, c.distance, c.alert_at))
                     .collect();
-                let kind = if drift.checks.iter().any(|c| c.state == state && c.input) { "input" } else { "output" };
+                if flagged.len() > 4 {
+                    named.push(format!("{} more", flagged.len() - 4));
+                }
+                let kind = match (flagged.iter().any(|c| c.input), flagged.iter().any(|c| !c.input)) {
+                    (true, true) => "input and output",
+                    (true, false) => "input",
+                    _ => "output",
+                };
                 findings.push(format!("Drift, {}, {kind}: {}.", state.as_str(), named.join("; ")));
             }
         }
@@ -256,7 +265,7 @@ impl Report {
              <style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}}\
              table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}\
              td:first-child,th:first-child{{text-align:left}}.state{{color:white;padding:1px 6px;border-radius:3px}}\
-             .grid{{display:flex;flex-wrap:wrap;gap:8px}}</style>\
+             .grid{{display:flex;flex-wrap:wrap;gap:8px}}.grid>svg{{flex:1 1 45%;max-width:540px;height:auto}}.small>svg{{flex:0 0 auto;max-width:260px}}</style>\
              <h1>hark monitor: <span class=\"state\" id=\"state\" style=\"background:{c}\">{state}</span></h1>",
             state = self.state.as_str(),
             c = color(self.state)
@@ -335,7 +344,7 @@ impl Report {
                 p = c.p_value
             );
         }
-        h += "</table><h3>Reference (grey) beside the window (colour)</h3><div class=\"grid\">";
+        h += "</table><h3>Reference (grey) beside the window (colour)</h3><div class=\"grid small\">";
         for c in d.checks.iter().filter(|c| !c.reference.is_empty()) {
             h += &histogram_svg(c, color(c.state));
         }
