@@ -257,6 +257,9 @@ fn bench(env: &Env) -> anyhow::Result<()> {
     step("collector under load: wrk on loopback (bars: ≥ 20,000 events/s; p99 ≤ 25 ms at 2,000 requests/s; ≤ 100 MB)");
     tools::ensure_bench_packages()?;
     run(&mut bench("load"))?;
+
+    step("hark monitor over a SQLite store of 10^5 and 10^6 events (goal: ≥ 100,000 events/s; memory flat)");
+    run(&mut bench("monitor"))?;
     recognition_against_pocketsphinx(env)
 }
 

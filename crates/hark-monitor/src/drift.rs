@@ -21,8 +21,10 @@
 //! would assume the worst and lose power). Below [`MIN_WINDOW`] events
 //! there is no verdict: "not enough data".
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Binomial, Distribution};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::profile::{RefEvent, ReferenceProfile};
@@ -37,6 +39,8 @@ pub const ALPHA: f64 = 0.05;
 pub const WATCH_ALPHA: f64 = 0.25;
 /// Reference windows drawn per calibration.
 pub const REPLICATES: usize = 2000;
+/// Seeded streams the replicates are drawn in (in parallel).
+const CHUNKS: usize = 16;
 
 /// One signal drift is checked on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -216,28 +220,46 @@ impl Calibration {
         // Two-sample null: the reference itself is a sample, so each
         // replicate draws a reference of its size *and* a window of `n`,
         // both from the reference, and measures the distance between them.
-        let mut rng = ChaCha8Rng::seed_from_u64(0x6d6f_6e69 ^ n as u64);
+        // A draw is how many times each reference event was picked (a
+        // multinomial), so a replicate costs the reference's size, not the
+        // window's: a window of a million events calibrates as fast.
+        // Replicates run in fixed chunks, each with its own seeded stream:
+        // the thresholds do not depend on the number of threads.
+        let chunks: Vec<Vec<Vec<f64>>> = (0..CHUNKS)
+            .into_par_iter()
+            .map(|chunk| {
+                let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x6d6f_6e69 ^ ((n as u64) << 8) ^ chunk as u64);
+                let mut distances = vec![Vec::with_capacity(REPLICATES / CHUNKS); m];
+                let mut ref_counts: Vec<Vec<u64>> = (0..m).map(|s| vec![0; edges.bins(s)]).collect();
+                let mut counts = ref_counts.clone();
+                let mut fractions: Vec<Vec<f64>> = ref_counts.iter().map(|c| vec![0.0; c.len()]).collect();
+                let mut picks = vec![0u64; binned.len()];
+                let mut draw = |counts: &mut Vec<Vec<u64>>, size: usize, rng: &mut Xoshiro256PlusPlus| {
+                    multinomial(&mut picks, size as u64, rng);
+                    counts.iter_mut().for_each(|c| c.fill(0));
+                    for (event, times) in binned.iter().zip(&picks).filter(|(_, t)| **t > 0) {
+                        for (s, bin) in event.iter().enumerate() {
+                            counts[s][*bin as usize] += times;
+                        }
+                    }
+                };
+                for _ in 0..REPLICATES / CHUNKS {
+                    draw(&mut ref_counts, binned.len(), &mut rng);
+                    draw(&mut counts, n, &mut rng);
+                    for s in 0..m {
+                        for (f, c) in fractions[s].iter_mut().zip(&ref_counts[s]) {
+                            *f = *c as f64 / total;
+                        }
+                        distances[s].push(distance(&fractions[s], &counts[s]));
+                    }
+                }
+                distances
+            })
+            .collect();
         let mut replicate = vec![Vec::with_capacity(REPLICATES); m];
-        let mut ref_counts: Vec<Vec<u64>> = (0..m).map(|s| vec![0; edges.bins(s)]).collect();
-        let mut counts = ref_counts.clone();
-        let mut fractions: Vec<Vec<f64>> = ref_counts.iter().map(|c| vec![0.0; c.len()]).collect();
-        let draw = |counts: &mut Vec<Vec<u64>>, size: usize, rng: &mut ChaCha8Rng| {
-            counts.iter_mut().for_each(|c| c.fill(0));
-            for _ in 0..size {
-                let event = &binned[rng.random_range(0..binned.len())];
-                for (s, bin) in event.iter().enumerate() {
-                    counts[s][*bin as usize] += 1;
-                }
-            }
-        };
-        for _ in 0..REPLICATES {
-            draw(&mut ref_counts, binned.len(), &mut rng);
-            draw(&mut counts, n, &mut rng);
-            for s in 0..m {
-                for (f, c) in fractions[s].iter_mut().zip(&ref_counts[s]) {
-                    *f = *c as f64 / total;
-                }
-                replicate[s].push(distance(&fractions[s], &counts[s]));
+        for chunk in chunks {
+            for (all, part) in replicate.iter_mut().zip(chunk) {
+                all.extend(part);
             }
         }
         let mut null = replicate.clone();
@@ -287,6 +309,36 @@ impl Calibration {
         let null = &self.null[s];
         let allowed = ((self.alert_p * (REPLICATES + 1) as f64) - 1.0).floor().max(0.0) as usize;
         if allowed == 0 { null.last().copied().unwrap_or(0.0) + f64::EPSILON } else { null[null.len() - allowed] }
+    }
+}
+
+/// Fills `picks` with how many of `size` uniform draws (with replacement)
+/// fell on each slot: one draw at a time for small sizes, else a binomial
+/// per slot given what is left (the same distribution in `O(slots)`).
+fn multinomial(picks: &mut [u64], size: u64, rng: &mut Xoshiro256PlusPlus) {
+    picks.fill(0);
+    let slots = picks.len();
+    if slots == 0 {
+        return;
+    }
+    if size <= 4 * slots as u64 {
+        for _ in 0..size {
+            picks[rng.random_range(0..slots)] += 1;
+        }
+        return;
+    }
+    let mut left = size;
+    for (i, pick) in picks.iter_mut().enumerate() {
+        if left == 0 {
+            break;
+        }
+        let remaining_slots = (slots - i) as f64;
+        *pick = if i + 1 == slots {
+            left
+        } else {
+            Binomial::new(left, 1.0 / remaining_slots).map(|b| b.sample(rng)).unwrap_or(0)
+        };
+        left -= *pick;
     }
 }
 

@@ -4,13 +4,16 @@
 //! a few kilobytes.
 //!
 //! The SQLite store of `hark serve` (`collector.sqlite3` in its data
-//! folder), read-only: monitoring never changes what was collected.
+//! folder), read-only: monitoring never changes what was collected. The
+//! drift histograms are one aggregate function the database runs over the
+//! window ([`Histograms`]); everything else is plain `GROUP BY`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
+use rusqlite::functions::{Aggregate, Context, FunctionFlags};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, params_from_iter};
 
 use crate::MonitorError;
 use crate::drift::Edges;
@@ -136,7 +139,19 @@ impl SqliteSource {
         data.bucket_ms = bucket_width(end - start);
         let bucket = format!("((received_ms - {start}) / {})", data.bucket_ms);
 
-        data.histograms = self.histograms(&filter, &args, edges)?;
+        // Per time bucket: the drift histograms, events binned, SNR sum.
+        let per_bucket = self.histograms(&filter, &args, edges, &bucket)?;
+        data.histograms = (0..edges.signals.len()).map(|s| vec![0; edges.bins(s)]).collect();
+        // Summaries that cannot be read (none the collector accepted) are not binned.
+        data.with_summary = 0;
+        for (_, counts, rows, _) in &per_bucket {
+            for (total, signal) in data.histograms.iter_mut().zip(counts) {
+                for (t, c) in total.iter_mut().zip(signal) {
+                    *t += c;
+                }
+            }
+            data.with_summary += rows;
+        }
         data.corrections = self.texts("correction", &filter, &args)?;
         data.predictions = self.texts("prediction", &filter, &args)?;
 
@@ -165,8 +180,7 @@ impl SqliteSource {
         );
         data.latency = self.rows(&sql, &args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64)))?;
         let sql = format!(
-            "SELECT {bucket}, COUNT(*), COUNT(correction), AVG(confidence), AVG(json_extract(summary, '$.snr_db'))
-             FROM events WHERE {filter} GROUP BY 1 ORDER BY 1"
+            "SELECT {bucket}, COUNT(*), COUNT(correction), AVG(confidence) FROM events WHERE {filter} GROUP BY 1 ORDER BY 1"
         );
         data.series = self.rows(&sql, &args, |r| {
             Ok(Bucket {
@@ -174,53 +188,59 @@ impl SqliteSource {
                 events: r.get::<_, i64>(1)? as u64,
                 corrections: r.get::<_, i64>(2)? as u64,
                 mean_confidence: r.get(3)?,
-                mean_snr_db: r.get(4)?,
+                mean_snr_db: None,
             })
         })?;
+        for b in &mut data.series {
+            if let Some((_, _, rows, snr)) = per_bucket.iter().find(|p| p.0 == b.bucket).filter(|p| p.2 > 0) {
+                b.mean_snr_db = Some(snr / *rows as f64);
+            }
+        }
         Ok(data)
     }
 
-    /// Per drift signal, events per bin: one pass extracts every signal
-    /// (each summary parsed once), then the database counts.
-    fn histograms(&self, filter: &str, args: &[Value], edges: &Edges) -> Result<Vec<Vec<u64>>, MonitorError> {
-        let mut columns = Vec::new();
-        for (s, signal) in edges.signals.iter().enumerate() {
-            let expr = match signal {
-                crate::drift::Signal::Band(i) => format!("json_extract(summary, '$.band_mean[{i}]')"),
-                crate::drift::Signal::Snr => "json_extract(summary, '$.snr_db')".into(),
-                crate::drift::Signal::Speech => "json_extract(summary, '$.speech_s')".into(),
-                crate::drift::Signal::Confidence => "confidence".into(),
-            };
-            columns.push(format!("{expr} AS v{s}"));
-        }
-        let mut sql = format!(
-            "WITH w AS MATERIALIZED (SELECT {} FROM events WHERE {filter} AND summary IS NOT NULL) ",
-            columns.join(", ")
+    /// Per time bucket (`bucket`: its SQL expression): each drift signal's
+    /// events per bin, the events binned, and the sum of their SNR — one
+    /// pass in which the database calls [`Histograms`], a Rust aggregate
+    /// function registered on the connection, once per event (its summary
+    /// parsed once, every signal binned by binary search). Plain SQL bins
+    /// 19 signals with hundreds of comparisons per row in SQLite's bytecode
+    /// and ran at a tenth of the speed.
+    fn histograms(
+        &self,
+        filter: &str,
+        args: &[Value],
+        edges: &Edges,
+        bucket: &str,
+    ) -> Result<Vec<(i64, Vec<Vec<u64>>, u64, f64)>, MonitorError> {
+        self.conn
+            .create_aggregate_function(
+                "hark_histograms",
+                2,
+                FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+                Histograms(edges.clone()),
+            )
+            .map_err(|e| self.fault(e))?;
+        let sql = format!(
+            "SELECT {bucket}, hark_histograms(summary, confidence) FROM events
+             WHERE {filter} AND summary IS NOT NULL GROUP BY 1"
         );
-        for (s, signal_edges) in edges.edges.iter().enumerate() {
-            let bin = if signal_edges.is_empty() {
-                "0".to_owned()
-            } else {
-                signal_edges.iter().map(|e| format!("(v{s} >= {e:e})")).collect::<Vec<_>>().join(" + ")
-            };
-            if s > 0 {
-                sql += " UNION ALL ";
-            }
-            let _ = write!(
-                sql,
-                "SELECT {s}, COALESCE({bin}, {last}), COUNT(*) FROM w GROUP BY 2",
-                last = signal_edges.len()
-            );
-        }
-        let mut counts: Vec<Vec<u64>> = (0..edges.signals.len()).map(|s| vec![0; edges.bins(s)]).collect();
-        for (s, bin, n) in
-            self.rows(&sql, args, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?
-        {
-            let row = &mut counts[s as usize];
-            let last = row.len() - 1;
-            row[(bin.max(0) as usize).min(last)] += n as u64;
-        }
-        Ok(counts)
+        let rows: Vec<(i64, String)> = self.rows(&sql, args, |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.into_iter()
+            .map(|(bucket, text)| {
+                let (counts, binned, snr): Counts = serde_json::from_str(&text).map_err(|e| MonitorError::Store {
+                    store: self.path.display().to_string(),
+                    why: format!("gave unreadable histograms ({e})"),
+                })?;
+                // No row binned: the function's empty value.
+                let counts = if binned == 0 {
+                    (0..edges.signals.len()).map(|s| vec![0; edges.bins(s)]).collect()
+                } else {
+                    counts
+                };
+                Ok((bucket, counts, binned, snr))
+            })
+            .collect()
     }
 
     fn texts(&self, column: &str, filter: &str, args: &[Value]) -> Result<Vec<(String, u64)>, MonitorError> {
@@ -265,4 +285,52 @@ fn bucket_width(span_ms: i64) -> i64 {
     let steps = [MINUTE, 5 * MINUTE, 15 * MINUTE, 60 * MINUTE, 6 * 60 * MINUTE, 24 * 60 * MINUTE, 7 * 24 * 60 * MINUTE];
     let want = span_ms.max(1) / SERIES_BUCKETS;
     steps.into_iter().find(|s| *s >= want).unwrap_or(steps[steps.len() - 1])
+}
+
+/// The fields of a stored feature summary the drift checks read.
+#[derive(serde::Deserialize)]
+struct Summary {
+    band_mean: Vec<f64>,
+    snr_db: f64,
+    speech_s: f64,
+}
+
+/// `hark_histograms(summary, confidence)`: the drift signals' bin counts
+/// over the rows aggregated, as JSON `[counts per signal, rows binned, SNR sum]`.
+struct Histograms(Edges);
+
+type Counts = (Vec<Vec<u64>>, u64, f64);
+
+impl Aggregate<Counts, String> for Histograms {
+    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<Counts> {
+        Ok(((0..self.0.signals.len()).map(|s| vec![0; self.0.bins(s)]).collect(), 0, 0.0))
+    }
+
+    fn step(&self, ctx: &mut Context<'_>, acc: &mut Counts) -> rusqlite::Result<()> {
+        let ValueRef::Text(text) = ctx.get_raw(0) else { return Ok(()) };
+        let Ok(summary) = serde_json::from_slice::<Summary>(text) else { return Ok(()) };
+        if summary.band_mean.len() != hark_dsp::SUMMARY_BANDS {
+            return Ok(());
+        }
+        let confidence: f64 = ctx.get(1).unwrap_or(f64::NAN);
+        for (s, signal) in self.0.signals.iter().enumerate() {
+            let value = match signal {
+                crate::drift::Signal::Band(i) => summary.band_mean[*i],
+                crate::drift::Signal::Snr => summary.snr_db,
+                crate::drift::Signal::Speech => summary.speech_s,
+                crate::drift::Signal::Confidence => confidence,
+            };
+            acc.0[s][self.0.bin(s, value)] += 1;
+        }
+        acc.1 += 1;
+        if summary.snr_db.is_finite() {
+            acc.2 += summary.snr_db;
+        }
+        Ok(())
+    }
+
+    fn finalize(&self, _: &mut Context<'_>, acc: Option<Counts>) -> rusqlite::Result<String> {
+        let acc = acc.unwrap_or_else(|| (Vec::new(), 0, 0.0));
+        serde_json::to_string(&acc).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+    }
 }

@@ -7,8 +7,8 @@ mod simulate;
 
 use hark_monitor::RefEvent;
 use hark_monitor::drift::{self, Calibration, Edges, State};
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand09::{Rng, SeedableRng};
 use simulate::Condition;
 
 /// Wilson score interval (95 %) of `k` successes in `n` trials.

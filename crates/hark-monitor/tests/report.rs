@@ -8,8 +8,8 @@ mod simulate;
 use hark_data::{Corpus, Split};
 use hark_monitor::drift::{Edges, State};
 use hark_monitor::{MonitorError, ReferenceProfile, SqliteSource, WindowSpec, monitor};
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand09::{Rng, SeedableRng};
 use simulate::{Condition, Row};
 
 const HOUR: i64 = 3_600_000;

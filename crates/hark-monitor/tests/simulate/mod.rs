@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use hark_dsp::{FeatureSummary, LogMel, LogMelConfig};
 use hark_monitor::{RefEvent, ReferenceProfile};
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand09::{Rng, SeedableRng};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
