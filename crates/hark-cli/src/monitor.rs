@@ -6,13 +6,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hark_monitor::{ReferenceProfile, SqliteSource, WindowSpec};
+use hark_monitor::{ReferenceProfile, WindowSpec};
 
 use crate::model;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The collector's store: its SQLite file, or the `hark serve --data` folder.
+    /// The collector's store: its SQLite file, the `hark serve --data`
+    /// folder, or a PostgreSQL URL (`postgres://user@host:5432/hark`).
     #[arg(long)]
     pub store: String,
     /// Events received from this time: RFC 3339 (`2026-12-01T00:00:00Z`), a
@@ -49,12 +50,6 @@ pub fn run(args: &Args) -> i32 {
 }
 
 fn report(args: &Args) -> anyhow::Result<i32> {
-    if args.store.starts_with("postgres://") || args.store.starts_with("postgresql://") {
-        anyhow::bail!(
-            "hark monitor reads the SQLite store only for now; export a PostgreSQL store's window with \
-             `GET /v1/admin/export` or point --store at a SQLite collector"
-        );
-    }
     let models = args.models.clone().unwrap_or_else(model::default_models_dir);
     let version = match &args.model {
         Some(v) => v.clone(),
@@ -64,9 +59,9 @@ fn report(args: &Args) -> anyhow::Result<i32> {
     let profile = ReferenceProfile::load(&profile_path).map_err(|e| {
         anyhow::anyhow!("{e}{}", if profile_path.is_file() { "" } else { "; write it with `hark profile`" })
     })?;
-    let source = SqliteSource::open(Path::new(&args.store))?;
+    let source = hark_monitor::store::open(&args.store)?;
     let spec = WindowSpec { since_ms: args.since, until_ms: args.until, model_version: Some(version) };
-    let report = hark_monitor::monitor(&source, &profile, &spec)?;
+    let report = hark_monitor::monitor(source.as_ref(), &profile, &spec)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let (json, html) = (args.out.join("summary.json"), args.out.join("index.html"));
     std::fs::write(&json, report.to_json()).with_context(|| format!("writing {}", json.display()))?;

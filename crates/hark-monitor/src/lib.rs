@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 pub use profile::{RefEvent, ReferenceProfile};
 pub use report::Report;
-pub use store::{SqliteSource, WindowSpec};
+pub use store::{PostgresSource, SqliteSource, WindowSource, WindowSpec};
 
 /// Why a report could not be made (`hark monitor` exits 2).
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,11 @@ pub enum MonitorError {
 }
 
 /// Makes the report of `spec`'s window in `source`, against `profile`.
-pub fn monitor(source: &SqliteSource, profile: &ReferenceProfile, spec: &WindowSpec) -> Result<Report, MonitorError> {
+pub fn monitor(
+    source: &dyn WindowSource,
+    profile: &ReferenceProfile,
+    spec: &WindowSpec,
+) -> Result<Report, MonitorError> {
     let edges = drift::Edges::of(profile);
     let data = source.read(spec, &edges)?;
     if let Some(version) = &spec.model_version

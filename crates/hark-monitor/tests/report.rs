@@ -7,7 +7,7 @@ mod simulate;
 
 use hark_data::{Corpus, Split};
 use hark_monitor::drift::{Edges, State};
-use hark_monitor::{MonitorError, ReferenceProfile, SqliteSource, WindowSpec, monitor};
+use hark_monitor::{MonitorError, ReferenceProfile, SqliteSource, WindowSource, WindowSpec, monitor};
 use rand_chacha::ChaCha8Rng;
 use rand09::{Rng, SeedableRng};
 use simulate::{Condition, Row};

@@ -111,10 +111,7 @@ pub fn store(dir: &Path, rows: &[Row]) -> PathBuf {
             )
             .expect("the insert");
         for (i, r) in rows.iter().enumerate() {
-            let summary = serde_json::json!({
-                "band_mean": r.event.band_mean, "band_std": vec![1.0; r.event.band_mean.len()],
-                "snr_db": r.event.snr_db, "speech_s": r.event.speech_s, "sample_rate": 48_000,
-            });
+            let summary = summary_json(r.event);
             insert
                 .execute(rusqlite::params![
                     format!("event-{i}"),
@@ -125,11 +122,20 @@ pub fn store(dir: &Path, rows: &[Row]) -> PathBuf {
                     r.event.confidence as f64,
                     r.correction,
                     r.latency_ms,
-                    summary.to_string(),
+                    summary,
                 ])
                 .expect("a row");
         }
     }
     tx.commit().expect("committed");
     path
+}
+
+/// The schema-2 feature summary JSON of `event`, as the collector stores it.
+pub fn summary_json(event: &RefEvent) -> String {
+    serde_json::json!({
+        "band_mean": event.band_mean, "band_std": vec![1.0; event.band_mean.len()],
+        "snr_db": event.snr_db, "speech_s": event.speech_s, "sample_rate": 48_000,
+    })
+    .to_string()
 }
