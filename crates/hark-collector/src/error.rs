@@ -40,6 +40,9 @@ pub enum ApiError {
     BadQuery(String),
     #[error("event {0} has no recording")]
     NoRecording(String),
+    /// The monitoring page could not be made (no profile, an empty window…).
+    #[error("{0}")]
+    Monitor(String),
     #[error("too many requests from this {}; retry after {} s", .scope.as_str(), .wait.as_secs().max(1))]
     RateLimited { scope: Scope, wait: Duration },
     #[error("{0}")]
@@ -57,7 +60,9 @@ impl ApiError {
             ApiError::Invalid(EventError::TooMany(_)) | ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotFound | ApiError::AdminOff | ApiError::NoRecording(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::AdminOff | ApiError::NoRecording(_) | ApiError::Monitor(_) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::NoToken | ApiError::WrongToken => StatusCode::UNAUTHORIZED,
             ApiError::Store(StoreError::WrongKey) | ApiError::NoSecret => StatusCode::FORBIDDEN,
             ApiError::Store(StoreError::UnknownInstall) => StatusCode::NOT_FOUND,

@@ -65,6 +65,9 @@ struct AppState {
     metrics: Arc<Metrics>,
     limits: Arc<RateLimits>,
     settings: Arc<Settings>,
+    /// What the monitoring page reads: the store (the SQLite data folder or
+    /// the PostgreSQL URL) and the published models (their profiles).
+    monitored: Arc<(String, Option<PathBuf>)>,
 }
 
 /// Why the server could not start or stopped serving.
@@ -94,7 +97,8 @@ fn router(config: &Config, state: AppState, access: Option<Arc<AccessLog>>) -> R
     let admin = Router::new()
         .route("/admin/stats", get(admin_stats))
         .route("/admin/export", get(admin_export))
-        .route("/admin/audio/{event_id}", get(admin_audio));
+        .route("/admin/audio/{event_id}", get(admin_audio))
+        .route("/admin/monitor", get(admin_monitor));
     let mut v1 = clients.merge(admin).fallback(api_not_found).route_layer(track.clone()).with_state(state.clone());
     if !state.settings.cors.origins.is_empty() {
         let origins = state.settings.cors.origins.iter().filter_map(|o| HeaderValue::from_str(o).ok());
@@ -154,11 +158,13 @@ pub async fn serve_on(
             Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&data)).await.map_err(io_error)??)
         }
     };
+    let monitored = config.settings.store.postgres.clone().unwrap_or_else(|| config.data.display().to_string());
     let state = AppState {
         store: store.clone(),
         metrics: Arc::new(Metrics::new()),
         limits: Arc::new(RateLimits::new(&config.settings.limits)),
         settings: Arc::new(config.settings.clone()),
+        monitored: Arc::new((monitored, config.models.clone())),
     };
     let access = match &config.settings.log.access {
         Some(path) => Some(Arc::new(
@@ -391,6 +397,78 @@ async fn admin_export(
     });
     let stream = futures::stream::unfold(rx, |mut rx| async { rx.recv().await.map(|item| (item, rx)) });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorQuery {
+    since: Option<i64>,
+    until: Option<i64>,
+    /// The model version [default: the published current model's].
+    model: Option<String>,
+    /// `json` for the summary instead of the dashboard.
+    format: Option<String>,
+}
+
+/// `GET /v1/admin/monitor?since=MS&until=MS&model=VERSION[&format=json]`:
+/// `hark monitor`'s dashboard (or its JSON summary) over this server's own
+/// store, against the model's reference profile in the models folder.
+async fn admin_monitor(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<MonitorQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    state.admin(&headers)?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::BadQuery(format!("{}; use ?since=MS&until=MS&model=VERSION&format=json", e.body_text()))
+    })?;
+    let (store, models) = (state.monitored.0.clone(), state.monitored.1.clone());
+    let models =
+        models.ok_or_else(|| ApiError::Monitor("this server has no models folder, so no reference profile".into()))?;
+    let version = match query.model.clone() {
+        Some(v) => v,
+        None => current_model(&models)?,
+    };
+    let json = query.format.as_deref() == Some("json");
+    // The monitor's store clients block (and PostgreSQL's runs its own
+    // runtime): a thread of its own, not the server's.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let run = || -> Result<hark_monitor::Report, hark_monitor::MonitorError> {
+            let profile = hark_monitor::ReferenceProfile::load(&models.join(format!("profile-{version}.json")))?;
+            let source = hark_monitor::store::open(&store)?;
+            let spec =
+                hark_monitor::WindowSpec { since_ms: query.since, until_ms: query.until, model_version: Some(version) };
+            hark_monitor::monitor(source.as_ref(), &profile, &spec)
+        };
+        let _ = tx.send(run());
+    });
+    let report = rx.await.map_err(|_| ApiError::Monitor("the monitor stopped".into()))?.map_err(|e| match e {
+        hark_monitor::MonitorError::Store { .. } => {
+            tracing::error!(error = %e, "the monitoring page could not read the store");
+            ApiError::Monitor("the store could not be read; the server's log says why".into())
+        }
+        e => ApiError::Monitor(e.to_string()),
+    })?;
+    Ok(if json {
+        ([(header::CONTENT_TYPE, "application/json")], report.to_json()).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], report.to_html()).into_response()
+    })
+}
+
+/// The published current model's version.
+fn current_model(models: &std::path::Path) -> Result<String, ApiError> {
+    let text = std::fs::read_to_string(models.join("manifest.json"))
+        .map_err(|e| ApiError::Monitor(format!("the models folder has no readable manifest.json ({e})")))?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ApiError::Monitor(format!("manifest.json is not JSON ({e})")))?;
+    manifest["models"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|e| e["channel"] == "stable" || e["channel"].is_null()))
+        .and_then(|e| e["version"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::Monitor("the manifest lists no model; pass ?model=VERSION".into()))
 }
 
 /// `GET /v1/admin/audio/{event_id}`: the event's recording, a 16 kHz WAV.

@@ -598,3 +598,66 @@ async fn shutting_down_finishes_the_requests_in_flight_and_flushes_the_store() {
     let stored: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
     assert!(stored >= accepted, "{stored} stored, {accepted} accepted");
 }
+
+/// A reference profile of model 0.7.0 in the server's models folder.
+fn write_profile(server: &Running) {
+    let events = (0..200)
+        .map(|i| hark_monitor::RefEvent {
+            band_mean: (0..16).map(|b| -2.0 - 0.2 * b as f32 + ((i * 37 + b * 11) % 100) as f32 / 100.0).collect(),
+            snr_db: 20.0 + (i % 20) as f32,
+            speech_s: 1.0 + (i % 10) as f32 / 5.0,
+            confidence: 0.6 + (i % 40) as f32 / 100.0,
+        })
+        .collect();
+    let profile = hark_monitor::ReferenceProfile {
+        profile_version: hark_monitor::profile::PROFILE_VERSION,
+        model_version: "0.7.0".into(),
+        events,
+        vocabulary: ["play", "some", "jazz"].map(String::from).to_vec(),
+        slice_wer: Default::default(),
+    };
+    profile.save(&server.dir.path().join("models/profile-0.7.0.json")).unwrap();
+}
+
+#[tokio::test]
+async fn the_monitoring_dashboard_is_an_admin_page_over_the_server_s_own_store() {
+    let server = start().await;
+    let client = reqwest::Client::new();
+    let page = |query: &'static str, token: Option<&'static str>| {
+        let mut r = client.get(server.url(&format!("/v1/admin/monitor{query}")));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    // Behind the token.
+    assert_eq!(page("?model=0.7.0", None).await.unwrap().status(), 401);
+    // No profile yet: says how to make one.
+    let r = page("?model=0.7.0", Some(ADMIN)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("profile-0.7.0.json") && text.contains("cannot be read"), "{text}");
+
+    write_profile(&server);
+    let with_summary = |i: usize| {
+        let mut e = v2_event(&format!("m-{i:03}"));
+        e["summary"] = serde_json::json!({"band_mean": vec![-3.0; 16], "band_std": vec![1.0; 16], "snr_db": 5.0,
+            "speech_s": 2.0, "sample_rate": 48000});
+        e
+    };
+    let events: Vec<_> = (0..60).map(with_summary).collect();
+    let r = client.post(server.url("/v1/events")).json(&v2_batch("predictions", events)).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let r = page("?model=0.7.0", Some(ADMIN)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("hark monitor: <span") && html.contains(">alert</span>"), "SNR 5 dB everywhere is drift");
+    let json: serde_json::Value = page("?model=0.7.0&format=json", Some(ADMIN)).await.unwrap().json().await.unwrap();
+    assert_eq!((json["state"].as_str(), json["window"]["events"].as_u64()), (Some("alert"), Some(60)));
+    assert_eq!(json["words"]["corrections"]["top_words"][0]["text"], "music", "the correction's new word");
+    // A model the store has no events of.
+    let r = page("?model=9.9.9", Some(ADMIN)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("profile-9.9.9.json"));
+}
