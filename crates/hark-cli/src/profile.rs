@@ -4,7 +4,7 @@
 //! vocabulary, and the published per-slice WER — written beside the model
 //! as `profile-VERSION.json` for `hark monitor`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::tensor::Device;
@@ -45,7 +45,33 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(v) => v.clone(),
         None => monitor::current_version(&models)?,
     };
-    let (manifest, root) = flags::corpus_manifest(&args.data);
+    let (profile, describe) = build(args.model.as_deref(), &args.data, &version, &models, args.limit)?;
+    let out = args.out.clone().unwrap_or_else(|| monitor::profile_file(&models, &version));
+    profile.save(&out)?;
+    println!(
+        "wrote {}: {} dev utterances of {describe}, {} words",
+        out.display(),
+        profile.events.len(),
+        profile.vocabulary.len()
+    );
+    // Beside a published model: its manifest entry names it.
+    if out.parent() == Some(models.as_path()) && record(&models, &version, &out)? {
+        println!("recorded it in {}", models.join("manifest.json").display());
+    }
+    Ok(())
+}
+
+/// The reference profile of `model` (default: the published current one)
+/// from the dev split of the corpus `data`, as model `version`; with what
+/// was loaded, for messages.
+pub fn build(
+    model: Option<&Path>,
+    data: &Path,
+    version: &str,
+    models: &Path,
+    limit: usize,
+) -> anyhow::Result<(ReferenceProfile, String)> {
+    let (manifest, root) = flags::corpus_manifest(data);
     let utterances = hark_data::manifest::read(&manifest)?;
     let dev: Vec<_> = utterances.iter().filter(|u| u.split == Split::Dev).collect();
     anyhow::ensure!(
@@ -55,10 +81,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         dev.len(),
         hark_monitor::profile::MIN_REFERENCE_EVENTS
     );
-    let step = (dev.len() as f64 / args.limit.max(1) as f64).max(1.0);
-    let chosen: Vec<_> = (0..args.limit.min(dev.len())).map(|i| dev[(i as f64 * step) as usize]).collect();
+    let step = (dev.len() as f64 / limit.max(1) as f64).max(1.0);
+    let chosen: Vec<_> = (0..limit.min(dev.len())).map(|i| dev[(i as f64 * step) as usize]).collect();
 
-    let loaded = model::load(args.model.as_deref())?;
+    let loaded = model::load(model)?;
     let mut recognizer =
         Recognizer::new(&loaded.config, loaded.weights, Device::flex(), corpus_decoder(BeamConfig::default()))?;
     let bar = ProgressBar::new(chosen.len() as u64);
@@ -95,29 +121,36 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .collect();
     vocabulary.sort();
     vocabulary.dedup();
-    let slice_wer = published_wer(&models, &version);
+    let slice_wer = published_wer(models, version);
     let profile = ReferenceProfile {
         profile_version: PROFILE_VERSION,
-        model_version: version.clone(),
+        model_version: version.to_owned(),
         events,
         vocabulary,
         slice_wer,
     };
     profile.check().map_err(|why| anyhow::anyhow!("the profile {why}"))?;
-    let out = args.out.clone().unwrap_or_else(|| monitor::profile_file(&models, &version));
-    profile.save(&out)?;
-    println!(
-        "wrote {}: {} dev utterances of {}, {} words",
-        out.display(),
-        profile.events.len(),
-        loaded.describe,
-        profile.vocabulary.len()
-    );
-    Ok(())
+    Ok((profile, loaded.describe))
+}
+
+/// Names the profile `file` (in `models`) in the manifest entry of
+/// `version`, with its sha256; `false` when that version is not published
+/// there. The manifest is replaced atomically.
+pub fn record(models: &Path, version: &str, file: &Path) -> anyhow::Result<bool> {
+    let path = models.join("manifest.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(false) };
+    let mut manifest = hark_registry::Manifest::parse(&text).with_context(|| format!("in {}", path.display()))?;
+    let Some(entry) = manifest.models.iter_mut().find(|e| e.version.to_string() == version) else { return Ok(false) };
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    entry.profile = Some(hark_registry::FileRef { file: name, sha256: hark_registry::sha256_hex(&bytes) });
+    manifest.validate()?;
+    crate::files::write_atomic(&path, (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes())?;
+    Ok(true)
 }
 
 /// The manifest entry's WER figures for `version` (none if unpublished).
-fn published_wer(models: &std::path::Path, version: &str) -> std::collections::BTreeMap<String, f64> {
+fn published_wer(models: &Path, version: &str) -> std::collections::BTreeMap<String, f64> {
     let text = std::fs::read_to_string(models.join("manifest.json")).unwrap_or_default();
     let Ok(manifest) = hark_registry::Manifest::parse(&text) else { return Default::default() };
     manifest

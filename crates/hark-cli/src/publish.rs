@@ -34,6 +34,11 @@ pub struct Args {
     pub channel: Channel,
     #[arg(long, default_value_t = 100)]
     pub rollout_percent: u8,
+    /// The synthesized corpus whose dev split becomes the model's reference
+    /// profile for `hark monitor` (`profile-VERSION.json` beside the weights,
+    /// named in the manifest entry). Without it no profile is written.
+    #[arg(long)]
+    pub profile_data: Option<PathBuf>,
 }
 
 pub fn run(o: &Args) -> anyhow::Result<()> {
@@ -63,6 +68,23 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         bail!("version {} is not newer than the published {}", o.version, parent.expect("checked"));
     }
     let file = format!("hark-{}.bpk", o.version);
+    // The profile first: one that cannot be made stops the publish before the weights or manifest change.
+    let profile = match &o.profile_data {
+        Some(data) => {
+            let version = o.version.to_string();
+            let (profile, _) = crate::profile::build(Some(&o.run), data, &version, &o.models, 2000)?;
+            let path = crate::monitor::profile_file(&o.models, &version);
+            profile.save(&path)?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Some(hark_registry::FileRef { file: name, sha256: hark_registry::sha256_hex(&std::fs::read(&path)?) })
+        }
+        None => {
+            eprintln!(
+                "note: no --profile-data, so no reference profile: `hark monitor` needs one (`hark profile` writes it later)"
+            );
+            None
+        }
+    };
     crate::files::write_atomic(&o.models.join(&file), &bytes)?;
     let app: Version = env!("CARGO_PKG_VERSION").parse()?;
     manifest.models.push(ModelEntry {
@@ -82,13 +104,16 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
             blocks: loaded.config.blocks,
             kernel: loaded.config.kernel,
         }),
+        profile,
     });
     // Keep the newest two.
     manifest.models.sort_by(|a, b| b.version.cmp(&a.version));
     for old in manifest.models.split_off(2.min(manifest.models.len())) {
-        let path = o.models.join(&old.file);
-        if let Err(e) = std::fs::remove_file(&path) {
-            eprintln!("warning: could not remove {}: {e}", path.display());
+        for file in std::iter::once(&old.file).chain(old.profile.as_ref().map(|p| &p.file)) {
+            let path = o.models.join(file);
+            if let Err(e) = std::fs::remove_file(&path) {
+                eprintln!("warning: could not remove {}: {e}", path.display());
+            }
         }
     }
     manifest.models.reverse();

@@ -106,20 +106,17 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
         .collect();
     let enough = data.join("manifest-dev.jsonl");
     hark_data::manifest::write(&enough, &repeated).unwrap();
+    // `hark profile` of the tiny model over those, as version 0.0.1.
+    let profile = |models: &Path, out: Option<&Path>| {
+        let mut args = vec!["profile", "--data", enough.to_str().unwrap(), "--model", run_s, "--version", "0.0.1"];
+        args.extend(["--models", models.to_str().unwrap()]);
+        if let Some(out) = out {
+            args.extend(["--out", out.to_str().unwrap()]);
+        }
+        ok(&args);
+    };
     let profile_path = dir.path().join("profile.json");
-    ok(&[
-        "profile",
-        "--data",
-        enough.to_str().unwrap(),
-        "--model",
-        run_s,
-        "--version",
-        "0.0.1",
-        "--models",
-        dir.path().to_str().unwrap(),
-        "--out",
-        profile_path.to_str().unwrap(),
-    ]);
+    profile(dir.path(), Some(&profile_path));
     let profile = hark_monitor::ReferenceProfile::load(&profile_path).unwrap();
     assert_eq!(profile.model_version, "0.0.1");
     assert_eq!(profile.events.len(), repeated.len().min(2000));
@@ -202,6 +199,40 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown split \"holdout\""));
 
     // Checkpoint averaging: a run folder that transcribes; shapes must agree.
+    // Publishing with a profile: it lies beside the weights and the
+    // manifest entry names it with its sha256; `hark profile` records a
+    // later one the same way.
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    ok(&[
+        "publish",
+        "--run",
+        run_s,
+        "--eval",
+        report.join("summary.json").to_str().unwrap(),
+        "--version",
+        "0.0.1",
+        "--training-data",
+        "smoke",
+        "--models",
+        models.to_str().unwrap(),
+        "--profile-data",
+        enough.to_str().unwrap(),
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("manifest.json")).unwrap()).unwrap();
+    let entry = &manifest["models"][0];
+    assert_eq!(entry["profile"]["file"], "profile-0.0.1.json");
+    let written = std::fs::read(models.join("profile-0.0.1.json")).unwrap();
+    assert_eq!(entry["profile"]["sha256"].as_str(), Some(hark_registry::sha256_hex(&written).as_str()));
+    let published = hark_monitor::ReferenceProfile::load(&models.join("profile-0.0.1.json")).unwrap();
+    assert!(published.slice_wer.keys().any(|k| k.contains("wer")), "the published WER travels with it");
+    std::fs::remove_file(models.join("profile-0.0.1.json")).unwrap();
+    profile(&models, None);
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(again["models"][0]["profile"]["file"], "profile-0.0.1.json");
+
     let avg = dir.path().join("avg");
     ok(&["average", "--out", avg.to_str().unwrap(), run_s, &run.join("best.bpk").to_string_lossy()]);
     assert!(avg.join("best.bpk").is_file() && avg.join("config.json").is_file());

@@ -5,8 +5,8 @@
 
 mod simulate;
 
-use hark_monitor::RefEvent;
 use hark_monitor::drift::{self, Calibration, Edges, State};
+use hark_monitor::{RefEvent, ReferenceProfile};
 use rand_chacha::ChaCha8Rng;
 use rand09::{Rng, SeedableRng};
 use simulate::Condition;
@@ -20,10 +20,26 @@ fn wilson(k: usize, n: usize) -> (f64, f64) {
     (centre - half, centre + half)
 }
 
-fn alerts(edges: &Edges, calibration: &Calibration, window: &[&RefEvent]) -> bool {
-    let counts = edges.histograms(window.iter().copied());
-    drift::check(edges, Some(calibration), &counts).iter().any(|c| c.state == State::Alert)
+/// In how many of `TRIALS` windows of `n` events (each event drawn by
+/// `draw(i)`) the report alerts, with the 95 % interval of that share.
+fn alerts<'a>(
+    profile: &ReferenceProfile,
+    edges: &Edges,
+    n: usize,
+    mut draw: impl FnMut(usize) -> &'a RefEvent,
+) -> (usize, f64, f64, Calibration) {
+    let calibration = Calibration::new(profile, edges, n);
+    let alerted = (0..TRIALS)
+        .filter(|_| {
+            let counts = edges.histograms((0..n).map(&mut draw));
+            drift::check(edges, Some(&calibration), &counts).iter().any(|c| c.state == State::Alert)
+        })
+        .count();
+    let (lo, hi) = wilson(alerted, TRIALS);
+    (alerted, lo, hi, calibration)
 }
+
+const TRIALS: usize = 400;
 
 #[test]
 fn undrifted_windows_alert_at_most_five_percent_of_the_time_and_car_noise_is_caught() {
@@ -35,16 +51,9 @@ fn undrifted_windows_alert_at_most_five_percent_of_the_time_and_car_noise_is_cau
     let edges = Edges::of(&profile);
     let mut rng = ChaCha8Rng::seed_from_u64(4);
 
-    const TRIALS: usize = 400;
     for n in [50, 200, 1000] {
-        let calibration = Calibration::new(&profile, &edges, n);
-        let false_alarms = (0..TRIALS)
-            .filter(|_| {
-                let window: Vec<&RefEvent> = (0..n).map(|_| &undrifted[rng.random_range(0..undrifted.len())]).collect();
-                alerts(&edges, &calibration, &window)
-            })
-            .count();
-        let (lo, hi) = wilson(false_alarms, TRIALS);
+        let (false_alarms, lo, hi, calibration) =
+            alerts(&profile, &edges, n, |_| &undrifted[rng.random_range(0..undrifted.len())]);
         eprintln!(
             "n = {n}: false alarms {false_alarms}/{TRIALS} = {:.1} % (95 % interval {:.1}–{:.1} %), alert at p ≤ {:.5}",
             100.0 * false_alarms as f64 / TRIALS as f64,
@@ -60,22 +69,13 @@ fn undrifted_windows_alert_at_most_five_percent_of_the_time_and_car_noise_is_cau
 
     // Power: 30 % of a 200-event window spoken in a car at 5–10 dB.
     let n = 200;
-    let calibration = Calibration::new(&profile, &edges, n);
-    let caught = (0..TRIALS)
-        .filter(|_| {
-            let window: Vec<&RefEvent> = (0..n)
-                .map(|i| {
-                    if i < n * 3 / 10 {
-                        &car[rng.random_range(0..car.len())]
-                    } else {
-                        &undrifted[rng.random_range(0..undrifted.len())]
-                    }
-                })
-                .collect();
-            alerts(&edges, &calibration, &window)
-        })
-        .count();
-    let (lo, hi) = wilson(caught, TRIALS);
+    let (caught, lo, hi, _) = alerts(&profile, &edges, n, |i| {
+        if i < n * 3 / 10 {
+            &car[rng.random_range(0..car.len())]
+        } else {
+            &undrifted[rng.random_range(0..undrifted.len())]
+        }
+    });
     eprintln!(
         "car noise in 30 % of {n}: caught {caught}/{TRIALS} = {:.1} % (95 % interval {:.1}–{:.1} %)",
         100.0 * caught as f64 / TRIALS as f64,

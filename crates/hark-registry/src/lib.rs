@@ -63,6 +63,19 @@ pub struct ModelEntry {
     /// default shape of the app that reads the manifest).
     #[serde(default)]
     pub architecture: Option<Architecture>,
+    /// The reference profile `hark monitor` compares production logs with
+    /// (written by `hark publish --profile-data` or `hark profile`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<FileRef>,
+}
+
+/// A file beside the weights, and its content's SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Path relative to the manifest.
+    pub file: String,
+    /// Lower-case hex SHA-256 of the file.
+    pub sha256: String,
 }
 
 /// Shape of hark's acoustic model (`hark_model::AcousticModelConfig` without
@@ -288,6 +301,7 @@ mod tests {
             parent_version: None,
             training_data: None,
             metrics: BTreeMap::new(),
+            profile: None,
         }
     }
 
