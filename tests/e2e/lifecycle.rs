@@ -15,10 +15,21 @@ const LOAD: Duration = Duration::from_secs(90);
 
 const STATUS: &str = "document.querySelector('#model-status').textContent";
 
+/// How [`publish`] leaves the manifest.
+#[derive(Clone, Copy, PartialEq)]
+enum Release {
+    /// Signed with the development key, weights intact.
+    Good,
+    /// Signed, but one byte of the weights flipped after hashing.
+    DamagedWeights,
+    /// The new entry added to a signed manifest without signing it again,
+    /// as someone with write access to the static host alone could.
+    Unsigned,
+}
+
 /// Adds `version` to the manifest in `models`, with the weights of the
-/// repository's newest published model; `damaged` flips one byte of the
-/// file after hashing it.
-fn publish(models: &Path, version: &str, damaged: bool) -> anyhow::Result<()> {
+/// repository's newest published model.
+fn publish(models: &Path, version: &str, release: Release) -> anyhow::Result<()> {
     let published = repo_root().join("web/models");
     let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(published.join("manifest.json"))?)?;
     let newest = original["models"].as_array().and_then(|m| m.last()).cloned();
@@ -27,7 +38,7 @@ fn publish(models: &Path, version: &str, damaged: bool) -> anyhow::Result<()> {
     let path = models.join("manifest.json");
     let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     let entries = manifest["models"].as_array_mut().ok_or_else(|| anyhow::anyhow!("manifest has no models"))?;
-    if damaged {
+    if release == Release::DamagedWeights {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;
     }
@@ -40,10 +51,35 @@ fn publish(models: &Path, version: &str, damaged: bool) -> anyhow::Result<()> {
     entries.push(entry);
     // Weights first, then the manifest, replaced in one step: a browser never
     // sees an entry whose file is not there yet.
-    let tmp = models.join("manifest.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&manifest)?)?;
+    let text = match release {
+        Release::Unsigned => serde_json::to_string_pretty(&manifest)?,
+        _ => signed(&manifest)?,
+    };
+    replace(&path, &text)
+}
+
+/// `manifest` signed with the repository's development key, which the app
+/// built from this repository trusts.
+fn signed(manifest: &serde_json::Value) -> anyhow::Result<String> {
+    let key = std::fs::read_to_string(repo_root().join("keys/development.key"))?;
+    let key = hark_registry::signing::SigningKey::from_hex(&key)?;
+    let manifest: hark_registry::Manifest = serde_json::from_value(manifest.clone())?;
+    Ok(manifest.to_signed_json(&key)?)
+}
+
+fn replace(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
     std::fs::rename(tmp, path)?;
     Ok(())
+}
+
+/// Withdraws the newest entry, as `hark rollback` does.
+fn roll_back(models: &Path) -> anyhow::Result<()> {
+    let path = models.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    manifest["models"].as_array_mut().ok_or_else(|| anyhow::anyhow!("manifest has no models"))?.pop();
+    replace(&path, &signed(&manifest)?)
 }
 
 fn newest_version() -> anyhow::Result<String> {
@@ -68,8 +104,23 @@ async fn a_model_published_while_the_page_is_open_is_swapped_in_without_a_reload
     anyhow::ensure!(state == "ready" && text.starts_with(&format!("Model {newest} is ready")), "{state}: {text}");
     app.page.evaluate("window.sameDocument = true").await?;
 
+    // A manifest changed after signing is refused, visibly; the running model stays.
+    publish(models.path(), "8.0.0", Release::Unsigned)?;
+    let refused: String = app
+        .wait(
+            &format!("(() => {{ const t = {STATUS}; return t.includes('model list was refused') ? t : null; }})()"),
+            LOAD,
+        )
+        .await?;
+    assert!(refused.starts_with(&format!("Model {newest} is ready")), "{refused}");
+    assert!(refused.contains("changed after signing") && refused.contains("keeps working"), "{refused}");
+    let shown: String =
+        app.eval("document.querySelector('#model-status').checkVisibility() ? 'visible' : 'hidden'").await?;
+    assert_eq!(shown, "visible");
+    roll_back(models.path())?;
+
     // A damaged release is refused; the running model stays.
-    publish(models.path(), "9.0.0", true)?;
+    publish(models.path(), "9.0.0", Release::DamagedWeights)?;
     let refused: String = app
         .wait(
             &format!("(() => {{ const t = {STATUS}; return t.includes('model 9.0.0 was not loaded') ? t : null; }})()"),
@@ -80,7 +131,7 @@ async fn a_model_published_while_the_page_is_open_is_swapped_in_without_a_reload
     assert!(refused.contains("sha256"), "{refused}");
 
     // A good release is downloaded, checked and swapped in.
-    publish(models.path(), "9.0.1", false)?;
+    publish(models.path(), "9.0.1", Release::Good)?;
     let swapped: String = app
         .wait(
             &format!("(() => {{ const t = {STATUS}; return t.startsWith('Model 9.0.1 is ready') ? t : null; }})()"),
@@ -94,10 +145,21 @@ async fn a_model_published_while_the_page_is_open_is_swapped_in_without_a_reload
     // The next utterance is recognised by the new model.
     let (heard, _) = app.speak(1, LOAD).await?;
     let model: String = app.eval("document.querySelector('#transcript').dataset.model").await?;
-    let errors = app.console.errors();
-    chromium.close().await;
     assert_eq!(model, "9.0.1", "heard {heard:?}");
     assert!(!heard.is_empty());
+
+    // Rolled back (9.0.1 and the refused 9.0.0 withdrawn): the page swaps back.
+    roll_back(models.path())?;
+    roll_back(models.path())?;
+    let back: String = app
+        .wait(
+            &format!("(() => {{ const t = {STATUS}; return t.startsWith('Model {newest} is ready') ? t : null; }})()"),
+            LOAD,
+        )
+        .await?;
+    assert!(back.contains("Updated from 9.0.1 without a reload"), "{back}");
+    let errors = app.console.errors();
+    chromium.close().await;
     assert!(errors.is_empty(), "the page reported errors:\n{}", errors.join("\n"));
     Ok(())
 }

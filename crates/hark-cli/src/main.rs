@@ -5,7 +5,9 @@
 //! CPU), `hark eval` (error analysis report) and `hark transcribe` (WAV →
 //! JSON with the pipeline the browser uses), `hark serve` (the collector, the
 //! app and the models on one address), `hark monitor` and `hark profile`
-//! (drift from the collected logs), and the tools around them.
+//! (drift from the collected logs), `hark gate` (may a candidate replace
+//! the current model), `hark keygen`, `hark sign` and
+//! `hark rollback` (the signed model manifest), and the tools around them.
 //!
 //! Each command owns its arguments: a `clap::Args` struct beside its `run`
 //! in the command's module (`train::Args`, ...), with the values several
@@ -17,12 +19,14 @@ mod degrade;
 mod eval;
 mod files;
 mod flags;
+mod gate;
 mod lm;
 mod model;
 mod monitor;
 mod plot;
 mod profile;
 mod publish;
+mod release;
 mod serve;
 mod synth;
 mod train;
@@ -56,8 +60,17 @@ enum Command {
     Lm(lm::Args),
     /// Average checkpoints of one run (parameter-wise mean) into a run folder.
     Average(average::Args),
+    /// Judge a candidate model against the current one on the frozen test
+    /// split and the drift slice (exit 0 promote, 1 reject, 2 could not judge).
+    Gate(gate::Args),
     /// Publish a trained model into the static model folder (f16 weights + manifest entry).
     Publish(publish::Args),
+    /// Withdraw the newest published model: browsers swap back to the one before.
+    Rollback(release::RollbackArgs),
+    /// Sign the model manifest as it stands (after a hand edit, or with a new key).
+    Sign(release::SignArgs),
+    /// Make a new ed25519 key for signing the model manifest.
+    Keygen(release::KeygenArgs),
     /// Serve the collector API, the web app and the published models on one address.
     Serve(serve::Args),
     /// Report drift, new words and the real error rate from the collected
@@ -100,7 +113,11 @@ fn main() {
         Command::Tune(args) => tune::run(&args),
         Command::Lm(args) => lm::run(&args),
         Command::Average(args) => average::run(&args),
+        Command::Gate(args) => std::process::exit(gate::run(&args)),
         Command::Publish(args) => publish::run(&args),
+        Command::Rollback(args) => release::rollback(&args),
+        Command::Sign(args) => release::sign(&args),
+        Command::Keygen(args) => release::keygen(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Monitor(args) => std::process::exit(monitor::run(&args)),
         Command::Profile(args) => profile::run(&args),

@@ -37,6 +37,9 @@ pub struct Args {
     /// Where to write it [default: MODELS/profile-VERSION.json].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Signs the manifest when the profile is recorded in it.
+    #[command(flatten)]
+    pub key: crate::release::KeyArg,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -55,7 +58,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         profile.vocabulary.len()
     );
     // Beside a published model: its manifest entry names it.
-    if out.parent() == Some(models.as_path()) && record(&models, &version, &out)? {
+    if out.parent() == Some(models.as_path()) && record(&models, &version, &out, &args.key)? {
         println!("recorded it in {}", models.join("manifest.json").display());
     }
     Ok(())
@@ -135,17 +138,14 @@ pub fn build(
 
 /// Names the profile `file` (in `models`) in the manifest entry of
 /// `version`, with its sha256; `false` when that version is not published
-/// there. The manifest is replaced atomically.
-pub fn record(models: &Path, version: &str, file: &Path) -> anyhow::Result<bool> {
-    let path = models.join("manifest.json");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(false) };
-    let mut manifest = hark_registry::Manifest::parse(&text).with_context(|| format!("in {}", path.display()))?;
+/// there. The manifest is signed again and replaced atomically.
+pub fn record(models: &Path, version: &str, file: &Path, key: &crate::release::KeyArg) -> anyhow::Result<bool> {
+    let mut manifest = crate::release::read_manifest(models)?;
     let Some(entry) = manifest.models.iter_mut().find(|e| e.version.to_string() == version) else { return Ok(false) };
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     entry.profile = Some(hark_registry::FileRef { file: name, sha256: hark_registry::sha256_hex(&bytes) });
-    manifest.validate()?;
-    crate::files::write_atomic(&path, (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes())?;
+    crate::release::write_manifest(models, &manifest, &key.load()?)?;
     Ok(true)
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use hark_registry::{Architecture, Channel, Manifest, ModelEntry, Version};
+use hark_registry::{Architecture, Channel, ModelEntry, Version};
 
 /// `hark publish`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -39,9 +39,13 @@ pub struct Args {
     /// named in the manifest entry). Without it no profile is written.
     #[arg(long)]
     pub profile_data: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: crate::release::KeyArg,
 }
 
 pub fn run(o: &Args) -> anyhow::Result<()> {
+    // A key that cannot be read stops the publish before anything is written.
+    let key = o.key.load()?;
     let loaded = crate::model::load(Some(&o.run))?;
     let device = burn::tensor::Device::flex();
     let model = hark_model::AcousticModel::from_bytes(&loaded.config, loaded.weights, &device)?;
@@ -55,11 +59,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         bail!("{} holds no split metrics; run `hark eval` on this model first", o.eval.display());
     }
 
-    let manifest_path = o.models.join("manifest.json");
-    let mut manifest = match std::fs::read_to_string(&manifest_path) {
-        Ok(text) => Manifest::parse(&text).with_context(|| format!("in {}", manifest_path.display()))?,
-        Err(_) => Manifest::empty(),
-    };
+    let mut manifest = crate::release::read_manifest(&o.models)?;
     if manifest.models.iter().any(|e| e.version == o.version) {
         bail!("version {} is already published; choose a higher one", o.version);
     }
@@ -117,8 +117,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         }
     }
     manifest.models.reverse();
-    manifest.validate()?;
-    crate::files::write_atomic(&manifest_path, (serde_json::to_string_pretty(&manifest)? + "\n").as_bytes())?;
+    crate::release::write_manifest(&o.models, &manifest, &key)?;
     eprintln!("published model {} as {} ({} bytes)", o.version, o.models.join(&file).display(), bytes.len());
     Ok(())
 }

@@ -233,11 +233,59 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
         serde_json::from_str(&std::fs::read_to_string(models.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(again["models"][0]["profile"]["file"], "profile-0.0.1.json");
 
+    // Every manifest hark writes is signed by a key the app trusts.
+    let trusted = hark_registry::signing::PublicKey::parse_list(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../keys/trusted.pub")).unwrap(),
+    )
+    .unwrap();
+    let read_verified = |keys: &[hark_registry::signing::PublicKey]| {
+        hark_registry::Manifest::parse_verified(&std::fs::read_to_string(models.join("manifest.json")).unwrap(), keys)
+    };
+    assert_eq!(read_verified(&trusted).unwrap().models.len(), 1);
+    releases(&models, run_s, &report.join("summary.json"), &trusted);
+
     let avg = dir.path().join("avg");
     ok(&["average", "--out", avg.to_str().unwrap(), run_s, &run.join("best.bpk").to_string_lossy()]);
     assert!(avg.join("best.bpk").is_file() && avg.join("config.json").is_file());
     let heard = ok(&["transcribe", "--model", avg.to_str().unwrap(), paths[3].as_str()]);
     assert!(String::from_utf8(heard.stdout).unwrap().contains("\"text\""));
+    // The gate: a candidate no better on the drift slice is rejected (exit
+    // 1) with the reason; an empty drift slice cannot be judged (exit 2).
+    let lines: Vec<String> = std::fs::read_to_string(data.join("manifest.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"split\":\"dev\""))
+        .take(6)
+        .map(str::to_owned)
+        .collect();
+    assert!(!lines.is_empty(), "the smoke corpus has dev utterances");
+    std::fs::write(data.join("drift.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(data.join("empty.jsonl"), "").unwrap();
+    let gate = |drift: &str| {
+        let out_dir = dir.path().join("gate");
+        let args = ["gate", avg.to_str().unwrap(), "--current", run_s, "--test", data_s, "--drift", drift];
+        let out = hark(&[&args[..], &["--max-utterances", "6", "--out", out_dir.to_str().unwrap()]].concat());
+        (out, out_dir)
+    };
+    let (same, out_dir) = gate(data.join("drift.jsonl").to_str().unwrap());
+    let stdout = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&same.stderr));
+    assert!(
+        stdout.starts_with("REJECT") && stdout.contains("drift slice") && stdout.contains("NOT improved"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("gate.json")).unwrap()).unwrap();
+    assert_eq!(report["promote"], false);
+    assert_eq!(report["drift"]["utterances"].as_u64(), Some(lines.len() as u64));
+    let (empty, _) = gate(data.join("empty.jsonl").to_str().unwrap());
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&empty.stderr).contains("no drift slice"),
+        "{}",
+        String::from_utf8_lossy(&empty.stderr)
+    );
+
     let wide = dir.path().join("wide");
     ok(&[
         "train",
@@ -263,4 +311,92 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
         "{}",
         String::from_utf8_lossy(&mixed.stderr)
     );
+}
+
+/// Signing, rollback and an interrupted publish, on the folder that holds
+/// 0.0.1: the manifest is always whole and signed.
+fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::signing::PublicKey]) {
+    use hark_registry::Manifest;
+    let manifest_text = || std::fs::read_to_string(models.join("manifest.json")).unwrap();
+    let versions = |text: &str| -> Vec<String> {
+        Manifest::parse_verified(text, trusted).unwrap().models.iter().map(|e| e.version.to_string()).collect()
+    };
+    let publish = |version: &str| {
+        let args = [
+            "publish",
+            "--run",
+            run,
+            "--eval",
+            summary.to_str().unwrap(),
+            "--version",
+            version,
+            "--training-data",
+            "smoke",
+            "--models",
+            models.to_str().unwrap(),
+        ];
+        support::command(&args)
+    };
+
+    // A publish killed part-way leaves the old manifest or the new one, signed.
+    let before = manifest_text();
+    let mut finished = false;
+    for delay_ms in [20, 80, 200, 400, 800, 1600] {
+        let mut child = publish("0.0.2").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let now = manifest_text();
+        if now == before {
+            continue;
+        }
+        assert_eq!(versions(&now), ["0.0.1", "0.0.2"], "after a kill at {delay_ms} ms");
+        finished = true;
+        break;
+    }
+    if !finished {
+        let out = publish("0.0.2").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(versions(&manifest_text()), ["0.0.1", "0.0.2"]);
+    assert!(models.join("hark-0.0.2.bpk").is_file());
+
+    // A manifest edited by hand no longer verifies until `hark sign`.
+    let edited = manifest_text().replace("\"rollout_percent\": 100", "\"rollout_percent\": 90");
+    std::fs::write(models.join("manifest.json"), &edited).unwrap();
+    let err = Manifest::parse_verified(&edited, trusted).unwrap_err();
+    assert!(err.to_string().contains("changed after signing"), "{err}");
+    ok(&["sign", "--models", models.to_str().unwrap()]);
+    assert!(
+        Manifest::parse_verified(&manifest_text(), trusted).unwrap().models.iter().all(|e| e.rollout_percent == 90)
+    );
+
+    // Rollback withdraws the newest; with one left there is nothing to go back to.
+    let out = ok(&["rollback", "--models", models.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rolled back from 0.0.2 to 0.0.1"));
+    assert_eq!(versions(&manifest_text()), ["0.0.1"]);
+    assert!(!models.join("hark-0.0.2.bpk").exists());
+    let refused = hark(&["rollback", "--models", models.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("needs the newest and one before"));
+
+    // A key of one's own: keygen prints the public key; a manifest signed
+    // with it is refused by an app that trusts only the development key.
+    let key = models.parent().unwrap().join("release.key");
+    let out = ok(&["keygen", "--out", key.to_str().unwrap()]);
+    let public = String::from_utf8(out.stdout).unwrap();
+    let public = public.trim().strip_prefix("HARK_MANIFEST_KEYS=").unwrap().to_owned();
+    let again = hark(&["keygen", "--out", key.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
+    ok(&["sign", "--models", models.to_str().unwrap(), "--signing-key", key.to_str().unwrap()]);
+    let own = hark_registry::signing::PublicKey::from_hex(&public).unwrap();
+    assert!(Manifest::parse_verified(&manifest_text(), &[own]).is_ok());
+    let err = Manifest::parse_verified(&manifest_text(), trusted).unwrap_err();
+    assert!(err.to_string().contains("does not trust"), "{err}");
+    let bad = models.parent().unwrap().join("bad.key");
+    std::fs::write(&bad, "not a key").unwrap();
+    let refused = hark(&["sign", "--models", models.to_str().unwrap(), "--signing-key", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("bad.key") && stderr.contains("64 hex digits"), "{stderr}");
+    ok(&["sign", "--models", models.to_str().unwrap()]);
 }

@@ -4,8 +4,10 @@
 //! [`ErrorCounts`] (substitutions, deletions, insertions → WER/CER, summed
 //! over utterances), [`SliceTable`] (error rates per slice such as engine,
 //! noise type or SNR band) and [`Confusions`] (most frequent word confusions).
-//! The `hark eval` report is built from these.
+//! The `hark eval` report is built from these; [`gate`] decides whether a
+//! candidate model may replace the current one.
 
+pub mod gate;
 pub mod report;
 pub mod svg;
 

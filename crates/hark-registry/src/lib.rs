@@ -4,12 +4,18 @@
 //! One schema, compiled into both the publishing side (the `hark` CLI's
 //! `publish`, and its `--model manifest.json` readers) and the browser
 //! (`hark-web`), so the two can never disagree about a field. (The collector
-//! serves `web/models/` as files; it does not read them.) Entry points: [`Manifest::parse`],
-//! [`Manifest::choose`] and [`verify_sha256`].
+//! serves `web/models/` as files; it does not read them.) Entry points:
+//! [`Manifest::parse_verified`] (the browser: only a manifest a trusted key
+//! signed, see [`signing`]), [`Manifest::parse`] (tools reading a local
+//! folder), [`Manifest::to_signed_json`], [`Manifest::choose`] and
+//! [`verify_sha256`].
 //!
 //! **API boundary:** `manifest.json` is a published file format. Adding an
 //! optional field is fine; renaming or removing one needs a new
-//! [`SCHEMA_VERSION`].
+//! [`SCHEMA_VERSION`]. Schema 2 is schema 1 plus `signatures`; schema 1
+//! files still parse for local tools, and browsers refuse them as unsigned.
+
+pub mod signing;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,8 +24,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The manifest schema this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The manifest schema this build writes (it reads this one and 1).
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema this build reads (unsigned: local tools only).
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// `web/models/manifest.json`: every published model, newest or not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +36,11 @@ pub struct Manifest {
     pub schema_version: u32,
     #[serde(default)]
     pub models: Vec<ModelEntry>,
+    /// Who vouches for this list (schema 2): see [`signing`]. Written by
+    /// [`Manifest::to_signed_json`]; kept here only so that parsing a signed
+    /// file round-trips.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<signing::Signature>,
 }
 
 /// One published model.
@@ -126,8 +139,12 @@ impl std::str::FromStr for Channel {
 pub enum ManifestError {
     #[error("model manifest is not valid JSON for schema {SCHEMA_VERSION}: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("model manifest has schema_version {found}, this app reads {SCHEMA_VERSION}; update the app")]
+    #[error(
+        "model manifest has schema_version {found}, this app reads {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}; update the app"
+    )]
     UnsupportedSchema { found: u32 },
+    #[error("model manifest refused: {0}")]
+    Signature(#[from] signing::SignatureError),
     #[error("model {version}: {problem}")]
     InvalidEntry { version: String, problem: String },
     #[error("model version {0} is listed twice")]
@@ -137,19 +154,46 @@ pub enum ManifestError {
 impl Manifest {
     /// An empty manifest of the current schema.
     pub fn empty() -> Self {
-        Self { schema_version: SCHEMA_VERSION, models: Vec::new() }
+        Self { schema_version: SCHEMA_VERSION, models: Vec::new(), signatures: Vec::new() }
     }
 
-    /// Parses and validates `manifest.json`.
+    /// Parses and validates `manifest.json` without checking who signed it
+    /// (for tools that read a folder they publish to themselves).
     pub fn parse(json: &str) -> Result<Self, ManifestError> {
         let manifest: Manifest = serde_json::from_str(json)?;
         manifest.validate()?;
         Ok(manifest)
     }
 
+    /// Parses `manifest.json` as a browser must: schema 2, signed by one of
+    /// `trusted` over exactly what it says, then validated.
+    pub fn parse_verified(json: &str, trusted: &[signing::PublicKey]) -> Result<Self, ManifestError> {
+        let value: serde_json::Value = serde_json::from_str(json)?;
+        let schema = value.get("schema_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if schema > SCHEMA_VERSION {
+            return Err(ManifestError::UnsupportedSchema { found: schema });
+        }
+        signing::verify(&value, trusted)?;
+        let manifest: Manifest = serde_json::from_value(value)?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// The file to publish: this manifest as schema 2, signed by `key`
+    /// (pretty-printed, ending in a newline).
+    pub fn to_signed_json(&self, key: &signing::SigningKey) -> Result<String, ManifestError> {
+        let mut unsigned = self.clone();
+        unsigned.schema_version = SCHEMA_VERSION;
+        unsigned.signatures.clear();
+        unsigned.validate()?;
+        let signature = key.sign(&serde_json::to_value(&unsigned)?);
+        let signed = Manifest { signatures: vec![signature], ..unsigned };
+        Ok(serde_json::to_string_pretty(&signed)? + "\n")
+    }
+
     /// Checks what serde cannot: schema, hashes, rollout bounds, duplicates.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        if self.schema_version != SCHEMA_VERSION {
+        if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&self.schema_version) {
             return Err(ManifestError::UnsupportedSchema { found: self.schema_version });
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -362,8 +406,10 @@ mod tests {
 
     #[test]
     fn refuses_future_schema_and_path_escapes() {
-        let err = Manifest::parse(r#"{"schema_version": 2, "models": []}"#).unwrap_err();
-        assert!(matches!(err, ManifestError::UnsupportedSchema { found: 2 }));
+        let err = Manifest::parse(r#"{"schema_version": 3, "models": []}"#).unwrap_err();
+        assert!(matches!(err, ManifestError::UnsupportedSchema { found: 3 }));
+        let err = Manifest::parse_verified(r#"{"schema_version": 3, "models": []}"#, &[]).unwrap_err();
+        assert!(err.to_string().contains("update the app"), "{err}");
         let mut m = Manifest::empty();
         let mut e = entry("1.0.0", "0.1.0");
         e.file = "../../etc/passwd".into();
@@ -372,9 +418,38 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_manifest_parses() {
+    fn the_shipped_manifest_parses_and_is_signed_by_a_key_the_app_trusts() {
         let json = include_str!("../../../web/models/manifest.json");
         Manifest::parse(json).expect("web/models/manifest.json must follow the schema");
+        let trusted = signing::PublicKey::parse_list(include_str!("../../../keys/trusted.pub")).unwrap();
+        Manifest::parse_verified(json, &trusted)
+            .expect("web/models/manifest.json must be signed by a key in keys/trusted.pub (`hark sign`)");
+    }
+
+    #[test]
+    fn signed_manifests_round_trip_and_tampering_is_refused() {
+        let key = signing::SigningKey::from_seed([3; 32]);
+        let mut m = Manifest::empty();
+        m.models = vec![entry("1.0.0", "0.1.0"), entry("1.1.0", "0.1.0")];
+        m.models[1].metrics.insert("test_wer".into(), 0.1397);
+        let json = m.to_signed_json(&key).unwrap();
+        let read = Manifest::parse_verified(&json, &[key.public()]).unwrap();
+        assert_eq!(read.models, m.models);
+        assert_eq!(read.signatures.len(), 1);
+        // What a local tool reads and writes again is signed afresh.
+        assert_eq!(Manifest::parse(&json).unwrap().to_signed_json(&key).unwrap(), json);
+
+        let tampered = json.replace("\"rollout_percent\": 100", "\"rollout_percent\": 50");
+        assert_ne!(tampered, json);
+        let err = Manifest::parse_verified(&tampered, &[key.public()]).unwrap_err();
+        assert!(err.to_string().contains("changed after signing"), "{err}");
+
+        let mut legacy = m.clone();
+        legacy.schema_version = 1;
+        let unsigned = serde_json::to_string(&legacy).unwrap();
+        assert!(Manifest::parse(&unsigned).is_ok(), "schema 1 still reads for local tools");
+        let err = Manifest::parse_verified(&unsigned, &[key.public()]).unwrap_err();
+        assert!(err.to_string().contains("not signed"), "{err}");
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub struct ModelStatus {
     pub refused: Vec<String>,
     /// The manifest could not be fetched; the stored copy is in use.
     pub offline: bool,
+    /// The last manifest fetched was refused (bad or missing signature,
+    /// not a manifest): why. The model already running keeps working.
+    #[serde(default)]
+    pub manifest_refused: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +257,12 @@ impl ModelStatus {
         }
         if self.offline {
             text += " Offline: using the stored copy.";
+        }
+        if let Some(why) = &self.manifest_refused {
+            text += &format!(" The published model list was refused: {why}.");
+            if self.active.is_some() {
+                text += " The current model keeps working.";
+            }
         }
         if !self.refused.is_empty() {
             text += &format!(" Refused: {}", self.refused.join("; "));

@@ -3,7 +3,9 @@
 //! with progress), check their sha256, build a [`Recognizer`] and swap it in
 //! whole. A model that fails any step is refused with a message and the
 //! active one keeps working. When the manifest cannot be fetched (offline),
-//! the copy stored at the last successful check is used.
+//! the copy stored at the last successful check is used; the same happens,
+//! with a visible message, when the fetched one is refused: only a
+//! manifest signed by a key built into the app ([`trusted_keys`]) counts.
 
 use std::cell::OnceCell;
 use std::collections::BTreeSet;
@@ -12,7 +14,8 @@ use crate::{ActiveModel, Activity, MODEL_CACHE, ModelStatus};
 use burn::tensor::Device;
 use hark_decode::{BeamConfig, BeamDecoder};
 use hark_recognizer::{Recognizer, corpus_decoder};
-use hark_registry::{Channel, Manifest, ModelEntry, Version};
+use hark_registry::signing::PublicKey;
+use hark_registry::{Channel, Manifest, ManifestError, ModelEntry, Version};
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -111,12 +114,32 @@ impl Manager {
     /// One check. `active` is the running model's entry; `report` is called
     /// with the status whenever it changes (download progress included).
     pub async fn check(&mut self, active: Option<&ModelEntry>, bucket: u8, report: &dyn Fn(&ModelStatus)) -> Outcome {
-        let manifest = match fetch_manifest().await {
+        let fetched = fetch_manifest().await;
+        if let Err(Fetch::Refused(why)) = &fetched {
+            web_sys::console::warn_1(&format!("{MANIFEST_URL} refused: {why}").into());
+        }
+        self.status.manifest_refused = match &fetched {
+            Err(Fetch::Refused(why)) => Some(why.clone()),
+            _ => None,
+        };
+        let manifest = match fetched {
             Ok((m, offline)) => {
                 self.status.offline = offline;
                 m
             }
-            Err(e) => match stored_manifest().await {
+            Err(Fetch::Refused(why)) => match stored_manifest().await {
+                // The last list this app accepted stands.
+                Some(m) => m,
+                None => {
+                    if active.is_none() {
+                        self.status.activity =
+                            Activity::Failed { why: format!("the published model list was refused: {why}") };
+                    }
+                    report(&self.status);
+                    return Outcome::Unchanged;
+                }
+            },
+            Err(Fetch::Unreachable(e)) => match stored_manifest().await {
                 Some(m) => {
                     self.status.offline = true;
                     m
@@ -266,14 +289,43 @@ async fn response_text(response: &Response) -> Result<String, String> {
     text.as_string().ok_or_else(|| "response body is not text".into())
 }
 
-/// The published manifest; on success a copy is stored for offline use.
-/// The `bool` is true when the service worker answered with its stored copy
-/// because the network failed.
-async fn fetch_manifest() -> Result<(Manifest, bool), String> {
-    let response = fetch_response(MANIFEST_URL, true).await?;
+/// The keys whose signature on the manifest this app accepts, built in:
+/// `keys/trusted.pub`, or the comma-separated hex keys in
+/// `HARK_MANIFEST_KEYS` when the app was built with it set.
+pub fn trusted_keys() -> Result<Vec<PublicKey>, String> {
+    const KEYS: &str = match option_env!("HARK_MANIFEST_KEYS") {
+        Some(keys) => keys,
+        None => include_str!("../../../../keys/trusted.pub"),
+    };
+    PublicKey::parse_list(KEYS).map_err(|e| format!("this app was built with a bad manifest key list: {e}"))
+}
+
+/// Why no manifest came from the network.
+enum Fetch {
+    /// Network or HTTP failure: the stored copy stands in (offline).
+    Unreachable(String),
+    /// It came, and is not one to trust: not a manifest, or not signed by
+    /// a trusted key, or changed after signing.
+    Refused(String),
+}
+
+/// Reads and checks a manifest's text; the message says why it was refused.
+fn verified(text: &str) -> Result<Manifest, String> {
+    let keys = trusted_keys()?;
+    Manifest::parse_verified(text, &keys).map_err(|e| match e {
+        ManifestError::Signature(why) => why.to_string(),
+        other => other.to_string(),
+    })
+}
+
+/// The published manifest, checked; on success a copy is stored for
+/// offline use. The `bool` is true when the service worker answered with its
+/// stored copy because the network failed.
+async fn fetch_manifest() -> Result<(Manifest, bool), Fetch> {
+    let response = fetch_response(MANIFEST_URL, true).await.map_err(Fetch::Unreachable)?;
     let offline = response.headers().get("x-hark-offline").ok().flatten().is_some();
-    let text = response_text(&response).await?;
-    let manifest = Manifest::parse(&text).map_err(|e| format!("{MANIFEST_URL}: {e}"))?;
+    let text = response_text(&response).await.map_err(Fetch::Unreachable)?;
+    let manifest = verified(&text).map_err(Fetch::Refused)?;
     if !offline {
         if let Ok(cache) = open_cache().await {
             store(&cache, MANIFEST_URL, text.as_bytes()).await;
@@ -285,7 +337,7 @@ async fn fetch_manifest() -> Result<(Manifest, bool), String> {
 async fn stored_manifest() -> Option<Manifest> {
     let cache = open_cache().await.ok()?;
     let bytes = cached_bytes(&cache, MANIFEST_URL).await?;
-    Manifest::parse(std::str::from_utf8(&bytes).ok()?).ok()
+    verified(std::str::from_utf8(&bytes).ok()?).ok()
 }
 
 /// Downloads `url`, calling `progress(bytes so far)` as chunks arrive.
