@@ -48,6 +48,13 @@ fn publish(models: &Path, version: &str, release: Release) -> anyhow::Result<()>
     entry["version"] = version.into();
     entry["file"] = file.into();
     entry["parent_version"] = newest["version"].clone();
+    if release == Release::Good {
+        // With names for the decoder, as a decoder-only update brings them.
+        let names = br#"{"names": [{"class": "person", "name": "zorina kaltvedt"}]}"#;
+        let file = format!("names-{version}.json");
+        std::fs::write(models.join(&file), names)?;
+        entry["names"] = serde_json::json!({"file": file, "sha256": hark_registry::sha256_hex(names)});
+    }
     entries.push(entry);
     // Weights first, then the manifest, replaced in one step: a browser never
     // sees an entry whose file is not there yet.
@@ -130,7 +137,7 @@ async fn a_model_published_while_the_page_is_open_is_swapped_in_without_a_reload
     assert!(refused.starts_with(&format!("Model {newest} is ready")), "{refused}");
     assert!(refused.contains("sha256"), "{refused}");
 
-    // A good release is downloaded, checked and swapped in.
+    // A good release (weights and decoder names) is downloaded, checked and swapped in.
     publish(models.path(), "9.0.1", Release::Good)?;
     let swapped: String = app
         .wait(

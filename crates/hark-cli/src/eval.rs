@@ -12,7 +12,7 @@ use hark_data::text::NO_TEMPLATE;
 use hark_data::{Corpus, Split};
 use hark_decode::BeamConfig;
 use hark_eval::report::{Scored, Summary};
-use hark_recognizer::{Recognizer, corpus_decoder};
+use hark_recognizer::Recognizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// `hark eval`'s arguments.
@@ -160,7 +160,10 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         "prefix beam search (beam {}), class-based word trigram LM over training-template queries, names as their class (α {}, β {}), OOV penalty {} + {} per character, entity list = catalogue of all entity names filling the classes (boost {})",
         config.beam, config.alpha, config.beta, config.oov_penalty, config.oov_char_penalty, config.entity_boost
     );
-    let mut decoder = corpus_decoder(config);
+    let mut decoder = loaded.decoder(config)?;
+    if !loaded.names.is_empty() {
+        decoder_text.push_str(&format!("; {} names added to the catalogue by the model's update", loaded.names.len()));
+    }
     if let Some(path) = &o.general_lm {
         let general = crate::lm::load(path)?;
         decoder_text.push_str(&format!(

@@ -13,13 +13,17 @@ use hark_data::Split;
 use hark_data::manifest::Utterance;
 use hark_decode::BeamConfig;
 use hark_eval::gate::{Scores, decide};
-use hark_recognizer::{Recognizer, corpus_decoder};
+use hark_recognizer::Recognizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The candidate model (a run folder, weights, or a manifest).
     pub candidate: PathBuf,
+    /// Names (a `CLASS<TAB>NAME` file) the candidate adds to the decoder:
+    /// with the current model's weights as CANDIDATE, a decoder-only update.
+    #[arg(long)]
+    pub candidate_names: Option<PathBuf>,
     /// The model it would replace [default: the published current model].
     #[arg(long)]
     pub current: Option<PathBuf>,
@@ -66,8 +70,9 @@ fn judge(args: &Args) -> anyhow::Result<bool> {
         drift_manifest.display()
     );
 
-    let candidate = recognizer(Some(&args.candidate))?;
-    let current = recognizer(args.current.as_deref())?;
+    let extra = args.candidate_names.as_deref().map(crate::model::read_names).transpose()?;
+    let candidate = recognizer(Some(&args.candidate), extra)?;
+    let current = recognizer(args.current.as_deref(), None)?;
     eprintln!("gate: candidate {} against current {}", candidate.1, current.1);
     let (mut candidate, mut current) = (candidate.0, current.0);
     let frozen = score("frozen test split", &spread(&test, limit), &test_root, &mut current, &mut candidate)?;
@@ -87,11 +92,15 @@ fn spread(all: &[Utterance], limit: usize) -> Vec<&Utterance> {
     all.iter().step_by(step).take(limit).collect()
 }
 
-fn recognizer(model: Option<&Path>) -> anyhow::Result<(Recognizer, String)> {
-    let loaded = crate::model::load(model)?;
-    let recognizer =
-        Recognizer::new(&loaded.config, loaded.weights, Device::flex(), corpus_decoder(BeamConfig::default()))?;
-    Ok((recognizer, loaded.describe))
+fn recognizer(model: Option<&Path>, extra: Option<Vec<(String, String)>>) -> anyhow::Result<(Recognizer, String)> {
+    let mut loaded = crate::model::load(model)?;
+    let mut describe = loaded.describe.clone();
+    if let Some(extra) = extra {
+        describe += &format!(" + {} names", extra.len());
+        loaded.names.extend(extra);
+    }
+    let decoder = loaded.decoder(BeamConfig::default())?;
+    Ok((Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder)?, describe))
 }
 
 fn score(

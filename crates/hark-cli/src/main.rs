@@ -5,7 +5,8 @@
 //! CPU), `hark eval` (error analysis report) and `hark transcribe` (WAV →
 //! JSON with the pipeline the browser uses), `hark serve` (the collector, the
 //! app and the models on one address), `hark monitor` and `hark profile`
-//! (drift from the collected logs), `hark gate` (may a candidate replace
+//! (drift from the collected logs), `hark harvest` (data of the kind that
+//! drifted), `hark retrain`, `hark gate` (may a candidate replace
 //! the current model), `hark keygen`, `hark sign` and
 //! `hark rollback` (the signed model manifest), and the tools around them.
 //!
@@ -20,6 +21,7 @@ mod eval;
 mod files;
 mod flags;
 mod gate;
+mod harvest;
 mod lm;
 mod model;
 mod monitor;
@@ -27,6 +29,7 @@ mod plot;
 mod profile;
 mod publish;
 mod release;
+mod retrain;
 mod serve;
 mod synth;
 mod train;
@@ -60,6 +63,13 @@ enum Command {
     Lm(lm::Args),
     /// Average checkpoints of one run (parameter-wise mean) into a run folder.
     Average(average::Args),
+    /// Harvest the data of the kind monitoring flagged: new names spoken in
+    /// their query templates (training voices; a drift slice in others), in
+    /// the noise that drifted, and the corrected recordings people shared.
+    Harvest(harvest::Args),
+    /// Fine-tune the current model on a harvest plus a replay sample of the
+    /// original training data (`hark train --init` over the mix).
+    Retrain(retrain::Args),
     /// Judge a candidate model against the current one on the frozen test
     /// split and the drift slice (exit 0 promote, 1 reject, 2 could not judge).
     Gate(gate::Args),
@@ -113,6 +123,8 @@ fn main() {
         Command::Tune(args) => tune::run(&args),
         Command::Lm(args) => lm::run(&args),
         Command::Average(args) => average::run(&args),
+        Command::Harvest(args) => harvest::run(&args),
+        Command::Retrain(args) => retrain::run(&args),
         Command::Gate(args) => std::process::exit(gate::run(&args)),
         Command::Publish(args) => publish::run(&args),
         Command::Rollback(args) => release::rollback(&args),

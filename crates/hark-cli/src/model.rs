@@ -3,8 +3,9 @@
 //! `--model` may name a training run folder (its `config.json` and
 //! `best.bpk`, else the checkpoint its `progress.json` points at), a weights file (`.bpk`, with a
 //! `config.json` beside it or the default shape), or a `manifest.json` (its
-//! current stable entry, sha256-checked). Without `--model`: the current
-//! entry of `web/models/manifest.json`.
+//! current stable entry, sha256-checked, with the names its entry adds to
+//! the decoder). Without `--model`: the current entry of
+//! `web/models/manifest.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,53 @@ pub struct LoadedModel {
     pub weights: Vec<u8>,
     /// What was loaded, for messages and reports.
     pub describe: String,
+    /// Names (class, name) the model's manifest entry adds to the decoder's
+    /// catalogue (a decoder-only update), or that `--names` gave.
+    pub names: Vec<(String, String)>,
+}
+
+impl LoadedModel {
+    /// The decoder this model ships with: the voice-search LM and entity
+    /// catalogue, plus the model's own names.
+    pub fn decoder(&self, config: hark_decode::BeamConfig) -> anyhow::Result<hark_decode::BeamDecoder> {
+        let mut decoder = hark_recognizer::corpus_decoder(config);
+        if !self.names.is_empty() {
+            hark_recognizer::add_names(&mut decoder, &self.names)
+                .map_err(|e| anyhow::anyhow!("the names of {}: {e}", self.describe))?;
+        }
+        Ok(decoder)
+    }
+}
+
+/// A names file: `CLASS<TAB>NAME` lines (the format of
+/// `corpus/new_names.txt`; `#` starts a comment) or a published
+/// `names-VERSION.json`.
+pub fn read_names(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the names file {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let list =
+            hark_registry::NameList::parse(text.as_bytes()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        return Ok(list.pairs());
+    }
+    let mut names = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((class, name)) =
+            line.split_once('\t').map(|(c, n)| (c.trim(), n.trim())).filter(|(c, n)| !c.is_empty() && !n.is_empty())
+        else {
+            bail!(
+                "{}:{}: expected CLASS<TAB>NAME (e.g. \"person\tzorina kaltvedt\"), got {line:?}",
+                path.display(),
+                i + 1
+            );
+        };
+        names.push((class.to_owned(), name.to_owned()));
+    }
+    anyhow::ensure!(!names.is_empty(), "{} lists no names", path.display());
+    Ok(names)
 }
 
 /// Where the repository's published models live: `web/models` under the
@@ -38,7 +86,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
             _ => latest_checkpoint(&path)?,
         };
         let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
-        return Ok(LoadedModel { config, weights: bytes, describe: weights.display().to_string() });
+        return Ok(LoadedModel { config, weights: bytes, describe: weights.display().to_string(), names: Vec::new() });
     }
     if path.extension().is_some_and(|e| e == "json") {
         return from_manifest(&path);
@@ -46,7 +94,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading model weights {}", path.display()))?;
     let beside = path.with_file_name("config.json");
     let config = if beside.is_file() { read_config(&beside)? } else { AcousticModelConfig::new() };
-    Ok(LoadedModel { config, weights: bytes, describe: path.display().to_string() })
+    Ok(LoadedModel { config, weights: bytes, describe: path.display().to_string(), names: Vec::new() })
 }
 
 /// The checkpoint a run's `progress.json` points at (a run stopped before
@@ -83,5 +131,21 @@ fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
         std::fs::read(&file).with_context(|| format!("reading {} (model {})", file.display(), entry.version))?;
     hark_registry::verify_sha256(entry, &bytes)?;
     let config = hark_recognizer::model_config(entry.architecture);
-    Ok(LoadedModel { config, weights: bytes, describe: format!("model {} ({})", entry.version, file.display()) })
+    let names = match &entry.names {
+        Some(names) => {
+            let file = path.parent().unwrap_or(Path::new(".")).join(&names.file);
+            let bytes = std::fs::read(&file)
+                .with_context(|| format!("reading {} (the names of model {})", file.display(), entry.version))?;
+            let found = hark_registry::sha256_hex(&bytes);
+            anyhow::ensure!(
+                found == names.sha256,
+                "{}: sha256 is {found}, the manifest says {}; refusing a changed names file",
+                file.display(),
+                names.sha256
+            );
+            hark_registry::NameList::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?.pairs()
+        }
+        None => Vec::new(),
+    };
+    Ok(LoadedModel { config, weights: bytes, describe: format!("model {} ({})", entry.version, file.display()), names })
 }

@@ -12,7 +12,7 @@ use hark_data::{Corpus, Split};
 use hark_decode::BeamConfig;
 use hark_monitor::profile::PROFILE_VERSION;
 use hark_monitor::{RefEvent, ReferenceProfile};
-use hark_recognizer::{Recognizer, catalogue, corpus_decoder, corpus_lm};
+use hark_recognizer::{Recognizer, catalogue, corpus_lm};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{flags, model, monitor};
@@ -88,8 +88,8 @@ pub fn build(
     let chosen: Vec<_> = (0..limit.min(dev.len())).map(|i| dev[(i as f64 * step) as usize]).collect();
 
     let loaded = model::load(model)?;
-    let mut recognizer =
-        Recognizer::new(&loaded.config, loaded.weights, Device::flex(), corpus_decoder(BeamConfig::default()))?;
+    let decoder = loaded.decoder(BeamConfig::default())?;
+    let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder)?;
     let bar = ProgressBar::new(chosen.len() as u64);
     bar.set_style(ProgressStyle::with_template("profile [{bar:40}] {pos}/{len} eta {eta}").expect("static template"));
     let mut events = Vec::with_capacity(chosen.len());
@@ -110,18 +110,22 @@ pub fn build(
     }
     bar.finish_and_clear();
 
-    // The words the decoder can write: its LM's and the catalogue's.
+    // The words the decoder can write: its LM's, the catalogue's and the model's own names.
     let corpus = Corpus::load();
-    let mut vocabulary: Vec<String> = corpus_lm(&corpus)
-        .vocabulary()
-        .filter(|w| !w.starts_with('<'))
-        .map(str::to_owned)
-        .chain(
-            catalogue(&corpus)
-                .into_iter()
-                .flat_map(|(_, name)| name.split_whitespace().map(str::to_owned).collect::<Vec<_>>()),
-        )
-        .collect();
+    let mut vocabulary: Vec<String> =
+        corpus_lm(&corpus)
+            .vocabulary()
+            .filter(|w| !w.starts_with('<'))
+            .map(str::to_owned)
+            .chain(
+                catalogue(&corpus)
+                    .into_iter()
+                    .flat_map(|(_, name)| name.split_whitespace().map(str::to_owned).collect::<Vec<_>>()),
+            )
+            .chain(loaded.names.iter().flat_map(|(_, name)| {
+                hark_data::normalize(name).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+            }))
+            .collect();
     vocabulary.sort();
     vocabulary.dedup();
     let slice_wer = published_wer(models, version);

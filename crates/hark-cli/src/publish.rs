@@ -39,6 +39,12 @@ pub struct Args {
     /// named in the manifest entry). Without it no profile is written.
     #[arg(long)]
     pub profile_data: Option<PathBuf>,
+    /// Names (`CLASS<TAB>NAME` lines) the decoder learns with this model:
+    /// `names-VERSION.json` beside the weights, named in the manifest entry.
+    /// With `--run web/models/manifest.json` (the current weights) this is a
+    /// decoder-only update. Names the `--run` model already had are kept.
+    #[arg(long)]
+    pub names: Option<PathBuf>,
     #[command(flatten)]
     pub key: crate::release::KeyArg,
 }
@@ -68,11 +74,36 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         bail!("version {} is not newer than the published {}", o.version, parent.expect("checked"));
     }
     let file = format!("hark-{}.bpk", o.version);
+    // The names next: checked against the decoder's classes before anything is written.
+    let mut names = loaded.names.clone();
+    if let Some(path) = &o.names {
+        names.extend(crate::model::read_names(path)?);
+    }
+    names.sort();
+    names.dedup();
+    let names_file = if names.is_empty() {
+        None
+    } else {
+        let mut probe = hark_decode::BeamDecoder::new(hark_decode::BeamConfig::default(), None);
+        hark_recognizer::add_names(&mut probe, &names).map_err(|e| anyhow::anyhow!("names: {e}"))?;
+        let list = hark_registry::NameList {
+            names: names
+                .iter()
+                .map(|(class, name)| hark_registry::Name { class: class.clone(), name: name.clone() })
+                .collect(),
+        };
+        let text = serde_json::to_string_pretty(&list)? + "\n";
+        let name = format!("names-{}.json", o.version);
+        Some((name, text))
+    };
     // The profile first: one that cannot be made stops the publish before the weights or manifest change.
     let profile = match &o.profile_data {
         Some(data) => {
             let version = o.version.to_string();
-            let (profile, _) = crate::profile::build(Some(&o.run), data, &version, &o.models, 2000)?;
+            let (mut profile, _) = crate::profile::build(Some(&o.run), data, &version, &o.models, 2000)?;
+            // Not in the manifest yet: the WER it is published with.
+            profile.slice_wer =
+                metrics.iter().filter(|(k, _)| k.contains("wer")).map(|(k, v)| (k.clone(), *v)).collect();
             let path = crate::monitor::profile_file(&o.models, &version);
             profile.save(&path)?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -86,6 +117,13 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         }
     };
     crate::files::write_atomic(&o.models.join(&file), &bytes)?;
+    let names = match &names_file {
+        Some((name, text)) => {
+            crate::files::write_atomic(&o.models.join(name), text.as_bytes())?;
+            Some(hark_registry::FileRef { file: name.clone(), sha256: hark_registry::sha256_hex(text.as_bytes()) })
+        }
+        None => None,
+    };
     let app: Version = env!("CARGO_PKG_VERSION").parse()?;
     manifest.models.push(ModelEntry {
         version: o.version,
@@ -105,11 +143,12 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
             kernel: loaded.config.kernel,
         }),
         profile,
+        names,
     });
     // Keep the newest two.
     manifest.models.sort_by(|a, b| b.version.cmp(&a.version));
     for old in manifest.models.split_off(2.min(manifest.models.len())) {
-        for file in std::iter::once(&old.file).chain(old.profile.as_ref().map(|p| &p.file)) {
+        for file in std::iter::once(&old.file).chain(old.profile.iter().chain(&old.names).map(|p| &p.file)) {
             let path = o.models.join(file);
             if let Err(e) = std::fs::remove_file(&path) {
                 eprintln!("warning: could not remove {}: {e}", path.display());

@@ -176,7 +176,9 @@ pub fn rollback(args: &RollbackArgs) -> anyhow::Result<()> {
     let withdrawn = manifest.models.pop().expect("two or more");
     let back_to = manifest.models.last().expect("one or more").version;
     write_manifest(&args.models, &manifest, &key)?;
-    for file in std::iter::once(&withdrawn.file).chain(withdrawn.profile.as_ref().map(|p| &p.file)) {
+    for file in
+        std::iter::once(&withdrawn.file).chain(withdrawn.profile.iter().chain(&withdrawn.names).map(|p| &p.file))
+    {
         let path = args.models.join(file);
         if let Err(e) = std::fs::remove_file(&path) {
             eprintln!("warning: could not remove {}: {e}", path.display());

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use hark_decode::BeamConfig;
-use hark_recognizer::{Recognizer, Segmenter, corpus_decoder, join};
+use hark_recognizer::{Recognizer, Segmenter, join};
 
 /// `hark transcribe`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -29,7 +29,7 @@ pub struct Args {
 /// Transcribes every file; `Ok(false)` when any of them failed.
 pub fn run(o: &Args) -> anyhow::Result<bool> {
     let loaded = crate::model::load(o.model.as_deref())?;
-    let decoder = corpus_decoder(BeamConfig { beam: o.beam, ..BeamConfig::default() });
+    let decoder = loaded.decoder(BeamConfig { beam: o.beam, ..BeamConfig::default() })?;
     let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder)?;
     eprintln!("using {}", loaded.describe);
     let mut all_ok = true;

@@ -11,8 +11,8 @@ use burn::tensor::Device;
 use hark_data::Split;
 use hark_decode::BeamConfig;
 use hark_eval::ErrorCounts;
+use hark_recognizer::Recognizer;
 use hark_recognizer::listen::{Heard, Listener};
-use hark_recognizer::{Recognizer, corpus_decoder};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// `hark tune`'s arguments.
@@ -125,7 +125,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         .collect();
     anyhow::ensure!(!chosen.is_empty(), "{} holds no {} utterances", manifest.display(), o.split.name());
     let loaded = crate::model::load(o.model.as_deref())?;
-    let mut decoder = corpus_decoder(BeamConfig::default());
+    let mut decoder = loaded.decoder(BeamConfig::default())?;
     if let Some(path) = &o.general_lm {
         decoder.set_general_lm(crate::lm::load(path)?, 0.5);
     }

@@ -6,45 +6,9 @@ mod support;
 
 use std::path::Path;
 
+use hark_monitor::ReferenceProfile;
 use hark_monitor::profile::PROFILE_VERSION;
-use hark_monitor::{RefEvent, ReferenceProfile};
-use support::hark;
-
-/// A deterministic stand-in for a dev split's summaries: band energies
-/// falling with frequency, SNR 20–40 dB, 1–3 s of speech.
-fn event(i: usize, snr_shift: f32) -> RefEvent {
-    // A cheap, fixed scramble: the same events every run.
-    let u = |k: usize| ((i * 7919 + k * 104_729) % 1000) as f32 / 1000.0;
-    RefEvent {
-        band_mean: (0..hark_dsp::SUMMARY_BANDS).map(|b| -2.0 - 0.3 * b as f32 + u(b)).collect(),
-        snr_db: 20.0 + 20.0 * u(20) - snr_shift,
-        speech_s: 1.0 + 2.0 * u(21),
-        confidence: 0.6 + 0.4 * u(22),
-    }
-}
-
-fn store(dir: &Path, rows: &[(RefEvent, &str, Option<&str>)]) {
-    drop(hark_collector::store::SqliteStore::open(dir).unwrap());
-    let db = rusqlite::Connection::open(dir.join(hark_collector::store::DB_FILE)).unwrap();
-    for (i, (e, heard, correction)) in rows.iter().enumerate() {
-        let summary = serde_json::json!({"band_mean": e.band_mean, "band_std": vec![1.0; 16], "snr_db": e.snr_db,
-            "speech_s": e.speech_s, "sample_rate": 48000});
-        db.execute(
-            "INSERT INTO events (event_id, install_id, received_ms, created_ms, app_version, model_version, backend,
-                 prediction, confidence, correction, audio_s, decode_ms, schema_version, consent, summary)
-             VALUES (?1, 'i', ?2, ?2, '0.1.0', '0.7.0', 'cpu', ?3, ?4, ?5, 2.0, 90.0, 2, 'predictions', ?6)",
-            rusqlite::params![
-                format!("e{i}"),
-                1_790_000_000_000i64 + i as i64 * 60_000,
-                heard,
-                e.confidence as f64,
-                correction,
-                summary.to_string()
-            ],
-        )
-        .unwrap();
-    }
-}
+use support::{Row, event, hark, store};
 
 #[test]
 fn the_exit_status_says_ok_alert_or_could_not_run() {
@@ -71,7 +35,7 @@ fn the_exit_status_says_ok_alert_or_could_not_run() {
     // Undrifted, with corrections: ok, and both files written.
     let calm = dir.path().join("calm");
     let rows: Vec<_> = (0..200)
-        .map(|i| (event(1000 + i, 0.0), "weather in paris", (i % 10 == 0).then_some("weather in lisbon")))
+        .map(|i| Row::new(event(1000 + i, 0.0), "weather in paris", (i % 10 == 0).then_some("weather in lisbon")))
         .collect();
     store(&calm, &rows);
     let (code, text) = run(&calm, &[]);
@@ -83,7 +47,7 @@ fn the_exit_status_says_ok_alert_or_could_not_run() {
     let noisy = dir.path().join("noisy");
     let rows: Vec<_> = (0..200)
         .map(|i| {
-            (
+            Row::new(
                 event(2000 + i, if i % 2 == 0 { 15.0 } else { 0.0 }),
                 "weather in paris",
                 (i % 10 == 0).then_some("weather in ushuaia"),
@@ -121,7 +85,7 @@ fn the_exit_status_says_ok_alert_or_could_not_run() {
     assert!(text.contains("none.json cannot be read") && text.contains("hark profile"), "{text}");
     // No corrections at all: the report is written, the real error rate cannot be measured.
     let quiet = dir.path().join("quiet");
-    let rows: Vec<_> = (0..100).map(|i| (event(3000 + i, 0.0), "weather in paris", None)).collect();
+    let rows: Vec<_> = (0..100).map(|i| Row::new(event(3000 + i, 0.0), "weather in paris", None)).collect();
     store(&quiet, &rows);
     let (code, text) = run(&quiet, &[]);
     assert_eq!(code, Some(2), "{text}");

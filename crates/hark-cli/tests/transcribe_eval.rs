@@ -117,14 +117,14 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
     };
     let profile_path = dir.path().join("profile.json");
     profile(dir.path(), Some(&profile_path));
-    let profile = hark_monitor::ReferenceProfile::load(&profile_path).unwrap();
-    assert_eq!(profile.model_version, "0.0.1");
-    assert_eq!(profile.events.len(), repeated.len().min(2000));
-    assert!(profile.events.iter().all(|e| (0.0..=1.0).contains(&e.confidence) && e.speech_s > 0.0));
+    let loaded_profile = hark_monitor::ReferenceProfile::load(&profile_path).unwrap();
+    assert_eq!(loaded_profile.model_version, "0.0.1");
+    assert_eq!(loaded_profile.events.len(), repeated.len().min(2000));
+    assert!(loaded_profile.events.iter().all(|e| (0.0..=1.0).contains(&e.confidence) && e.speech_s > 0.0));
     for word in ["weather", "in"] {
-        assert!(profile.vocabulary.iter().any(|w| w == word), "the decoder's vocabulary holds {word:?}");
+        assert!(loaded_profile.vocabulary.iter().any(|w| w == word), "the decoder's vocabulary holds {word:?}");
     }
-    assert!(profile.vocabulary.iter().all(|w| !w.starts_with('<')), "class tokens are not words");
+    assert!(loaded_profile.vocabulary.iter().all(|w| !w.starts_with('<')), "class tokens are not words");
 
     // Error analysis.
     let report = dir.path().join("report");
@@ -286,6 +286,59 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
         String::from_utf8_lossy(&empty.stderr)
     );
 
+    // The loop's last turn on a tiny scale: a harvest for a flagged name,
+    // a fine-tune on it with replay, and the gate judging both fixes.
+    let report_json = dir.path().join("monitor.json");
+    std::fs::write(
+        &report_json,
+        r#"{"state": "alert", "drift": {"checks": []}, "words": {"corrections": {"top_names":
+            [{"text": "zorina kaltvedt", "count": 7, "example": "who is zorina kaltvedt"}], "top_words": []}}}"#,
+    )
+    .unwrap();
+    let harvest = dir.path().join("harvest");
+    let h = harvest.to_str().unwrap();
+    let args = ["--per-name", "6", "--dev-per-name", "2", "--drift-per-name", "3"];
+    ok(&[&["harvest", "--monitor", report_json.to_str().unwrap(), "--out", h][..], &args].concat());
+    let retrained = dir.path().join("retrained");
+    let r = retrained.to_str().unwrap();
+    let out = ok(&[
+        "retrain",
+        "--harvest",
+        h,
+        "--replay",
+        data_s,
+        "--from",
+        run_s,
+        "--out",
+        r,
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("6 + 2 harvested (train + dev), 6 + 2 replayed"), "{stderr}");
+    assert!(retrained.join("best.bpk").is_file() && retrained.join("run.json").is_file());
+    let mixed = support::jsonl(&retrained.join("retrain-data.jsonl"));
+    assert_eq!(mixed.len(), 16);
+    assert!(mixed.iter().all(|u| Path::new(u["audio"].as_str().unwrap()).is_file()), "every audio path resolves");
+    let drift = harvest.join("drift.jsonl");
+    let judged = |extra: &[&str]| {
+        let out_dir = dir.path().join("gate-loop");
+        let args =
+            ["gate", "--current", run_s, "--test", data_s, "--drift", drift.to_str().unwrap(), "--max-utterances", "4"];
+        let out = hark(&[&args[..], extra, &["--out", out_dir.to_str().unwrap()]].concat());
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("gate.json")).unwrap()).unwrap();
+        assert_eq!(report["drift"]["utterances"], 3);
+        report
+    };
+    judged(&[r]);
+    let names = harvest.join("names.tsv");
+    let decoder_only = judged(&[run_s, "--candidate-names", names.to_str().unwrap()]);
+    assert!(decoder_only["reasons"][0].as_str().unwrap().contains("drift slice"));
+
     let wide = dir.path().join("wide");
     ok(&[
         "train",
@@ -379,6 +432,58 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
     let refused = hark(&["rollback", "--models", models.to_str().unwrap()]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("needs the newest and one before"));
+
+    // A decoder-only update: the current weights, new names. A class the
+    // LM does not have is refused before anything is written.
+    let names = models.parent().unwrap().join("new-names.tsv");
+    std::fs::write(&names, "# kind<TAB>name\nperson\tzorina kaltvedt\nplace\tvelmora\n").unwrap();
+    let bad_names = models.parent().unwrap().join("bad-names.tsv");
+    std::fs::write(&bad_names, "planet\tzorgon\n").unwrap();
+    let manifest_path = models.join("manifest.json");
+    let decoder_only = |version: &str, names: &Path| {
+        hark(&[
+            "publish",
+            "--run",
+            manifest_path.to_str().unwrap(),
+            "--eval",
+            summary.to_str().unwrap(),
+            "--version",
+            version,
+            "--training-data",
+            "same weights, new names",
+            "--models",
+            models.to_str().unwrap(),
+            "--names",
+            names.to_str().unwrap(),
+        ])
+    };
+    let before = manifest_text();
+    let refused = decoder_only("0.0.2", &bad_names);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("\"planet\" is not a name class"), "{stderr}");
+    assert_eq!(manifest_text(), before);
+    let out = decoder_only("0.0.2", &names);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = Manifest::parse_verified(&manifest_text(), trusted).unwrap();
+    let entry = read.models.iter().find(|e| e.version.to_string() == "0.0.2").unwrap();
+    let names_ref = entry.names.clone().expect("the entry names its names file");
+    let written = std::fs::read(models.join(&names_ref.file)).unwrap();
+    assert_eq!(names_ref.sha256, hark_registry::sha256_hex(&written));
+    let list = hark_registry::NameList::parse(&written).unwrap();
+    assert_eq!(list.pairs(), [("person".into(), "zorina kaltvedt".into()), ("place".into(), "velmora".into())]);
+    let heard = hark(&["transcribe", "--model", manifest_path.to_str().unwrap(), summary.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&heard.stderr).contains("model 0.0.2"),
+        "{}",
+        String::from_utf8_lossy(&heard.stderr)
+    );
+    // A names file changed after publishing is refused by every reader.
+    std::fs::write(models.join(&names_ref.file), b"{\"names\": []}").unwrap();
+    let changed = hark(&["transcribe", "--model", manifest_path.to_str().unwrap(), summary.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("refusing a changed names file"));
+    std::fs::write(models.join(&names_ref.file), &written).unwrap();
+    ok(&["rollback", "--models", models.to_str().unwrap()]);
+    assert!(!models.join(&names_ref.file).exists(), "rollback removes the withdrawn model's names");
 
     // A key of one's own: keygen prints the public key; a manifest signed
     // with it is refused by an app that trusts only the development key.

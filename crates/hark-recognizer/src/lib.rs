@@ -251,6 +251,36 @@ pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
     decoder
 }
 
+/// Adds `extra` names (class, name) to `decoder`'s entity catalogue — a
+/// decoder-only update: names the acoustic model was never trained on, read
+/// by the class-based LM as their class. Each class must be an open class of
+/// the voice-search LM (`person`, `city`, ...); each name must be spellable.
+/// Returns how many names are new.
+pub fn add_names(decoder: &mut BeamDecoder, extra: &[(String, String)]) -> Result<usize, String> {
+    let corpus = Corpus::load();
+    let mut names: Vec<(String, String)> = catalogue(&corpus).into_iter().map(|(c, n)| (c.to_owned(), n)).collect();
+    let classes: std::collections::BTreeSet<&str> = corpus.open_names().map(|(class, _, _)| class).collect();
+    let known: std::collections::HashSet<(String, String)> = names.iter().cloned().collect();
+    let mut added = 0;
+    for (class, name) in extra {
+        if !classes.contains(class.as_str()) {
+            let list: Vec<&str> = classes.iter().copied().collect();
+            return Err(format!("{class:?} is not a name class of the voice-search LM (one of: {})", list.join(", ")));
+        }
+        let normalised = normalize(name);
+        if normalised.is_empty() || Alphabet::encode(&normalised).is_err() {
+            return Err(format!("{name:?} has nothing the model can spell"));
+        }
+        let pair = (class.clone(), normalised);
+        if !known.contains(&pair) {
+            added += 1;
+            names.push(pair);
+        }
+    }
+    decoder.set_entities(names.iter().map(|(c, n)| (c.as_str(), n.as_str())));
+    Ok(added)
+}
+
 /// The voice-search LM: a class-based word trigram over 30,000 training
 /// queries, names replaced by their class tokens.
 pub fn corpus_lm(corpus: &Corpus) -> NgramLm {
@@ -329,6 +359,17 @@ mod tests {
             let t = r.recognize(&samples, 16_000).unwrap();
             assert!(t.confidence.is_finite());
         }
+    }
+
+    #[test]
+    fn new_names_join_the_catalogue_by_class_and_bad_ones_are_named() {
+        let pool = hark_data::corpus::new_names();
+        let mut decoder = BeamDecoder::new(BeamConfig::default(), None);
+        assert_eq!(add_names(&mut decoder, &pool), Ok(pool.len()));
+        let e = add_names(&mut decoder, &[("planet".into(), "zorgon".into())]).unwrap_err();
+        assert!(e.starts_with("\"planet\" is not a name class") && e.contains("person"), "{e}");
+        let e = add_names(&mut decoder, &[("person".into(), "!!!".into())]).unwrap_err();
+        assert!(e.contains("nothing the model can spell"), "{e}");
     }
 
     #[test]

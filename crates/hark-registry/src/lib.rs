@@ -80,6 +80,50 @@ pub struct ModelEntry {
     /// (written by `hark publish --profile-data` or `hark profile`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<FileRef>,
+    /// Names the decoder knows beyond the app's built-in catalogue
+    /// ([`NameList`], `names-VERSION.json`): a decoder-only update brings
+    /// new names in without retraining the acoustic model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<FileRef>,
+}
+
+/// `names-VERSION.json`: entity names by class (a class of the voice-search
+/// LM, such as `person` or `city`), added to the decoder's catalogue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameList {
+    pub names: Vec<Name>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Name {
+    pub class: String,
+    pub name: String,
+}
+
+/// Most names one list may hold (the decoder's tries grow with it).
+pub const MAX_NAMES: usize = 100_000;
+
+impl NameList {
+    /// Parses and checks a names file: at most [`MAX_NAMES`], none empty.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let list: NameList = serde_json::from_slice(bytes).map_err(|e| format!("not a names file: {e}"))?;
+        if list.names.len() > MAX_NAMES {
+            return Err(format!("{} names; at most {MAX_NAMES} fit", list.names.len()));
+        }
+        if let Some((i, _)) =
+            list.names.iter().enumerate().find(|(_, n)| n.class.trim().is_empty() || n.name.trim().is_empty())
+        {
+            return Err(format!("name {} has an empty class or name", i + 1));
+        }
+        Ok(list)
+    }
+
+    /// `(class, name)` pairs, as the decoder takes them.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.names.iter().map(|n| (n.class.clone(), n.name.clone())).collect()
+    }
 }
 
 /// A file beside the weights, and its content's SHA-256.
@@ -346,7 +390,17 @@ mod tests {
             training_data: None,
             metrics: BTreeMap::new(),
             profile: None,
+            names: None,
         }
+    }
+
+    #[test]
+    fn name_lists_parse_and_name_what_is_wrong() {
+        let list = NameList::parse(br#"{"names": [{"class": "person", "name": "zorina kaltvedt"}]}"#).unwrap();
+        assert_eq!(list.pairs(), [("person".to_owned(), "zorina kaltvedt".to_owned())]);
+        assert!(NameList::parse(b"person zorina").unwrap_err().starts_with("not a names file"));
+        let empty = NameList::parse(br#"{"names": [{"class": "person", "name": " "}]}"#).unwrap_err();
+        assert_eq!(empty, "name 1 has an empty class or name");
     }
 
     #[test]

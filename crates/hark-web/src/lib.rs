@@ -373,6 +373,18 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_manifest_is_told_and_the_running_model_named_as_kept() {
+        let mut s = ready("0.7.0");
+        s.manifest_refused = Some("its signature by key ab12 does not match its content".into());
+        let text = s.describe();
+        assert!(text.starts_with("Model 0.7.0 is ready."), "{text}");
+        assert!(text.contains("The published model list was refused: its signature by key ab12"), "{text}");
+        assert!(text.ends_with("The current model keeps working."), "{text}");
+        let first = ModelStatus { manifest_refused: Some("it is not signed".into()), ..Default::default() };
+        assert!(!first.describe().contains("keeps working"), "{}", first.describe());
+    }
+
+    #[test]
     fn refusals_and_swaps_are_told() {
         let mut s = ready("0.3.0");
         s.active.as_mut().unwrap().replaced = Some("0.2.0".into());

@@ -29,6 +29,8 @@ const MANIFEST_URL: &str = "models/manifest.json";
 pub struct Loaded {
     pub entry: ModelEntry,
     pub recognizer: Recognizer,
+    /// Names the entry adds to the decoder (a decoder-only update).
+    pub names: Vec<(String, String)>,
 }
 
 /// Everything the manager remembers between checks.
@@ -69,6 +71,15 @@ impl Manager {
     /// The full decoder (built on first use).
     pub fn decoder(&self) -> BeamDecoder {
         self.decoder.get_or_init(|| corpus_decoder(BeamConfig::default())).clone()
+    }
+
+    /// [`Manager::decoder`] with a model's own names added.
+    pub fn decoder_with(&self, names: &[(String, String)]) -> Result<BeamDecoder, String> {
+        let mut decoder = self.decoder();
+        if !names.is_empty() {
+            hark_recognizer::add_names(&mut decoder, names)?;
+        }
+        Ok(decoder)
     }
 
     /// Whether [`Manager::decoder`] has been built.
@@ -187,11 +198,16 @@ impl Manager {
                         from_cache: loaded.1,
                     });
                     self.previous = active.cloned();
-                    let keep: Vec<String> =
-                        [Some(&entry), active].into_iter().flatten().map(|e| model_url(&e.file)).collect();
+                    let keep: Vec<String> = [Some(&entry), active]
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|e| std::iter::once(&e.file).chain(e.names.as_ref().map(|n| &n.file)))
+                        .map(|file| model_url(file))
+                        .collect();
                     prune_cache(&keep).await;
                     report(&self.status);
-                    return Outcome::Swap(Box::new(Loaded { entry, recognizer: loaded.0 }));
+                    let (recognizer, _, names) = loaded;
+                    return Outcome::Swap(Box::new(Loaded { entry, recognizer, names }));
                 }
                 Err(why) => {
                     self.refuse(&entry, why);
@@ -210,8 +226,15 @@ impl Manager {
     }
 
     /// Weights (stored copy, else download), checked, then the recognizer.
-    /// The `bool` says the weights came from Cache Storage.
-    async fn load(&mut self, entry: &ModelEntry, report: &dyn Fn(&ModelStatus)) -> Result<(Recognizer, bool), String> {
+    /// The `bool` says the weights came from Cache Storage; the names are
+    /// the ones the entry adds to the decoder.
+    #[allow(clippy::type_complexity)]
+    async fn load(
+        &mut self,
+        entry: &ModelEntry,
+        report: &dyn Fn(&ModelStatus),
+    ) -> Result<(Recognizer, bool, Vec<(String, String)>), String> {
+        let names = names_of(entry).await?;
         let url = model_url(&entry.file);
         let cache = open_cache().await.ok();
         let mut from_cache = false;
@@ -248,10 +271,46 @@ impl Manager {
             }
         };
         let config = hark_recognizer::model_config(entry.architecture);
-        let recognizer =
-            Recognizer::new(&config, bytes, self.device.clone(), self.decoder_now()).map_err(|e| e.to_string())?;
-        Ok((recognizer, from_cache))
+        let mut decoder = self.decoder_now();
+        if self.decoder_built() && !names.is_empty() {
+            decoder = self.decoder_with(&names)?;
+        }
+        let recognizer = Recognizer::new(&config, bytes, self.device.clone(), decoder).map_err(|e| e.to_string())?;
+        Ok((recognizer, from_cache, names))
     }
+}
+
+/// The names `entry` adds to the decoder: its names file (stored copy, else
+/// a download), checked against the manifest's sha256.
+async fn names_of(entry: &ModelEntry) -> Result<Vec<(String, String)>, String> {
+    let Some(names) = &entry.names else { return Ok(Vec::new()) };
+    let url = model_url(&names.file);
+    let cache = open_cache().await.ok();
+    let mut bytes = None;
+    if let Some(cache) = &cache
+        && let Some(stored) = cached_bytes(cache, &url).await
+        && hark_registry::sha256_hex(&stored) == names.sha256
+    {
+        bytes = Some(stored);
+    }
+    let bytes = match bytes {
+        Some(b) => b,
+        None => {
+            let downloaded = download(&url, |_| {}).await?;
+            let found = hark_registry::sha256_hex(&downloaded);
+            if found != names.sha256 {
+                return Err(format!(
+                    "{}: sha256 is {found}, manifest says {}; refusing a changed names file",
+                    names.file, names.sha256
+                ));
+            }
+            if let Some(cache) = &cache {
+                store(cache, &url, &downloaded).await;
+            }
+            downloaded
+        }
+    };
+    hark_registry::NameList::parse(&bytes).map(|list| list.pairs()).map_err(|e| format!("{}: {e}", names.file))
 }
 
 fn model_url(file: &str) -> String {

@@ -190,7 +190,16 @@ async fn check_for_updates() {
     // takes a few hundred ms to build): build it now, before the model
     // serves — no utterance can have ended yet.
     if !manager.decoder_built() {
-        *loaded.recognizer.decoder_mut() = manager.decoder();
+        match manager.decoder_with(&loaded.names) {
+            Ok(decoder) => *loaded.recognizer.decoder_mut() = decoder,
+            // Names the app cannot use: the model still serves, without them.
+            Err(why) => {
+                web_sys::console::warn_1(
+                    &format!("model {}: its names were not added: {why}", loaded.entry.version).into(),
+                );
+                *loaded.recognizer.decoder_mut() = manager.decoder();
+            }
+        }
     }
     let on_gpu = state(|s| {
         s.manager = Some(manager);
@@ -208,7 +217,7 @@ async fn check_for_updates() {
 
 /// `loaded`'s model (weights, decoder) on the GPU `device`.
 fn gpu_copy(loaded: &Loaded, device: &Device) -> Loaded {
-    Loaded { entry: loaded.entry.clone(), recognizer: loaded.recognizer.on_device(device) }
+    Loaded { entry: loaded.entry.clone(), recognizer: loaded.recognizer.on_device(device), names: loaded.names.clone() }
 }
 
 /// Warms `loaded` up, benchmarks it if it is `backend`'s first model, and
