@@ -97,6 +97,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.max(1)).build()?;
     let spoken: Vec<anyhow::Result<Utterance>> =
         pool.install(|| plan.par_iter().map(|p| speak(&args.out, p, args.seed)).collect());
+    // Each synthesizer's raw output went through tmp/ and was removed.
+    let _ = std::fs::remove_dir(args.out.join("tmp"));
     let mut train = Vec::new();
     let mut drift = Vec::new();
     for u in spoken {

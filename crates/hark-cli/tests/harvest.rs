@@ -113,6 +113,7 @@ fn an_alert_becomes_data_of_the_kind_that_drifted() {
     };
     assert!(voices(&train).is_disjoint(&voices(&drift)), "a held-out speaker was trained on");
     assert_eq!(std::fs::read_to_string(harvest.join("names.tsv")).unwrap(), "person\tzorina kaltvedt\n");
+    assert!(!harvest.join("tmp").exists(), "the synthesizers' raw files are gone");
 
     // Nothing to harvest, or not a report: each says so.
     let calm = dir.path().join("calm.json");
