@@ -148,12 +148,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     // Keep the newest two.
     manifest.models.sort_by(|a, b| b.version.cmp(&a.version));
     for old in manifest.models.split_off(2.min(manifest.models.len())) {
-        for file in std::iter::once(&old.file).chain(old.profile.iter().chain(&old.names).map(|p| &p.file)) {
-            let path = o.models.join(file);
-            if let Err(e) = std::fs::remove_file(&path) {
-                eprintln!("warning: could not remove {}: {e}", path.display());
-            }
-        }
+        crate::release::remove_files(&o.models, &old);
     }
     manifest.models.reverse();
     crate::release::write_manifest(&o.models, &manifest, &key)?;

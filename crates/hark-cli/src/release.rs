@@ -67,6 +67,18 @@ pub fn write_manifest(models: &Path, manifest: &Manifest, key: &SigningKey) -> a
     crate::files::write_atomic(&models.join("manifest.json"), text.as_bytes())
 }
 
+/// Removes an entry's files from `models` (weights, profile, names) once the
+/// manifest no longer lists it; one that cannot be removed is a warning.
+pub fn remove_files(models: &Path, entry: &hark_registry::ModelEntry) {
+    let extras = entry.profile.iter().chain(&entry.names).map(|f| &f.file);
+    for file in std::iter::once(&entry.file).chain(extras) {
+        let path = models.join(file);
+        if let Err(e) = std::fs::remove_file(&path) {
+            eprintln!("warning: could not remove {}: {e}", path.display());
+        }
+    }
+}
+
 /// `hark keygen`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct KeygenArgs {
@@ -176,14 +188,7 @@ pub fn rollback(args: &RollbackArgs) -> anyhow::Result<()> {
     let withdrawn = manifest.models.pop().expect("two or more");
     let back_to = manifest.models.last().expect("one or more").version;
     write_manifest(&args.models, &manifest, &key)?;
-    for file in
-        std::iter::once(&withdrawn.file).chain(withdrawn.profile.iter().chain(&withdrawn.names).map(|p| &p.file))
-    {
-        let path = args.models.join(file);
-        if let Err(e) = std::fs::remove_file(&path) {
-            eprintln!("warning: could not remove {}: {e}", path.display());
-        }
-    }
+    remove_files(&args.models, &withdrawn);
     println!("rolled back from {} to {back_to}", withdrawn.version);
     Ok(())
 }
