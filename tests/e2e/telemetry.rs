@@ -70,13 +70,6 @@ const QUEUED: &str = "new Promise((done) => { const open = indexedDB.open('hark-
       const count = db.transaction('events').objectStore('events').count(); \
       count.onsuccess = () => done(count.result); }; open.onerror = () => done(-1); })";
 
-async fn choose(app: &AppPage, level: &str) -> anyhow::Result<()> {
-    app.page.evaluate(format!("document.querySelector('#consent-{level}').click()")).await?;
-    let wait = format!("document.querySelector('#consent').dataset.level === '{level}' ? true : null");
-    let _: bool = app.wait(&wait, LOAD).await?;
-    Ok(())
-}
-
 async fn search(app: &AppPage) -> anyhow::Result<()> {
     app.page.evaluate("document.querySelector('#search').click()").await?;
     Ok(())
@@ -116,7 +109,7 @@ async fn each_consent_level_shares_what_it_says_and_deleting_removes_it_from_the
 
     // Predictions: the words, the correction typed, the feature summary;
     // never the audio or the full features.
-    choose(&app, "predictions").await?;
+    app.choose_consent("predictions").await?;
     let (heard, _) = app.speak(2, LOAD).await?;
     app.type_into("#query", MICROPHONE_TEXT).await?;
     search(&app).await?;
@@ -132,7 +125,7 @@ async fn each_consent_level_shares_what_it_says_and_deleting_removes_it_from_the
     assert!(!row.has_features && row.audio_file.is_none(), "predictions never carry audio or features: {row:?}");
 
     // Recordings: the audio (a WAV beside the store) and the features too.
-    choose(&app, "recordings").await?;
+    app.choose_consent("recordings").await?;
     let _ = app.speak(3, LOAD).await?;
     search(&app).await?;
     telemetry_shows(&app, 2, 0).await?;
@@ -149,7 +142,7 @@ async fn each_consent_level_shares_what_it_says_and_deleting_removes_it_from_the
     // Revoking clears at once what waits: an utterance not yet searched for.
     let _ = app.speak(4, LOAD).await?;
     telemetry_shows(&app, 2, 1).await?;
-    choose(&app, "off").await?;
+    app.choose_consent("off").await?;
     telemetry_shows(&app, 2, 0).await?;
     let queued: i64 = app.wait(&format!("({QUEUED}).then((n) => n === 0 ? n : null)"), LOAD).await?;
     assert_eq!(queued, 0);
@@ -188,7 +181,7 @@ async fn logs_made_while_the_server_is_down_survive_a_reload_and_arrive_exactly_
     let app = chromium.open(&server.base_url).await?;
     app.model_ready(LOAD).await?;
     let _: bool = app.wait(OFFLINE_READY, LOAD).await?;
-    choose(&app, "predictions").await?;
+    app.choose_consent("predictions").await?;
 
     // The collector goes away; two searches are made by voice meanwhile.
     server.stop().await?;

@@ -11,6 +11,8 @@
 //! The app must have been built first: `cargo xtask test` does that and points
 //! `HARK_DIST` at the result.
 
+pub mod demo;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -400,6 +402,15 @@ impl AppPage {
             text = serde_json::to_string(text)?,
         );
         let _: bool = self.eval(&js).await?;
+        Ok(())
+    }
+
+    /// Chooses a sharing level in Settings (`off`, `predictions`,
+    /// `recordings`) as a person would, and waits until the app holds it.
+    pub async fn choose_consent(&self, level: &str) -> anyhow::Result<()> {
+        self.page.evaluate(format!("document.querySelector('#consent-{level}').click()")).await?;
+        let wait = format!("document.querySelector('#consent').dataset.level === '{level}' ? true : null");
+        let _: bool = self.wait(&wait, Duration::from_secs(90)).await?;
         Ok(())
     }
 

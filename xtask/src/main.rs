@@ -7,7 +7,8 @@
 //! * `bench` — benchmarks: front end, decode time, training speed vs PyTorch, the collector under wrk;
 //! * `data`  — install every synthesizer and run `hark data synth`;
 //! * `text`  — extract the English text corpora from Debian packages (`text.rs`);
-//! * `fuzz`  — libFuzzer on the collector's event decoder (`fuzz/`).
+//! * `fuzz`  — libFuzzer on the collector's event decoder (`fuzz/`);
+//! * `demo-drift` — the monitoring loop's story in one run (`tests/src/demo.rs`).
 //!
 //! Builds share one target directory outside the clone (`~/.cache/hark/target`,
 //! or `$CARGO_TARGET_DIR`) so a fresh clone does not rebuild Burn and wgpu.
@@ -72,6 +73,17 @@ enum Cmd {
         #[arg(long)]
         no_install: bool,
     },
+    /// The monitoring loop's story in one run: `hark serve`, the app open in
+    /// headless Chromium, simulated users' telemetry (new names, car noise),
+    /// `hark monitor` → harvest → retrain → gate → publish, and the open
+    /// page swapping to the new model. Prints WER before/after and stage times.
+    DemoDrift {
+        /// Toy sizes on the smoke corpus (what `cargo xtask test` runs): every stage, no bars.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        no_install: bool,
+    },
     /// Fuzz the collector's event decoder with libFuzzer (cargo-fuzz, on the
     /// pinned stable toolchain with RUSTC_BOOTSTRAP=1); findings go to fuzz/artifacts/.
     Fuzz {
@@ -88,7 +100,10 @@ fn main() -> anyhow::Result<()> {
     let mut env = Env { root: root.clone(), target: target_dir(), path: None };
 
     let install = match cli.command {
-        Cmd::Up { no_install, .. } | Cmd::Test { no_install } | Cmd::Build { no_install } => !no_install,
+        Cmd::Up { no_install, .. }
+        | Cmd::Test { no_install }
+        | Cmd::Build { no_install }
+        | Cmd::DemoDrift { no_install, .. } => !no_install,
         // Icons and data need no web toolchain; bench runs the native
         // benchmarks first, then the browser one on a fresh release build.
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
@@ -118,6 +133,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Up { port, addr, .. } => up(&env, &addr, port),
         Cmd::Test { .. } => test(&env),
         Cmd::Build { .. } => Ok(()),
+        Cmd::DemoDrift { quick, .. } => demo_drift(&env, quick, install),
         Cmd::Bench => run(env
             .command("cargo")
             .args(["bench", "--workspace", "--exclude", "hark-web", "--bench", "web"])
@@ -195,6 +211,37 @@ fn build_web(env: &Env) -> anyhow::Result<()> {
     run(env.command("cargo").args(["fetch", "--locked"]))?;
     step("building the web app (trunk build --release)");
     run(env.command("trunk").args(["build", "--release"]))
+}
+
+/// `cargo xtask demo-drift`: `hark` in release (the full run trains; the
+/// quick one is the test suite's, on the debug build), then the story
+/// (`hark-e2e`'s `demo-drift`) against the app just built.
+fn demo_drift(env: &Env, quick: bool, install: bool) -> anyhow::Result<()> {
+    if !quick {
+        // The harvest speaks the new names with every training voice.
+        tools::ensure_synthesizers(install)?;
+    }
+    let profile = if quick { "dev" } else { "release" };
+    step(&format!("building hark ({profile})"));
+    let mut build = env.command("cargo");
+    build.args(["build", "-p", "hark-cli"]);
+    if !quick {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let hark = env.target.join(if quick { "debug" } else { "release" }).join("hark");
+    step("the drift story (hark-e2e's demo-drift)");
+    let mut demo = env.command("cargo");
+    demo.args(["run", "--quiet", "-p", "hark-e2e", "--bin", "demo-drift", "--"])
+        .arg("--hark")
+        .arg(&hark)
+        .arg("--corpus")
+        .arg(cache_dir().join("data").join("standard"))
+        .env("HARK_DIST", env.root.join("dist"));
+    if quick {
+        demo.arg("--quick");
+    }
+    run(&mut demo)
 }
 
 fn up(env: &Env, addr: &str, port: u16) -> anyhow::Result<()> {

@@ -151,9 +151,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 fn plan(args: &Args, flagged: &Flagged, corpus: &Corpus) -> anyhow::Result<Vec<Planned>> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let sets = [
-        (Split::Train, voices::voices(Split::Train, false), args.per_name),
-        (Split::Dev, voices::voices(Split::Dev, false), args.dev_per_name),
-        (Split::Test, voices::voices(Split::Test, false), args.drift_per_name),
+        (Split::Train, spoken_by(Split::Train), args.per_name),
+        (Split::Dev, spoken_by(Split::Dev), args.dev_per_name),
+        (Split::Test, spoken_by(Split::Test), args.drift_per_name),
     ];
     let mut out = Vec::new();
     for (class, name) in flagged.classed() {
@@ -205,6 +205,25 @@ fn plan(args: &Args, flagged: &Flagged, corpus: &Corpus) -> anyhow::Result<Vec<P
     Ok(out)
 }
 
+/// Every voice of `split` across the data releases that this machine has
+/// installed (`cargo xtask data` installs them all; espeak-ng and flite are
+/// always there), saying which are missing: the more kinds of voice speak
+/// the new names, the better the model learns them for voices it never heard.
+fn spoken_by(split: Split) -> Vec<Voice> {
+    let (installed, missing) = voices::installed(voices::every(split, true));
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|v| format!("{} {}", v.engine.name(), v.name)).collect();
+        eprintln!(
+            "note: {} of the {} {} voices are not installed ({}); `cargo xtask data` installs them",
+            missing.len(),
+            missing.len() + installed.len(),
+            split.name(),
+            names.join(", ")
+        );
+    }
+    installed
+}
+
 /// Speaks one planned utterance (16 kHz, peak -1 dBFS, noise mixed in).
 fn speak(out: &Path, p: &Planned, seed: u64) -> anyhow::Result<Utterance> {
     let folder = if p.split == Split::Test { "drift" } else { p.split.name() };
@@ -217,14 +236,7 @@ fn speak(out: &Path, p: &Planned, seed: u64) -> anyhow::Result<Utterance> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ hark_data::corpus::stable_hash(&p.id));
     let rate = rng.random_range(140..200u32);
     let pitch = rng.random_range(30..70u32);
-    voices::speak(&p.voice, &p.query.written, rate, pitch, &raw)?;
-    let audio = wav::read(&raw)?;
-    let _ = std::fs::remove_file(&raw);
-    let mut samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
-    let peak = samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if peak > 0.0 {
-        samples.iter_mut().for_each(|v| *v *= 0.89 / peak);
-    }
+    let mut samples = voices::speak_16k(&p.voice, &p.query.written, rate, pitch, &raw)?;
     let mut tags = BTreeMap::from([("source".to_string(), "harvest".to_string())]);
     if let Some((kind, snr_db)) = p.noise {
         let noise = match kind {

@@ -6,7 +6,7 @@
 //! JSON with the pipeline the browser uses), `hark serve` (the collector, the
 //! app and the models on one address), `hark monitor` and `hark profile`
 //! (drift from the collected logs), `hark harvest` (data of the kind that
-//! drifted), `hark retrain`, `hark gate` (may a candidate replace
+//! drifted), `hark simulate` (simulated users' telemetry), `hark retrain`, `hark gate` (may a candidate replace
 //! the current model), `hark keygen`, `hark sign` and
 //! `hark rollback` (the signed model manifest), and the tools around them.
 //!
@@ -31,6 +31,7 @@ mod publish;
 mod release;
 mod retrain;
 mod serve;
+mod simulate;
 mod synth;
 mod train;
 mod transcribe;
@@ -67,6 +68,10 @@ enum Command {
     /// their query templates (training voices; a drift slice in others), in
     /// the noise that drifted, and the corrected recordings people shared.
     Harvest(harvest::Args),
+    /// Simulated people using the app: synthesized queries (new names, car
+    /// noise) recognised by the current model, sent to a collector as
+    /// consented telemetry with corrections and recordings (drills of the loop).
+    Simulate(simulate::Args),
     /// Fine-tune the current model on a harvest plus a replay sample of the
     /// original training data (`hark train --init` over the mix).
     Retrain(retrain::Args),
@@ -124,6 +129,7 @@ fn main() {
         Command::Lm(args) => lm::run(&args),
         Command::Average(args) => average::run(&args),
         Command::Harvest(args) => harvest::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Retrain(args) => retrain::run(&args),
         Command::Gate(args) => std::process::exit(gate::run(&args)),
         Command::Publish(args) => publish::run(&args),

@@ -17,7 +17,8 @@ pub struct Args {
     /// `hark train --out` folder (config.json + best.bpk), or a `hark average` folder.
     #[arg(long)]
     pub run: PathBuf,
-    /// `hark eval` summary.json of this model (its metrics go into the manifest).
+    /// `hark eval` summary.json of this model, or the `hark gate` gate.json
+    /// that promoted it (its metrics go into the manifest).
     #[arg(long)]
     pub eval: PathBuf,
     /// Version of the new model (higher than every published one).
@@ -59,10 +60,13 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&o.eval).with_context(|| format!("reading {}", o.eval.display()))?,
     )
-    .with_context(|| format!("{} is not a `hark eval` summary.json", o.eval.display()))?;
+    .with_context(|| format!("{} is not a `hark eval` summary.json or `hark gate` gate.json", o.eval.display()))?;
+    if summary["promote"] == serde_json::Value::Bool(false) {
+        bail!("{}: the gate rejected this candidate ({})", o.eval.display(), summary["reasons"]);
+    }
     let metrics = metrics_of(&summary);
     if metrics.is_empty() {
-        bail!("{} holds no split metrics; run `hark eval` on this model first", o.eval.display());
+        bail!("{} holds no split metrics; run `hark eval` (or `hark gate`) on this model first", o.eval.display());
     }
 
     let mut manifest = crate::release::read_manifest(&o.models)?;
@@ -159,6 +163,14 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
 /// Flat metric names: `test_wer`, `test_clean_wer`, `test_noise_car_wer`, ...
 fn metrics_of(summary: &serde_json::Value) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
+    // A gate report: the candidate's WER on the frozen test and the drift slice.
+    for (set, key) in [("frozen", "frozen_test_wer"), ("drift", "drift_wer")] {
+        let c = &summary[set]["candidate"];
+        let errors = ["substitutions", "deletions", "insertions"].iter().filter_map(|k| c[k].as_f64()).sum::<f64>();
+        if let Some(reference) = c["reference"].as_f64().filter(|r| *r > 0.0) {
+            m.insert(key.to_owned(), round4(errors / reference));
+        }
+    }
     if let Some(splits) = summary["splits"].as_object() {
         for (split, s) in splits {
             for key in ["wer", "cer", "greedy_wer"] {

@@ -3,8 +3,10 @@
 //! original training data, so that the new kind of speech is learnt and the
 //! old slices are not forgotten. It is `hark train --init MODEL` over one
 //! manifest (`RUN/retrain-data.jsonl`) that mixes the two; the run folder is
-//! a `hark train` run (resumable, `best.bpk` by dev WER), ready for
-//! `hark gate RUN` and `hark publish --run RUN`.
+//! a `hark train` run (resumable, `best.bpk` by dev WER). The candidate is
+//! `RUN/candidate/`: that checkpoint interpolated with the starting model
+//! (`--keep`), ready for `hark gate RUN/candidate` and `hark publish --run
+//! RUN/candidate`.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,11 @@ pub struct Args {
     /// manifest.jsonl): a sample of its train and dev splits is replayed.
     #[arg(long)]
     pub replay: PathBuf,
+    /// Also replay the English-text release (`text` tag: WordNet
+    /// sentences, free-form text); the published models so far were trained
+    /// on the query templates and vocabulary releases only.
+    #[arg(long)]
+    pub replay_english: bool,
     /// Replayed utterances per harvested one.
     #[arg(long, default_value_t = 1.0)]
     pub replay_ratio: f64,
@@ -31,15 +38,25 @@ pub struct Args {
     /// The run folder (reusing it resumes).
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
-    /// Peak learning rate: a fine-tune's, well below a fresh run's.
-    #[arg(long, default_value_t = 3e-4)]
+    /// Peak learning rate: a fine-tune's, below a fresh run's.
+    #[arg(long, default_value_t = 4e-4)]
     pub lr: f64,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
+    /// Stop after this many epochs without a better dev WER (the dev set is
+    /// mostly replay, whose WER a fine-tune hardly moves: be patient).
+    #[arg(long, default_value_t = 10)]
+    pub patience: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Share of the starting model's weights in the candidate: the fine-tune
+    /// is interpolated with the model it started from (weight-space
+    /// ensembling), which keeps most of the drift slice's gain and gives
+    /// back most of the frozen test's loss. 0 keeps the fine-tune as is.
+    #[arg(long, default_value_t = 0.25)]
+    pub keep: f32,
 }
 
 /// `hark train`'s own argument parser, so that every option not given here
@@ -66,7 +83,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut mixed = harvested;
     let mut replayed = [0usize; 2];
     for (i, (split, new)) in [(Split::Train, new_train), (Split::Dev, new_dev.max(1))].into_iter().enumerate() {
-        let pool: Vec<&Utterance> = original.iter().filter(|u| u.split == split).collect();
+        let pool: Vec<&Utterance> = original
+            .iter()
+            .filter(|u| u.split == split && (args.replay_english || !u.tags.contains_key("text")))
+            .collect();
         let want = ((new as f64 * args.replay_ratio).round() as usize).min(pool.len());
         let step = (pool.len() / want.max(1)).max(1);
         let sample: Vec<Utterance> = pool.into_iter().step_by(step).take(want).cloned().collect();
@@ -107,6 +127,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         text(&args.lr),
         "--batch".into(),
         text(&args.batch),
+        "--patience".into(),
+        text(&args.patience),
         "--seed".into(),
         text(&args.seed),
         "--channels".into(),
@@ -117,7 +139,35 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         text(&shape.kernel),
     ])
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::train::run(&train.args)
+    crate::train::run(&train.args)?;
+    interpolate(&args.out, &from, args.keep)
+}
+
+/// `RUN/candidate/` (best.bpk + config.json): the run's best checkpoint and
+/// the starting model, weighted `1 - keep` and `keep`.
+fn interpolate(run: &Path, from: &Path, keep: f32) -> anyhow::Result<()> {
+    anyhow::ensure!((0.0..1.0).contains(&keep), "--keep is a share in [0, 1), not {keep}");
+    let device = burn::tensor::Device::flex();
+    let tuned = crate::model::load(Some(run))?;
+    let mut parts = vec![(hark_model::AcousticModel::from_bytes(&tuned.config, tuned.weights, &device)?, 1.0 - keep)];
+    if keep > 0.0 {
+        let start = crate::model::load(Some(from))?;
+        parts.push((hark_model::AcousticModel::from_bytes(&start.config, start.weights, &device)?, keep));
+    }
+    let candidate = hark_model::AcousticModel::weighted_average(parts)?;
+    let out = run.join("candidate");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    crate::files::write_atomic(&out.join("best.bpk"), &candidate.to_bytes()?)?;
+    crate::files::write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&tuned.config)?.as_bytes())?;
+    println!(
+        "candidate: {} ({:.0} % the fine-tune, {:.0} % {}); judge it with `hark gate {}`",
+        out.display(),
+        (1.0 - keep) * 100.0,
+        keep * 100.0,
+        from.display(),
+        out.display()
+    );
+    Ok(())
 }
 
 /// `rows` with their audio paths made absolute (the merged manifest lives

@@ -117,6 +117,12 @@ pub struct Args {
     /// earlier one) keeps its entries.
     #[arg(long, value_delimiter = ',', default_values = ["train", "dev", "test"])]
     pub splits: Vec<Split>,
+    /// Speak only every N-th query of each split (with its augmented
+    /// copies): a spread sample with the same recordings a full run makes,
+    /// e.g. a replay sample for `hark retrain` or a dev sample for `hark
+    /// profile`, in minutes instead of hours.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: u64,
 }
 
 /// Speaks what `args` ask for.
@@ -127,6 +133,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         seed: args.seed,
         jobs: args.jobs.unwrap_or_else(crate::flags::default_threads),
         splits: args.splits.clone(),
+        every: args.every as usize,
     })
 }
 
@@ -138,12 +145,16 @@ struct Options {
     pub jobs: usize,
     /// Splits to speak; the others' recordings are only listed if present.
     pub splits: Vec<Split>,
+    /// Speak every N-th query of each release (1: all).
+    pub every: usize,
 }
 
 /// One planned utterance: a clean recording, or an augmented copy of one.
 #[derive(Debug, Clone)]
 struct Item {
     id: String,
+    /// The query's number in its split (shared by its augmented copies).
+    n: usize,
     split: Split,
     query: Query,
     voice: Voice,
@@ -232,7 +243,7 @@ fn plan(options: &Options) -> Vec<Item> {
         }
         // The English release (4) and the free-form evaluation set follow.
         let mut n = count + added + spec.vocabulary[i];
-        let every_voice = all_voices(split, spec.full);
+        let every_voice = voices::every(split, spec.full);
         for query in text::english(split).into_iter().take(spec.english[i]) {
             items.extend(plan_query(options.seed, n, query, &every_voice, Copies::Standard(1), Some(Source::Wordnet)));
             n += 1;
@@ -250,19 +261,6 @@ fn plan(options: &Options) -> Vec<Item> {
         }
     }
     items
-}
-
-/// Every voice of `split` across the data releases, each once.
-fn all_voices(split: Split, full: bool) -> Vec<Voice> {
-    let mut all = voices::voices(split, full);
-    if full {
-        for v in voices::added_voices(split).into_iter().chain(voices::vocabulary_voices(split)) {
-            if !all.contains(&v) {
-                all.push(v);
-            }
-        }
-    }
-    all
 }
 
 /// Query `n` of its split: the clean recording by a voice drawn from
@@ -284,7 +282,7 @@ fn plan_query(
         (rng.random_range(140..=180), 50)
     };
     let id = format!("{}-{n:06}-{}-{}", split.name(), voice.engine.name(), voice.name.replace('+', "_"));
-    let clean = Item { id: id.clone(), split, query, voice, rate, pitch, aug: None, source };
+    let clean = Item { id: id.clone(), n, split, query, voice, rate, pitch, aug: None, source };
     let car5 = |rng: &mut ChaCha8Rng| Aug::Noise {
         kind: NoiseKind::Car { speed_kmh: rng.random_range(50.0..120.0) },
         snr_db: 5.0,
@@ -342,7 +340,7 @@ fn speak(options: &Options) -> anyhow::Result<()> {
     // The whole preset is planned (queries, voices and noises are drawn in
     // one sequence), then only the chosen splits are spoken.
     let items = plan(options);
-    let chosen = |item: &&Item| options.splits.contains(&item.split);
+    let chosen = |item: &&Item| options.splits.contains(&item.split) && item.n % options.every == 0;
     // Exactly the voices the plan speaks with must be installed.
     let mut used: Vec<Voice> = Vec::new();
     for item in items.iter().filter(chosen) {

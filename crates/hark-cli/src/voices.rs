@@ -148,6 +148,25 @@ fn named(engine: Engine, names: &[&str]) -> Vec<Voice> {
     names.iter().map(|n| Voice { engine, name: (*n).to_owned() }).collect()
 }
 
+/// Every voice of `split` across the data releases, each once.
+pub fn every(split: Split, full: bool) -> Vec<Voice> {
+    let mut all = voices(split, full);
+    if full {
+        for v in added_voices(split).into_iter().chain(vocabulary_voices(split)) {
+            if !all.contains(&v) {
+                all.push(v);
+            }
+        }
+    }
+    all
+}
+
+/// `voices` split into those this machine can speak with and those it
+/// cannot (their synthesizer or voice package is missing).
+pub fn installed(voices: Vec<Voice>) -> (Vec<Voice>, Vec<Voice>) {
+    voices.into_iter().partition(|v| check_installed(std::slice::from_ref(v)).is_ok())
+}
+
 /// Fails naming the Debian package when a voice's synthesizer is missing.
 pub fn check_installed(voices: &[Voice]) -> anyhow::Result<()> {
     let mut missing = Vec::new();
@@ -205,6 +224,20 @@ fn festival_voice_dir(name: &str) -> Option<PathBuf> {
 /// Runs the synthesizer: `text` spoken by `voice` into the WAV file `out`.
 /// `rate` is words per minute (espeak) and maps to a duration stretch for
 /// the others; `pitch` is espeak's 0–99.
+/// [`speak`] at 16 kHz with its peak at −1 dBFS (as every recording of a
+/// corpus is), through the scratch file `raw`, which is removed.
+pub fn speak_16k(voice: &Voice, text: &str, rate: u32, pitch: u32, raw: &Path) -> anyhow::Result<Vec<f32>> {
+    speak(voice, text, rate, pitch, raw)?;
+    let audio = hark_dsp::wav::read(raw)?;
+    let _ = std::fs::remove_file(raw);
+    let mut samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
+    let peak = samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak > 0.0 {
+        samples.iter_mut().for_each(|v| *v *= 0.89 / peak);
+    }
+    Ok(samples)
+}
+
 pub fn speak(voice: &Voice, text: &str, rate: u32, pitch: u32, out: &Path) -> anyhow::Result<()> {
     let stretch = format!("{:.3}", 160.0 / rate.max(1) as f32);
     // The same rate as a percentage of the engine's own (Pico, RHVoice).

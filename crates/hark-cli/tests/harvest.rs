@@ -96,9 +96,14 @@ fn an_alert_becomes_data_of_the_kind_that_drifted() {
         let audio = harvest.join(u["audio"].as_str().unwrap());
         assert_eq!(hound::WavReader::open(&audio).unwrap().spec().sample_rate, 16_000);
     }
-    // Training and dev voices are espeak-ng's; the drift slice is spoken by flite, which no split trains on.
-    assert!(train_synth.iter().chain(&dev_synth).all(|u| u["engine"] == "espeak-ng"));
+    // Training and dev voices are the training splits' (espeak-ng, and the
+    // MBROLA, festival, Pico and RHVoice voices where installed); the drift
+    // slice is spoken by flite, which no split trains on.
+    assert!(train_synth.iter().chain(&dev_synth).all(|u| u["engine"] != "flite"));
     assert!(drift_synth.iter().all(|u| u["engine"] == "flite"));
+    let voice_of = |u: &serde_json::Value| format!("{} {}", u["engine"], u["voice"]);
+    let train_voices: BTreeSet<String> = train_synth.iter().map(voice_of).collect();
+    assert!(dev_synth.iter().all(|u| !train_voices.contains(&voice_of(u))), "a dev voice is a training voice");
     let train_texts: BTreeSet<&str> = train_synth.iter().map(|u| u["text"].as_str().unwrap()).collect();
     assert!(drift_synth.iter().all(|u| !train_texts.contains(u["text"].as_str().unwrap())), "no shared text");
     // The noise that drifted, under half of them.

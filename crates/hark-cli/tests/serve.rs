@@ -202,3 +202,52 @@ fn two_hark_serve_processes_share_one_postgres_database() {
         let _ = server.child.wait();
     }
 }
+
+/// `hark simulate` against a real `hark serve`: every event stored once,
+/// recordings only from the installs that consented to them, a correction
+/// only where the model misheard, and the feature summary on every event.
+#[test]
+fn simulated_users_send_consented_telemetry_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let Serve { mut child, addr, log } = start(&[data.as_os_str()]);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hark"))
+            .args(["simulate", "--events", "8", "--per-install", "2", "--recordings", "0.5"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let sent = run(&["--collector", &format!("http://{addr}")]);
+    let bad_share = run(&["--collector", &format!("http://{addr}"), "--car", "1.5"]);
+    let https = run(&["--collector", "https://collector.example"]);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let log = log.unwrap().join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&sent.stderr);
+    assert!(sent.status.success(), "{stderr}\n{log}");
+    assert!(String::from_utf8_lossy(&sent.stdout).contains("sent 8 events from 4 installs"));
+
+    let db = rusqlite::Connection::open(data.join("collector.sqlite3")).unwrap();
+    let rows: Vec<(String, String, Option<String>, String, bool, bool)> = db
+        .prepare("SELECT install_id, prediction, correction, consent, audio_file IS NOT NULL, summary IS NOT NULL FROM events")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    let installs: std::collections::BTreeSet<&String> = rows.iter().map(|r| &r.0).collect();
+    assert_eq!(installs.len(), 4);
+    for (_, prediction, correction, consent, audio, summary) in &rows {
+        assert!(summary, "every event carries the feature summary");
+        assert_eq!(*audio, consent == "recordings", "audio only under the recordings consent");
+        assert_ne!(correction.as_deref(), Some(prediction.as_str()), "a correction is only made to a wrong transcript");
+    }
+    assert_eq!(rows.iter().filter(|r| r.4).count(), 4, "half the installs share recordings");
+
+    assert!(!bad_share.status.success());
+    assert!(String::from_utf8_lossy(&bad_share.stderr).contains("--car is a share between 0 and 1"));
+    assert!(!https.status.success());
+    assert!(String::from_utf8_lossy(&https.stderr).contains("http://"));
+}

@@ -247,11 +247,22 @@ impl AcousticModel {
     /// without costing anything at inference. The model has no batch
     /// statistics (layer norm only), so every weight is a parameter.
     pub fn average(models: Vec<AcousticModel>) -> Result<Self, WeightsError> {
-        /// Sums of every float parameter, in visiting order.
-        struct Sum(Vec<Tensor<1>>, usize);
+        Self::weighted_average(models.into_iter().map(|m| (m, 1.0)).collect())
+    }
+
+    /// The parameter-wise weighted mean of `models` (weights need not sum
+    /// to 1; they must be positive): e.g. a fine-tuned model interpolated
+    /// with the model it started from, which keeps more of what the start
+    /// knew than the fine-tune alone (weight-space ensembling, "WiSE-FT").
+    pub fn weighted_average(models: Vec<(AcousticModel, f32)>) -> Result<Self, WeightsError> {
+        if models.iter().any(|(_, w)| !(w.is_finite() && *w > 0.0)) {
+            return Err(WeightsError::Load("average weights must be positive numbers".into()));
+        }
+        /// Weighted sums of every float parameter, in visiting order.
+        struct Sum(Vec<Tensor<1>>, usize, f32);
         impl burn::module::ModuleVisitor for Sum {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let flat = param.val().flatten::<1>(0, D - 1);
+                let flat = param.val().flatten::<1>(0, D - 1) * self.2;
                 match self.0.get_mut(self.1) {
                     Some(sum) => *sum = sum.clone() + flat,
                     None => self.0.push(flat),
@@ -267,9 +278,11 @@ impl AcousticModel {
                 param.map(|t| (sums[i].clone() / n).reshape(t.shape()))
             }
         }
-        let n = models.len();
+        let total: f32 = models.iter().map(|(_, w)| w).sum();
         let mut models = models.into_iter();
-        let Some(first) = models.next() else { return Err(WeightsError::Load("no models to average".into())) };
+        let Some((first, first_weight)) = models.next() else {
+            return Err(WeightsError::Load("no models to average".into()));
+        };
         let shapes = |m: &AcousticModel| {
             struct Shapes(Vec<Vec<usize>>);
             impl burn::module::ModuleVisitor for Shapes {
@@ -282,16 +295,16 @@ impl AcousticModel {
             v.0
         };
         let expected = shapes(&first);
-        let mut sum = Sum(Vec::new(), 0);
+        let mut sum = Sum(Vec::new(), 0, first_weight);
         first.visit(&mut sum);
-        for model in models {
+        for (model, weight) in models {
             if shapes(&model) != expected {
                 return Err(WeightsError::Load("models to average differ in shape".into()));
             }
-            sum.1 = 0;
+            (sum.1, sum.2) = (0, weight);
             model.visit(&mut sum);
         }
-        Ok(first.map(&mut Mean(sum.0, 0, n as f32)))
+        Ok(first.map(&mut Mean(sum.0, 0, total)))
     }
 
     fn cast_floats_to_f32(self) -> Self {
@@ -413,6 +426,11 @@ mod tests {
         };
         let (pa, pb) = (params(&a), params(&b));
         assert_ne!(pa, pb);
+        let weighted = params(&AcousticModel::weighted_average(vec![(a.clone(), 3.0), (b.clone(), 1.0)]).unwrap());
+        for ((m, x), y) in weighted.iter().zip(&pa).zip(&pb) {
+            assert!((m - (0.75 * x + 0.25 * y)).abs() < 1e-6, "{m} vs 3:1 of {x} and {y}");
+        }
+        assert!(AcousticModel::weighted_average(vec![(a.clone(), 1.0), (b.clone(), -1.0)]).is_err());
         let mean = params(&AcousticModel::average(vec![a, b]).unwrap());
         assert_eq!(mean.len(), pa.len());
         for ((m, x), y) in mean.iter().zip(&pa).zip(&pb) {
