@@ -256,17 +256,7 @@ fn microphone(dir: &Path) -> anyhow::Result<PathBuf> {
         .status()
         .context("running flite (Debian package `flite`)")?;
     anyhow::ensure!(status.success(), "flite failed ({status})");
-    let mut reader = hound::WavReader::open(&raw)?;
-    let spec = reader.spec();
-    let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
-    let path = dir.join("browser-query.wav");
-    let mut w = hound::WavWriter::create(&path, spec)?;
-    let pad = |secs: u32| std::iter::repeat_n(0i16, (secs * spec.sample_rate) as usize);
-    for v in pad(1).chain(samples).chain(pad(3)) {
-        w.write_sample(v)?;
-    }
-    w.finalize()?;
-    Ok(path)
+    crate::as_microphone(&raw, &dir.join("browser-query.wav"))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {

@@ -74,17 +74,22 @@ pub const ENGINE_ON_WEBGPU: &str = "(() => { const e = document.querySelector('#
 /// the noise floor) and three after (it hears the end).
 pub fn microphone_wav(dir: &Path) -> anyhow::Result<PathBuf> {
     let source = repo_root().join("crates/hark-recognizer/testdata/bangalore.wav");
-    let mut reader = hound::WavReader::open(&source)?;
+    as_microphone(&source, &dir.join("mic.wav"))
+}
+
+/// `source` (16-bit PCM WAV) written to `out` as a fake microphone plays
+/// it: a second of silence before it and three after.
+pub fn as_microphone(source: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+    let mut reader = hound::WavReader::open(source).with_context(|| format!("reading {}", source.display()))?;
     let spec = reader.spec();
     let samples: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>()?;
-    let path = dir.join("mic.wav");
-    let mut w = hound::WavWriter::create(&path, spec)?;
+    let mut w = hound::WavWriter::create(out, spec)?;
     let pad = |s: u32| std::iter::repeat_n(0i16, (s * spec.sample_rate) as usize);
     for s in pad(1).chain(samples).chain(pad(3)) {
         w.write_sample(s)?;
     }
     w.finalize()?;
-    Ok(path)
+    Ok(out.to_owned())
 }
 
 /// What [`microphone_wav`]'s utterance says.

@@ -278,6 +278,26 @@ fn transcribes_awkward_input_and_writes_an_error_analysis_report() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("gate.json")).unwrap()).unwrap();
     assert_eq!(report["promote"], false);
     assert_eq!(report["drift"]["utterances"].as_u64(), Some(lines.len() as u64));
+    // A candidate the gate rejected is not published on its report; the
+    // manifest stays as it was.
+    let before = std::fs::read(models.join("manifest.json")).unwrap();
+    let gate_json = out_dir.join("gate.json");
+    let refused = hark(&[
+        "publish",
+        "--run",
+        avg.to_str().unwrap(),
+        "--eval",
+        gate_json.to_str().unwrap(),
+        "--version",
+        "99.0.0",
+        "--training-data",
+        "rejected",
+        "--models",
+        models.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("the gate rejected this candidate"));
+    assert_eq!(std::fs::read(models.join("manifest.json")).unwrap(), before, "the manifest changed");
     let (empty, _) = gate(data.join("empty.jsonl").to_str().unwrap());
     assert_eq!(empty.status.code(), Some(2));
     assert!(
@@ -504,4 +524,43 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("bad.key") && stderr.contains("64 hex digits"), "{stderr}");
     ok(&["sign", "--models", models.to_str().unwrap()]);
+}
+
+/// A published manifest that does not parse stops `hark publish`, `hark
+/// rollback` and `hark sign` with a message naming it, and stays as it was.
+#[test]
+fn a_manifest_that_does_not_parse_is_named_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let broken = b"{\"schema_version\": 2, \"models\": [";
+    std::fs::write(models.join("manifest.json"), broken).unwrap();
+    let current = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/models/manifest.json");
+    let eval = dir.path().join("summary.json");
+    std::fs::write(&eval, r#"{"splits": {"test": {"wer": 0.1}}}"#).unwrap();
+    let m = models.to_str().unwrap();
+    let runs = [
+        hark(&[
+            "publish",
+            "--run",
+            current.to_str().unwrap(),
+            "--eval",
+            eval.to_str().unwrap(),
+            "--version",
+            "9.0.0",
+            "--training-data",
+            "x",
+            "--models",
+            m,
+        ]),
+        hark(&["rollback", "--models", m]),
+        hark(&["sign", "--models", m]),
+    ];
+    for out in runs {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("manifest.json"), "the message names the file: {stderr}");
+    }
+    assert_eq!(std::fs::read(models.join("manifest.json")).unwrap(), broken);
+    assert!(!models.join("hark-9.0.0.bpk").exists(), "nothing was written beside it");
 }
