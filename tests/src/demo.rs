@@ -278,8 +278,8 @@ fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
 /// (current, candidate) WER of one set of a gate report.
 fn gate_wer(gate: &serde_json::Value, set: &str) -> (f64, f64) {
     let rate = |c: &serde_json::Value| {
-        let errors: f64 = ["substitutions", "deletions", "insertions"].iter().filter_map(|k| c[k].as_f64()).sum();
-        c["reference"].as_f64().filter(|r| *r > 0.0).map_or(0.0, |r| errors / r)
+        let counts = serde_json::from_value::<hark_eval::ErrorCounts>(c.clone()).ok();
+        counts.filter(|c| c.reference > 0).map_or(0.0, |c| c.rate())
     };
     (rate(&gate[set]["current"]), rate(&gate[set]["candidate"]))
 }

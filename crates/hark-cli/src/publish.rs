@@ -161,14 +161,19 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
 }
 
 /// Flat metric names: `test_wer`, `test_clean_wer`, `test_noise_car_wer`, ...
+/// The error rate of alignment counts written in a report
+/// (`hark_eval::ErrorCounts`), if they hold a reference.
+fn rate_of(counts: &serde_json::Value) -> Option<f64> {
+    let counts = serde_json::from_value::<hark_eval::ErrorCounts>(counts.clone()).ok()?;
+    (counts.reference > 0).then(|| counts.rate())
+}
+
 fn metrics_of(summary: &serde_json::Value) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
     // A gate report: the candidate's WER on the frozen test and the drift slice.
     for (set, key) in [("frozen", "frozen_test_wer"), ("drift", "drift_wer")] {
-        let c = &summary[set]["candidate"];
-        let errors = ["substitutions", "deletions", "insertions"].iter().filter_map(|k| c[k].as_f64()).sum::<f64>();
-        if let Some(reference) = c["reference"].as_f64().filter(|r| *r > 0.0) {
-            m.insert(key.to_owned(), round4(errors / reference));
+        if let Some(rate) = rate_of(&summary[set]["candidate"]) {
+            m.insert(key.to_owned(), round4(rate));
         }
     }
     if let Some(splits) = summary["splits"].as_object() {
@@ -180,15 +185,10 @@ fn metrics_of(summary: &serde_json::Value) -> BTreeMap<String, f64> {
             }
         }
     }
-    let rate = |row: &serde_json::Value| {
-        let w = &row["words"];
-        let errors = ["substitutions", "deletions", "insertions"].iter().filter_map(|k| w[k].as_f64()).sum::<f64>();
-        w["reference"].as_f64().filter(|r| *r > 0.0).map(|r| errors / r)
-    };
     for slice in ["noise", "snr", "engine", "entity"] {
         if let Some(values) = summary["slices"]["test"]["slices"][slice].as_object() {
             for (value, row) in values {
-                if let Some(r) = rate(row) {
+                if let Some(r) = rate_of(&row["words"]) {
                     let name = value.replace([' ', '-'], "_");
                     m.insert(format!("test_{slice}_{name}_wer"), round4(r));
                 }

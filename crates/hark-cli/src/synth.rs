@@ -451,15 +451,7 @@ fn speak_item(options: &Options, item: &Item) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let raw = options.out.join("tmp").join(format!("{}.wav", item.id));
-    voices::speak(&item.voice, &item.query.text, item.rate, item.pitch, &raw)?;
-    let audio = wav::read(&raw)?;
-    let _ = std::fs::remove_file(&raw);
-    let mut samples = hark_dsp::resample(&audio.samples, audio.sample_rate, hark_dsp::SAMPLE_RATE)?;
-    let peak = samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if peak > 0.0 {
-        let g = 0.89 / peak;
-        samples.iter_mut().for_each(|v| *v *= g);
-    }
+    let samples = voices::speak_16k(&item.voice, &item.query.text, item.rate, item.pitch, &raw)?;
     wav::write_pcm16(&path, &Audio { sample_rate: hark_dsp::SAMPLE_RATE, samples })?;
     Ok(true)
 }

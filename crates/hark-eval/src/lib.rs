@@ -13,7 +13,7 @@ pub mod svg;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One step of an alignment of a reference against a hypothesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,8 +65,9 @@ pub fn align<T: PartialEq + Clone>(reference: &[T], hypothesis: &[T]) -> Vec<Edi
     edits
 }
 
-/// Alignment counts, additive over utterances.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Alignment counts, additive over utterances (read back from the reports
+/// that write them, e.g. `hark gate`'s gate.json).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorCounts {
     pub substitutions: u64,
     pub deletions: u64,
