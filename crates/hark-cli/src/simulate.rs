@@ -180,6 +180,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             summary: summary.as_ref().map(|s| v2::Summary::new(s, hark_dsp::SAMPLE_RATE)),
             features: None,
             audio: recording.then(|| v2::Audio::from_samples(&samples)),
+            error: None,
         });
     }
 

@@ -123,6 +123,32 @@ pub struct Args {
     /// profile`, in minutes instead of hours.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub every: u64,
+    /// Speak only these parts of the corpus, e.g. `english` to add the
+    /// English release to a corpus whose template queries are there (or
+    /// sampled with --every). The recordings are the same as a full run's.
+    #[arg(long, value_delimiter = ',', default_values = ["templates", "english", "freeform"])]
+    pub parts: Vec<Part>,
+}
+
+/// The corpus's parts, by where their text comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// The template queries: voice search (releases 1–2) and vocabulary (release 3).
+    Templates,
+    /// WordNet's English example sentences (release 4).
+    English,
+    /// The free-form evaluation set (dev and test halves).
+    Freeform,
+}
+
+impl Part {
+    fn of(source: Option<Source>) -> Part {
+        match source {
+            None => Part::Templates,
+            Some(Source::Wordnet) => Part::English,
+            Some(Source::FreeformQuery | Source::FreeformGeneral) => Part::Freeform,
+        }
+    }
 }
 
 /// Speaks what `args` ask for.
@@ -134,6 +160,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         jobs: args.jobs.unwrap_or_else(crate::flags::default_threads),
         splits: args.splits.clone(),
         every: args.every as usize,
+        parts: args.parts.clone(),
     })
 }
 
@@ -147,6 +174,8 @@ struct Options {
     pub splits: Vec<Split>,
     /// Speak every N-th query of each release (1: all).
     pub every: usize,
+    /// Parts to speak.
+    pub parts: Vec<Part>,
 }
 
 /// One planned utterance: a clean recording, or an augmented copy of one.
@@ -340,7 +369,11 @@ fn speak(options: &Options) -> anyhow::Result<()> {
     // The whole preset is planned (queries, voices and noises are drawn in
     // one sequence), then only the chosen splits are spoken.
     let items = plan(options);
-    let chosen = |item: &&Item| options.splits.contains(&item.split) && item.n % options.every == 0;
+    let chosen = |item: &&Item| {
+        options.splits.contains(&item.split)
+            && options.parts.contains(&Part::of(item.source))
+            && item.n % options.every == 0
+    };
     // Exactly the voices the plan speaks with must be installed.
     let mut used: Vec<Voice> = Vec::new();
     for item in items.iter().filter(chosen) {

@@ -185,6 +185,15 @@ fn v2_event(id: &str) -> serde_json::Value {
     })
 }
 
+/// A recognition that failed: what failed, no words.
+fn v2_failure(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": id, "created_ms": 1, "app_version": "0.1.0", "model_version": "0.7.0", "backend": "webgpu",
+        "latency_ms": 0.0, "audio_s": 1.5, "transcript": "", "confidence": 0.0,
+        "error": "Recognition failed: the GPU device was lost",
+    })
+}
+
 fn v2_batch(consent: &str, events: Vec<serde_json::Value>) -> serde_json::Value {
     serde_json::json!({
         "schema_version": 2, "install_id": "install-abcdef", "install_key": hark_collector::store::install_key(SECRET),
@@ -259,7 +268,7 @@ async fn a_schema_1_database_is_migrated_in_place() {
     assert_eq!(store.count().await.unwrap(), 1, "the old rows are kept");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let schema: i64 = conn.query_row("SELECT schema_version FROM events", [], |r| r.get(0)).unwrap();
     assert_eq!(schema, 1);
 }
@@ -400,14 +409,18 @@ async fn the_admin_export_streams_every_event_since_a_time_as_json_lines() {
         assert_eq!(r.status(), 202);
     }
     client.post(server.url("/v1/events")).json(&batch(&["old-v1"])).send().await.unwrap();
+    let r = client.post(server.url("/v1/events")).json(&v2_batch("predictions", vec![v2_failure("failed-1")]));
+    assert_eq!(r.send().await.unwrap().status(), 202);
     let export = client.get(server.url("/v1/admin/export?since=0")).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(export.status(), 200);
     assert_eq!(export.headers()["content-type"], "application/x-ndjson");
     let text = export.text().await.unwrap();
     let records: Vec<hark_telemetry::export::Record> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(records.len(), 701);
+    assert_eq!(records.len(), 702);
     let ids: std::collections::HashSet<_> = records.iter().map(|r| r.event_id.as_str()).collect();
-    assert_eq!(ids.len(), 701, "every event once");
+    assert_eq!(ids.len(), 702, "every event once");
+    let failed: Vec<_> = records.iter().filter(|r| r.error.is_some()).map(|r| r.event_id.as_str()).collect();
+    assert_eq!(failed, ["failed-1"], "what failed is kept, and only there");
     let first = records.iter().find(|r| r.event_id == "x-0-000").unwrap();
     assert_eq!(first.correction.as_deref(), Some("play some jazz music"));
     assert_eq!(first.consent, Some(hark_telemetry::v2::ConsentLevel::Predictions));
@@ -422,7 +435,7 @@ async fn the_admin_export_streams_every_event_since_a_time_as_json_lines() {
     let stats = admin_stats(&client, &server.base).await;
     assert_eq!(
         (stats["events"].as_u64(), stats["schema_2"].as_u64(), stats["installs"].as_u64()),
-        (Some(701), Some(700), Some(1))
+        (Some(702), Some(701), Some(1))
     );
     assert_eq!(stats["corrections"].as_u64(), Some(701));
 

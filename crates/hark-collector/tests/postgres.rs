@@ -77,11 +77,34 @@ async fn two_replicas_on_one_database_store_an_event_once_and_delete_together() 
         (ra.unwrap().json().await.unwrap(), rb.unwrap().json().await.unwrap());
     assert_eq!(ra["accepted"].as_u64().unwrap() + rb["accepted"].as_u64().unwrap(), 2, "{ra} {rb}");
     assert_eq!(ra["duplicates"].as_u64().unwrap() + rb["duplicates"].as_u64().unwrap(), 2, "{ra} {rb}");
-    let r = post(&b.base, batch("predictions", &["p3"])).await.unwrap();
+    // A failed recognition keeps what failed.
+    let mut failed = batch("predictions", &["p3"]);
+    let error = "Recognition failed: the GPU device was lost";
+    failed["events"][0] = serde_json::json!({
+        "event_id": "p3", "created_ms": 1, "app_version": "0.8.0", "model_version": "0.7.0", "backend": "webgpu",
+        "latency_ms": 0.0, "audio_s": 1.5, "transcript": "", "confidence": 0.0, "error": error,
+    });
+    let r = post(&b.base, failed).await.unwrap();
     assert_eq!(r.status(), 202);
     let mut ids = export_ids(&client, &a.base).await;
     ids.sort();
     assert_eq!(ids, ["p1", "p2", "p3"], "replica a exports what b stored");
+    let text = client
+        .get(format!("{}/v1/admin/export", a.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let errors: Vec<Option<String>> = text
+        .lines()
+        .map(|l| serde_json::from_str::<hark_telemetry::export::Record>(l).unwrap())
+        .filter(|r| r.event_id == "p3" || r.event_id == "p1")
+        .map(|r| r.error)
+        .collect();
+    assert_eq!(errors, [None, Some(error.to_owned())]);
 
     // Recordings live in the database: any replica serves them.
     let samples: Vec<f32> = (0..1600).map(|i| (i as f32 * 0.05).sin() * 0.2).collect();

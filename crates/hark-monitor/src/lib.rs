@@ -13,7 +13,8 @@
 //!   and of predictions, the top new words and names with examples;
 //! * **real error**: WER of the prediction against the person's correction,
 //!   and the correction rate, per model version, backend and time bucket;
-//! * **latency** p50/p95 per backend and model version.
+//! * **latency** p50/p95 and **failed recognitions** (schema 2's `error`
+//!   events, kept out of every other signal) per backend and model version.
 //!
 //! The window is aggregated in the database ([`store`]); [`report`] writes
 //! the JSON summary and the HTML dashboard. `hark monitor` is the command.

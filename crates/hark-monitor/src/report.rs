@@ -72,9 +72,15 @@ pub struct ErrorRow {
 pub struct LatencyRow {
     pub backend: String,
     pub model_version: String,
+    /// Recognitions that gave a transcript.
     pub events: u64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
+    /// End of speech → transcript over them (`None`: every one failed).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    /// Recognitions that failed (the browser's error events).
+    pub failed: u64,
+    /// `failed` over all recognitions of this backend and model.
+    pub failure_rate: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -404,17 +410,20 @@ impl Report {
                 .join(", ");
             h += "</p>";
         }
-        h += "<h2>Latency (end of speech to transcript)</h2><table id=\"latency\"><tr><th>backend</th><th>model</th>\
-              <th>events</th><th>p50</th><th>p95</th></tr>";
+        h += "<h2>Latency (end of speech to transcript) and failed recognitions</h2><table id=\"latency\">\
+              <tr><th>backend</th><th>model</th><th>events</th><th>p50</th><th>p95</th><th>failed</th></tr>";
+        let ms = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.0} ms"));
         for r in &self.latency {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0} ms</td><td>{:.0} ms</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({:.1} %)</td></tr>",
                 escape(&r.backend),
                 escape(&r.model_version),
                 r.events,
-                r.p50_ms,
-                r.p95_ms
+                ms(r.p50_ms),
+                ms(r.p95_ms),
+                r.failed,
+                100.0 * r.failure_rate
             );
         }
         h += "</table></html>\n";
@@ -501,13 +510,18 @@ fn error_rows(data: &WindowData) -> (Vec<ErrorRow>, Vec<ErrorRow>) {
     (total, over_time)
 }
 
+/// Per backend and model version: latency quantiles of the recognitions
+/// that gave a transcript, and how many failed.
 fn latency_rows(data: &WindowData) -> Vec<LatencyRow> {
-    let mut by: BTreeMap<(String, String), BTreeMap<i64, u64>> = BTreeMap::new();
+    let mut by: BTreeMap<(String, String), (BTreeMap<i64, u64>, u64)> = BTreeMap::new();
     for (backend, model, bucket, n) in &data.latency {
-        *by.entry((backend.clone(), model.clone())).or_default().entry(*bucket).or_default() += n;
+        *by.entry((backend.clone(), model.clone())).or_default().0.entry(*bucket).or_default() += n;
+    }
+    for (backend, model, failed, _) in data.failures.iter().filter(|f| f.2 > 0) {
+        by.entry((backend.clone(), model.clone())).or_default().1 += failed;
     }
     by.into_iter()
-        .map(|((backend, model_version), hist)| {
+        .map(|((backend, model_version), (hist, failed))| {
             let events: u64 = hist.values().sum();
             let quantile = |q: f64| {
                 let target = (q * events as f64).ceil().max(1.0) as u64;
@@ -516,12 +530,21 @@ fn latency_rows(data: &WindowData) -> Vec<LatencyRow> {
                     seen += n;
                     if seen >= target {
                         // The bucket's middle.
-                        return (*bucket as f64 + 0.5) * LATENCY_STEP_MS as f64;
+                        return Some((*bucket as f64 + 0.5) * LATENCY_STEP_MS as f64);
                     }
                 }
-                0.0
+                None
             };
-            LatencyRow { backend, model_version, events, p50_ms: quantile(0.5), p95_ms: quantile(0.95) }
+            let failure_rate = failed as f64 / (events + failed).max(1) as f64;
+            LatencyRow {
+                backend,
+                model_version,
+                events,
+                p50_ms: quantile(0.5),
+                p95_ms: quantile(0.95),
+                failed,
+                failure_rate,
+            }
         })
         .collect()
 }

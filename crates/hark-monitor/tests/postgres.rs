@@ -34,6 +34,7 @@ fn a_postgresql_store_reports_what_a_sqlite_store_of_the_same_events_reports() {
             correction: (i % 6 == 0).then_some("weather in ushuaia"),
             latency_ms: 50.0 + (i % 37) as f64 * 3.0,
             event: if i >= 150 && i % 2 == 0 { &car[i % 150] } else { &clean[i % 150] },
+            error: (i % 23 == 0).then_some("Recognition failed: the GPU device was lost"),
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
@@ -44,8 +45,8 @@ fn a_postgresql_store_reports_what_a_sqlite_store_of_the_same_events_reports() {
         client
             .execute(
                 "INSERT INTO events (event_id, install_id, received_ms, created_ms, schema_version, consent, app_version,
-                     model_version, backend, transcript, confidence, correction, latency_ms, audio_s, summary)
-                 VALUES ($1, 'install', $2, $2, 2, 'predictions', '0.1.0', $3, $4, $5, $6, $7, $8, 2.0, $9)",
+                     model_version, backend, transcript, confidence, correction, latency_ms, audio_s, summary, error)
+                 VALUES ($1, 'install', $2, $2, 2, 'predictions', '0.1.0', $3, $4, $5, $6, $7, $8, 2.0, $9, $10)",
                 &[
                     &format!("event-{i}"),
                     &r.received_ms,
@@ -56,6 +57,7 @@ fn a_postgresql_store_reports_what_a_sqlite_store_of_the_same_events_reports() {
                     &r.correction,
                     &(r.latency_ms as f32),
                     &summary,
+                    &r.error,
                 ],
             )
             .unwrap();
@@ -83,6 +85,14 @@ fn a_postgresql_store_reports_what_a_sqlite_store_of_the_same_events_reports() {
             v
         };
         assert_eq!(json(&a), json(&b), "{spec:?}");
+        let in_window = |r: &&Row| {
+            spec.model_version.as_deref().is_none_or(|m| m == r.model_version)
+                && spec.since_ms.is_none_or(|s| r.received_ms >= s)
+                && spec.until_ms.is_none_or(|u| r.received_ms < u)
+        };
+        let failed = rows.iter().filter(in_window).filter(|r| r.error.is_some()).count() as u64;
+        assert!(failed > 0);
+        assert_eq!(a.latency.iter().map(|l| l.failed).sum::<u64>(), failed, "{spec:?}");
         assert_eq!(a.window.events, if spec.model_version.is_some() { 240 } else { 150 });
     }
     let drifted = monitor(&postgres, &profile, &WindowSpec::default()).unwrap();

@@ -52,6 +52,7 @@ fn the_database_bins_exactly_as_the_monitor_does() {
             correction: None,
             latency_ms: 90.0,
             event: e,
+            error: None,
         })
         .collect();
     simulate::store(dir.path(), &rows);
@@ -103,6 +104,8 @@ fn a_burst_of_new_names_and_car_noise_is_named_with_the_real_error_rate() {
             correction: correction.as_deref(),
             latency_ms: rng.random_range(60.0..140.0),
             event: if i % 10 < 3 { &car[i % car.len()] } else { &clean[i] },
+            // Three recognitions on WebGPU failed (events 3, 153 and 303).
+            error: (i % 150 == 3).then_some("Recognition failed: the GPU device was lost"),
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
@@ -134,7 +137,14 @@ fn a_burst_of_new_names_and_car_noise_is_named_with_the_real_error_rate() {
     assert_eq!(total_corrections, texts.iter().filter(|t| t.1.is_some()).count() as u64);
     assert!(report.errors.iter().all(|r| r.corrected_wer.is_some_and(|w| w > 0.0 && w <= 1.0)), "{:?}", report.errors);
     assert_eq!(report.latency.len(), 2);
-    assert!(report.latency.iter().all(|l| (60.0..=150.0).contains(&l.p50_ms) && l.p95_ms >= l.p50_ms));
+    assert!(
+        report.latency.iter().all(|l| l.p50_ms.is_some_and(|p| (60.0..=150.0).contains(&p)) && l.p95_ms >= l.p50_ms)
+    );
+    // Failed recognitions: counted per backend, kept out of the latency and the error rate.
+    let failed: Vec<(&str, u64, u64)> =
+        report.latency.iter().map(|l| (l.backend.as_str(), l.failed, l.events + l.failed)).collect();
+    assert_eq!(failed, [("cpu", 0, 266), ("webgpu", 3, 134)]);
+    assert!((report.latency[1].failure_rate - 3.0 / 134.0).abs() < 1e-12);
     assert!(report.series.len() >= 24, "two days in buckets: {}", report.series.len());
     // Both outputs say it.
     let html = report.to_html();
@@ -160,6 +170,7 @@ fn bad_input_is_refused_with_what_to_do() {
             correction: None,
             latency_ms: 80.0,
             event: e,
+            error: None,
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();

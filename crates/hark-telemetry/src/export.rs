@@ -47,6 +47,9 @@ pub struct Record {
     /// a 16 kHz WAV), when there is one.
     #[serde(default)]
     pub audio: Option<String>,
+    /// Schema 2's failed recognition ([`v2::Event::error`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The path of an event's recording under the collector.
@@ -77,6 +80,7 @@ impl Record {
             summary: None,
             features: e.features.clone(),
             audio: None,
+            error: None,
         }
     }
 
@@ -103,6 +107,7 @@ impl Record {
             summary: e.summary.clone(),
             features: e.features.clone(),
             audio: e.audio.as_ref().map(|_| audio_path(&e.event_id)),
+            error: e.error.clone(),
         }
     }
 }

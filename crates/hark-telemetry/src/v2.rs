@@ -26,6 +26,8 @@ pub const MAX_AUDIO_S: f32 = 30.0;
 pub const AUDIO_SAMPLE_RATE: u32 = hark_dsp::SAMPLE_RATE;
 /// Most words one event may list.
 pub const MAX_WORDS: usize = 200;
+/// Longest failure description ([`Event::error`]), bytes.
+pub const MAX_ERROR_BYTES: usize = 300;
 
 /// What the person agreed to share. Sharing is off unless they chose one
 /// (then nothing is sent at all, so there is no "off" on the wire).
@@ -114,6 +116,12 @@ pub struct Event {
     /// The 16 kHz audio (recordings level only).
     #[serde(default)]
     pub audio: Option<Audio>,
+    /// Set when recognition failed (the model could not load, the GPU was
+    /// lost, the worker crashed): what went wrong, in a few words. Such an
+    /// event carries no transcript, words or correction; `hark monitor`
+    /// counts them per backend and model version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,6 +349,14 @@ impl Event {
         if let Some(c) = &self.correction {
             text("correction", c)?;
         }
+        if let Some(error) = &self.error {
+            if error.trim().is_empty() || error.len() > MAX_ERROR_BYTES {
+                return Err(("error", format!("must say what failed in 1..={MAX_ERROR_BYTES} bytes")));
+            }
+            if !self.transcript.is_empty() || !self.words.is_empty() || self.correction.is_some() {
+                return Err(("error", "a failed recognition carries no transcript, words or correction".into()));
+            }
+        }
         unit("confidence", self.confidence)?;
         non_negative("latency_ms", self.latency_ms)?;
         non_negative("audio_s", self.audio_s)?;
@@ -418,6 +434,7 @@ mod tests {
             summary: Some(summary()),
             features: None,
             audio: None,
+            error: None,
         }
     }
 
@@ -474,6 +491,31 @@ mod tests {
         assert_eq!(b.keep_valid().unwrap(), rejected);
         let kept: Vec<_> = b.events.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(kept, ["ev-0", "ev-2"], "the rejected events are taken out, the order kept");
+    }
+
+    #[test]
+    fn a_failed_recognition_says_what_failed_and_carries_no_words() {
+        let failed = |e: Event| Event {
+            transcript: String::new(),
+            words: vec![],
+            correction: None,
+            confidence: 0.0,
+            error: Some("the GPU device was lost".into()),
+            ..e
+        };
+        let mut b = batch(5, ConsentLevel::Predictions);
+        b.events[0] = failed(event(0));
+        b.events[1] = Event { error: Some("  ".into()), ..failed(event(1)) };
+        b.events[2] = Event { error: Some("x".repeat(MAX_ERROR_BYTES + 1)), ..failed(event(2)) };
+        b.events[3] = Event { transcript: "play".into(), ..failed(event(3)) };
+        b.events[4] = Event { correction: Some("play jazz".into()), ..failed(event(4)) };
+        let at: Vec<_> = b.check().unwrap().iter().map(|r| (r.index, r.field.clone())).collect();
+        assert_eq!(at, [(1, "error".to_owned()), (2, "error".into()), (3, "error".into()), (4, "error".into())]);
+        // It round-trips, and an event without one serializes as before (no `error` key).
+        let ok = batch(1, ConsentLevel::Predictions);
+        assert!(!String::from_utf8(serde_json::to_vec(&ok).unwrap()).unwrap().contains("\"error\""));
+        let one = Batch { events: vec![failed(event(0))], ..ok };
+        assert_eq!(parse(&serde_json::to_vec(&one).unwrap()).unwrap(), Upload::V2(one));
     }
 
     #[test]

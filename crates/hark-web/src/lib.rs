@@ -121,9 +121,17 @@ pub enum FromWorker {
     Hello,
     Model(ModelStatus),
     Transcript(Recognized),
+    /// Recognising `id` failed. `backend` and `model_version` say where
+    /// (none when no model was loaded); `audio_s`, how long the utterance was.
     Failed {
         id: u32,
         error: String,
+        #[serde(default)]
+        backend: Option<Backend>,
+        #[serde(default)]
+        model_version: Option<String>,
+        #[serde(default)]
+        audio_s: f32,
     },
     /// Warm-up benchmark of the loaded model on one backend: the median
     /// time to recognise 3 s of audio (features + model + search).

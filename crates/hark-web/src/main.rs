@@ -106,7 +106,12 @@ fn App() -> impl IntoView {
             set_query.set(r.text.clone());
             set_heard.set(Some((r, latency)));
         }
-        FromWorker::Failed { id, error } => mic.fail_utterance(id, error),
+        FromWorker::Failed { id, error, backend, model_version, audio_s } => {
+            if mic.fail_utterance(id, error.clone()) {
+                let backend = backend.or(engines.program()).unwrap_or(Backend::Cpu);
+                telemetry.failed(&error, backend, model_version.as_deref(), audio_s);
+            }
+        }
     };
     let on_worker_error = move |program: Backend, why: String| match program {
         Backend::Webgpu => {

@@ -260,6 +260,24 @@ impl Queue {
         changes
     }
 
+    /// A recognition failed (`event` says what in [`Event::error`]): kept,
+    /// with consent only, as final at once — there is no transcript to
+    /// correct. An earlier utterance's pending event is final too (the
+    /// person spoke again).
+    pub fn failed(&mut self, event: Event, now_ms: f64) -> Vec<Change> {
+        let Some(consent) = self.consent else { return Vec::new() };
+        let mut changes = self.finalise_pending(None);
+        let mut entry = Entry::new(event, consent, &self.page, now_ms);
+        entry.ready = true;
+        entry.measure();
+        self.entries.push(entry.clone());
+        changes.push(Change::Put(Box::new(entry)));
+        if let Some(dropped) = self.enforce_limits() {
+            changes.push(dropped);
+        }
+        changes
+    }
+
     /// Past the limits the oldest entries go, counted (the newest one stays
     /// whatever its size).
     fn enforce_limits(&mut self) -> Option<Change> {
@@ -383,6 +401,7 @@ mod tests {
             summary: None,
             features: None,
             audio: Some(Audio::from_samples(&[0.1; 1600])),
+            error: None,
         }
     }
 
@@ -413,6 +432,29 @@ mod tests {
         assert!(q.searched("weather in paris").is_empty());
         assert!(q.is_empty());
         assert_eq!(q.plan(usize::MAX, true), None);
+    }
+
+    #[test]
+    fn a_failed_recognition_is_kept_only_with_consent_and_is_final_at_once() {
+        let failure = || Event {
+            event_id: "id-failed".into(),
+            transcript: String::new(),
+            confidence: 0.0,
+            audio: None,
+            error: Some("Recognition failed: the GPU device was lost".into()),
+            ..event("x")
+        };
+        let mut off = Queue::default();
+        assert!(off.failed(failure(), 1.0).is_empty() && off.is_empty(), "consent off keeps nothing");
+
+        let mut q = queue(Some(PREDICTIONS));
+        let mut stored = apply(Vec::new(), &q.observe(event("a"), 1.0));
+        stored = apply(stored, &q.failed(failure(), 2.0));
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().all(|e| e.ready), "the failure is final, and the earlier utterance with it");
+        let plan = q.plan(usize::MAX, false).unwrap();
+        assert_eq!(plan.keys, ["id-a", "id-failed"]);
+        assert!(q.searched("a search typed instead").is_empty(), "a failure takes no correction");
     }
 
     #[test]

@@ -178,12 +178,15 @@ impl Mic {
         Some(latency)
     }
 
-    /// Recognising `id` failed: shown when it was the one in flight.
-    pub fn fail_utterance(self, id: u32, error: String) {
-        if self.with(|s| s.utterances.fail(id)) {
+    /// Recognising `id` failed: shown when it was the one in flight
+    /// (true), else dropped (a stale answer).
+    pub fn fail_utterance(self, id: u32, error: String) -> bool {
+        let current = self.with(|s| s.utterances.fail(id));
+        if current {
             self.error.set(Some(error));
             self.state.set(MicState::Idle);
         }
+        current
     }
 
     /// The microphone's own sample rate (16 kHz before it was opened).

@@ -171,6 +171,40 @@ impl Telemetry {
         self.change(|q| q.observe(event, js_sys::Date::now()));
     }
 
+    /// Recognising an utterance failed: with consent, an event saying what
+    /// failed where (`hark monitor` counts failures per backend and model
+    /// version), final at once and sent.
+    pub fn failed(self, error: &str, backend: hark_web::Backend, model_version: Option<&str>, audio_s: f32) {
+        let mut error = error.to_owned();
+        if error.len() > v2::MAX_ERROR_BYTES {
+            let mut end = v2::MAX_ERROR_BYTES;
+            while !error.is_char_boundary(end) {
+                end -= 1;
+            }
+            error.truncate(end);
+        }
+        let event = Event {
+            event_id: new_id(),
+            created_ms: now(),
+            app_version: env!("CARGO_PKG_VERSION").into(),
+            model_version: model_version.unwrap_or("none").into(),
+            backend: backend.name().into(),
+            latency_ms: 0.0,
+            audio_s,
+            transcript: String::new(),
+            confidence: 0.0,
+            words: Vec::new(),
+            correction: None,
+            summary: None,
+            features: None,
+            audio: None,
+            error: Some(error),
+        };
+        self.recording.set_value(None);
+        self.change(|q| q.failed(event, js_sys::Date::now()));
+        self.flush();
+    }
+
     /// The person searched for `query`: the pending event is final (with a
     /// correction if `query` differs from what was heard) and what is final
     /// is sent — without consent nothing is kept, and nothing is sent.
@@ -329,6 +363,7 @@ fn event(recognized: &Recognized, features: Option<Vec<f32>>, audio: Option<Audi
         summary: recognized.summary.clone(),
         features,
         audio,
+        error: None,
     }
 }
 

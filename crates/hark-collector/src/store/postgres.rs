@@ -19,7 +19,8 @@ use super::{
 
 /// The schema, one step per version (table `hark_schema` records how far a
 /// database has come). Steps are only ever appended.
-const MIGRATIONS: &[&str] = &["CREATE TABLE events (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE events (
          event_id             TEXT PRIMARY KEY,
          install_id           TEXT NOT NULL,
          received_ms          BIGINT NOT NULL,
@@ -46,7 +47,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE events (
          install_id  TEXT PRIMARY KEY,
          key_sha256  TEXT NOT NULL,
          first_ms    BIGINT NOT NULL
-     );"];
+     );",
+    // 2: failed recognitions (schema 2's `error`).
+    "ALTER TABLE events ADD COLUMN error TEXT;",
+];
 
 /// Connections one replica keeps open.
 const POOL_SIZE: usize = 16;
@@ -117,10 +121,11 @@ impl PostgresStore {
             .execute(
                 "INSERT INTO events (event_id, install_id, received_ms, created_ms, schema_version, consent,
                      consent_text_version, app_version, model_version, backend, transcript, confidence, words,
-                     correction, latency_ms, audio_s, summary, features, audio)
+                     correction, latency_ms, audio_s, summary, features, audio, error)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::integer[],
                      $6::text[], $7::integer[], $8::text[], $9::text[], $10::text[], $11::text[], $12::real[],
-                     $13::text[], $14::text[], $15::real[], $16::real[], $17::text[], $18::text[], $19::bytea[])
+                     $13::text[], $14::text[], $15::real[], $16::real[], $17::text[], $18::text[], $19::bytea[],
+                     $20::text[])
                  ON CONFLICT (event_id) DO NOTHING",
                 &[
                     &texts(|e| e.event_id.clone()),
@@ -142,6 +147,7 @@ impl PostgresStore {
                     &optional(|e| e.summary.as_ref().map(json)),
                     &optional(|e| e.features.as_ref().map(json)),
                     &audio,
+                    &optional(|e| e.error.clone()),
                 ],
             )
             .await? as usize;
@@ -189,6 +195,7 @@ fn record(r: &tokio_postgres::Row) -> Record {
         summary: parsed(r.get(16)),
         features: parsed(r.get(17)),
         audio: has_audio.then(|| export::audio_path(&event_id)),
+        error: r.get(19),
         event_id,
     }
 }
@@ -279,7 +286,7 @@ impl Store for PostgresStore {
                 .query(
                     "SELECT event_id, install_id, received_ms, created_ms, schema_version, consent, consent_text_version,
                             app_version, model_version, backend, transcript, confidence, words, correction, latency_ms,
-                            audio_s, summary, features, audio IS NOT NULL
+                            audio_s, summary, features, audio IS NOT NULL, error
                      FROM events WHERE (received_ms, event_id) > ($1, $2)
                      ORDER BY received_ms, event_id LIMIT $3",
                     &[&after_ms, &after_id, &(limit as i64)],

@@ -74,6 +74,8 @@ const MIGRATIONS: &[&str] = &[
     // of databases from before), and the export's order.
     "ALTER TABLE events ADD COLUMN audio_file TEXT;
      CREATE INDEX events_by_received ON events (received_ms, event_id);",
+    // 5: failed recognitions (schema 2's `error`).
+    "ALTER TABLE events ADD COLUMN error TEXT;",
 ];
 
 /// Brings the database up to the last of [`MIGRATIONS`], each step in its own transaction.
@@ -224,7 +226,7 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(
                 "SELECT event_id, install_id, received_ms, created_ms, schema_version, consent, consent_text_version,
                         app_version, model_version, backend, prediction, confidence, words, correction, decode_ms,
-                        audio_s, summary, features, audio_file IS NOT NULL OR audio IS NOT NULL
+                        audio_s, summary, features, audio_file IS NOT NULL OR audio IS NOT NULL, error
                  FROM events WHERE (received_ms, event_id) > (?1, ?2)
                  ORDER BY received_ms, event_id LIMIT ?3",
             )?;
@@ -334,6 +336,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Record> {
         summary: parsed(r.get(16)?),
         features: parsed(r.get(17)?),
         audio: has_audio.then(|| export::audio_path(&event_id)),
+        error: r.get(19)?,
         event_id,
     })
 }
@@ -486,8 +489,8 @@ fn insert_events(
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (event_id, install_id, received_ms, created_ms, app_version, model_version,
              backend, prediction, confidence, correction, audio_s, decode_ms, features, schema_version, consent,
-             consent_text_version, words, summary, audio_file)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+             consent_text_version, words, summary, audio_file, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?;
     let mut inserted = 0;
     for (e, pcm) in &insert.events {
@@ -514,6 +517,7 @@ fn insert_events(
             words,
             e.summary.as_ref().map(json),
             file,
+            e.error,
         ])?;
         inserted += stored;
         // A duplicate's recording is already on disk under the same name.

@@ -68,8 +68,11 @@ pub struct WindowData {
     /// (model, backend, bucket, prediction, correction, times).
     pub corrected_pairs: Vec<(String, String, i64, String, String, u64)>,
     pub groups: Vec<Group>,
-    /// (backend, model, latency bucket of 10 ms, times).
+    /// (backend, model, latency bucket of 10 ms, times), of recognitions
+    /// that did not fail.
     pub latency: Vec<(String, String, i64, u64)>,
+    /// (backend, model, failed recognitions, events): schema 2's `error`.
+    pub failures: Vec<(String, String, u64, u64)>,
     pub series: Vec<Bucket>,
     /// Every model version in the store, with its event count.
     pub versions: BTreeMap<String, u64>,
@@ -151,6 +154,12 @@ pub(crate) fn where_clause(spec: &WindowSpec, mark: fn(usize) -> String) -> (Str
         clauses.push(format!("model_version = {}", mark(args.len())));
     }
     (clauses.join(" AND "), args)
+}
+
+/// SQL conditions on a failed recognition and on one that did not fail, for
+/// a store that has the `error` column or not (one older than failures).
+pub(crate) fn failure_conditions(has_error_column: bool) -> (&'static str, &'static str) {
+    if has_error_column { ("error IS NOT NULL", "error IS NULL") } else { ("0 = 1", "1 = 1") }
 }
 
 /// A round bucket width (minute, hour, day, week multiples) giving about

@@ -147,9 +147,19 @@ impl PostgresSource {
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
             .collect();
-        let (filter, args) = super::where_clause(spec, |n| format!("${n}"));
+        let (all, args) = super::where_clause(spec, |n| format!("${n}"));
+        let has_error = self.rows(
+            "SELECT COUNT(*) FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = 'events' AND column_name = 'error'",
+            &[],
+        )?[0]
+            .get::<_, i64>(0)
+            > 0;
+        let (failed, recognised) = super::failure_conditions(has_error);
+        // Everything below but the counts reads recognitions that did not fail.
+        let filter = format!("{all} AND {recognised}");
         let row = self.rows(
-            &format!("SELECT COUNT(*), COUNT(summary), MIN(received_ms), MAX(received_ms) FROM events WHERE {filter}"),
+            &format!("SELECT COUNT(*), COUNT(summary), MIN(received_ms), MAX(received_ms) FROM events WHERE {all}"),
             &args,
         )?;
         let (events, with_summary, first, last): (i64, i64, Option<i64>, Option<i64>) =
@@ -198,6 +208,15 @@ impl PostgresSource {
         );
         data.latency =
             self.rows(&sql, &args)?.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get::<_, i64>(3) as u64)).collect();
+        let sql = format!(
+            "SELECT backend, model_version, COUNT(*) FILTER (WHERE {failed}), COUNT(*) FROM events
+             WHERE {all} GROUP BY 1, 2"
+        );
+        data.failures = self
+            .rows(&sql, &args)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64, r.get::<_, i64>(3) as u64))
+            .collect();
         let sql = format!(
             "SELECT {bucket}, COUNT(*), COUNT(correction), AVG(confidence)::float8 FROM events
              WHERE {filter} GROUP BY 1 ORDER BY 1"

@@ -122,12 +122,18 @@ impl WindowSource for SqliteSource {
                 Param::Text(t) => Value::Text(t),
             })
             .collect();
+        let has_error: bool = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'error'", [], |r| r.get(0))
+            .map_err(|e| self.fault(e))?;
+        let (failed, recognised) = super::failure_conditions(has_error);
+        let all = filter.clone();
+        // Everything below but the counts reads recognitions that did not fail.
+        let filter = format!("{all} AND {recognised}");
         let (events, with_summary, first, last): (i64, i64, Option<i64>, Option<i64>) = self
             .conn
             .query_row(
-                &format!(
-                    "SELECT COUNT(*), COUNT(summary), MIN(received_ms), MAX(received_ms) FROM events WHERE {filter}"
-                ),
+                &format!("SELECT COUNT(*), COUNT(summary), MIN(received_ms), MAX(received_ms) FROM events WHERE {all}"),
                 params_from_iter(args.iter()),
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
@@ -168,6 +174,13 @@ impl WindowSource for SqliteSource {
              WHERE {filter} GROUP BY 1, 2, 3"
         );
         data.latency = self.rows(&sql, &args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64)))?;
+        let sql = format!(
+            "SELECT backend, model_version, SUM(CASE WHEN {failed} THEN 1 ELSE 0 END), COUNT(*) FROM events
+             WHERE {all} GROUP BY 1, 2"
+        );
+        data.failures = self.rows(&sql, &args, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64))
+        })?;
         let sql = format!(
             "SELECT {bucket}, COUNT(*), COUNT(correction), AVG(confidence) FROM events WHERE {filter} GROUP BY 1 ORDER BY 1"
         );

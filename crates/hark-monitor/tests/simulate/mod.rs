@@ -93,6 +93,8 @@ pub struct Row<'a> {
     pub correction: Option<&'a str>,
     pub latency_ms: f64,
     pub event: &'a RefEvent,
+    /// A failed recognition: what failed.
+    pub error: Option<&'a str>,
 }
 
 /// A collector store (made by `hark-collector` itself, so its schema is
@@ -106,8 +108,9 @@ pub fn store(dir: &Path, rows: &[Row]) -> PathBuf {
         let mut insert = tx
             .prepare(
                 "INSERT INTO events (event_id, install_id, received_ms, created_ms, app_version, model_version, backend,
-                     prediction, confidence, correction, audio_s, decode_ms, schema_version, consent, consent_text_version, summary)
-                 VALUES (?1, 'install', ?2, ?2, '0.1.0', ?3, ?4, ?5, ?6, ?7, 2.0, ?8, 2, 'predictions', 1, ?9)",
+                     prediction, confidence, correction, audio_s, decode_ms, schema_version, consent, consent_text_version, summary,
+                     error)
+                 VALUES (?1, 'install', ?2, ?2, '0.1.0', ?3, ?4, ?5, ?6, ?7, 2.0, ?8, 2, 'predictions', 1, ?9, ?10)",
             )
             .expect("the insert");
         for (i, r) in rows.iter().enumerate() {
@@ -123,6 +126,7 @@ pub fn store(dir: &Path, rows: &[Row]) -> PathBuf {
                     r.correction,
                     r.latency_ms,
                     summary,
+                    r.error,
                 ])
                 .expect("a row");
         }

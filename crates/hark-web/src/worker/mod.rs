@@ -142,7 +142,8 @@ fn handle(data: JsValue) {
             spawn_local(recognize(id, samples, share, device_rate, backend))
         }
         Ok((ToWorker::Recognize { id, .. }, None)) => {
-            post(&FromWorker::Failed { id, error: "the page sent no audio to recognise".into() }, None)
+            let error = "the page sent no audio to recognise".into();
+            post(&FromWorker::Failed { id, error, backend: None, model_version: None, audio_s: 0.0 }, None)
         }
         Err(e) => web_sys::console::error_1(&format!("hark worker: {e}").into()),
     }
@@ -374,11 +375,10 @@ async fn recognize(id: u32, samples: Vec<f32>, share: Option<ConsentLevel>, devi
         backend = Backend::Cpu;
         outcome = attempt(backend).await;
     }
+    let audio_s = samples.len() as f32 / hark_dsp::SAMPLE_RATE as f32;
     let Some((run, model_version)) = outcome else {
-        return post(
-            &FromWorker::Failed { id, error: "No speech model is loaded yet; type your search.".into() },
-            None,
-        );
+        let error = "No speech model is loaded yet; type your search.".into();
+        return post(&FromWorker::Failed { id, error, backend: Some(backend), model_version: None, audio_s }, None);
     };
     match run.transcript {
         Ok(t) => {
@@ -389,7 +389,7 @@ async fn recognize(id: u32, samples: Vec<f32>, share: Option<ConsentLevel>, devi
                 text: t.text,
                 words: t.words.into_iter().map(|w| (w.text, w.confidence)).collect(),
                 confidence: t.confidence,
-                audio_s: samples.len() as f32 / hark_dsp::SAMPLE_RATE as f32,
+                audio_s,
                 timings: run.timings,
                 model_version,
                 backend,
@@ -399,6 +399,10 @@ async fn recognize(id: u32, samples: Vec<f32>, share: Option<ConsentLevel>, devi
             let shared = share_features.then_some(run.features.as_slice());
             post(&FromWorker::Transcript(recognized), shared);
         }
-        Err(e) => post(&FromWorker::Failed { id, error: format!("Recognition failed: {e}") }, None),
+        Err(e) => {
+            let error = format!("Recognition failed: {e}");
+            let model_version = Some(model_version);
+            post(&FromWorker::Failed { id, error, backend: Some(backend), model_version, audio_s }, None)
+        }
     }
 }
