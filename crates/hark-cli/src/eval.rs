@@ -164,6 +164,14 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     if !loaded.names.is_empty() {
         decoder_text.push_str(&format!("; {} names added to the catalogue by the model's update", loaded.names.len()));
     }
+    if let (None, Some((r, lm))) = (&o.general_lm, &loaded.general_lm) {
+        decoder_text.push_str(&format!(
+            "; the model's general English LM {} ({} words) interpolated with weight {}",
+            r.file.file,
+            lm.vocabulary_size(),
+            r.weight
+        ));
+    }
     if let Some(path) = &o.general_lm {
         let general = crate::lm::load(path)?;
         decoder_text.push_str(&format!(

@@ -21,16 +21,22 @@ pub struct LoadedModel {
     /// Names (class, name) the model's manifest entry adds to the decoder's
     /// catalogue (a decoder-only update), or that `--names` gave.
     pub names: Vec<(String, String)>,
+    /// The general English LM the model's manifest entry names, read and
+    /// checked: the entry's reference and the LM.
+    pub general_lm: Option<(hark_registry::GeneralLm, hark_decode::NgramLm)>,
 }
 
 impl LoadedModel {
     /// The decoder this model ships with: the voice-search LM and entity
-    /// catalogue, plus the model's own names.
+    /// catalogue, plus the model's own names and general LM.
     pub fn decoder(&self, config: hark_decode::BeamConfig) -> anyhow::Result<hark_decode::BeamDecoder> {
         let mut decoder = hark_recognizer::corpus_decoder(config);
         if !self.names.is_empty() {
             hark_recognizer::add_names(&mut decoder, &self.names)
                 .map_err(|e| anyhow::anyhow!("the names of {}: {e}", self.describe))?;
+        }
+        if let Some((r, lm)) = &self.general_lm {
+            decoder.set_general_lm(lm.clone(), r.weight as f32);
         }
         Ok(decoder)
     }
@@ -86,7 +92,13 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
             _ => latest_checkpoint(&path)?,
         };
         let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
-        return Ok(LoadedModel { config, weights: bytes, describe: weights.display().to_string(), names: Vec::new() });
+        return Ok(LoadedModel {
+            config,
+            weights: bytes,
+            describe: weights.display().to_string(),
+            names: Vec::new(),
+            general_lm: None,
+        });
     }
     if path.extension().is_some_and(|e| e == "json") {
         return from_manifest(&path);
@@ -94,7 +106,13 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading model weights {}", path.display()))?;
     let beside = path.with_file_name("config.json");
     let config = if beside.is_file() { read_config(&beside)? } else { AcousticModelConfig::new() };
-    Ok(LoadedModel { config, weights: bytes, describe: path.display().to_string(), names: Vec::new() })
+    Ok(LoadedModel {
+        config,
+        weights: bytes,
+        describe: path.display().to_string(),
+        names: Vec::new(),
+        general_lm: None,
+    })
 }
 
 /// The checkpoint a run's `progress.json` points at (a run stopped before
@@ -131,21 +149,38 @@ fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
         std::fs::read(&file).with_context(|| format!("reading {} (model {})", file.display(), entry.version))?;
     hark_registry::verify_sha256(entry, &bytes)?;
     let config = hark_recognizer::model_config(entry.architecture);
+    let dir = path.parent().unwrap_or(Path::new("."));
     let names = match &entry.names {
         Some(names) => {
-            let file = path.parent().unwrap_or(Path::new(".")).join(&names.file);
-            let bytes = std::fs::read(&file)
-                .with_context(|| format!("reading {} (the names of model {})", file.display(), entry.version))?;
-            let found = hark_registry::sha256_hex(&bytes);
-            anyhow::ensure!(
-                found == names.sha256,
-                "{}: sha256 is {found}, the manifest says {}; refusing a changed names file",
-                file.display(),
-                names.sha256
-            );
+            let (file, bytes) = read_checked(dir, names, &format!("the names of model {}", entry.version))?;
             hark_registry::NameList::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?.pairs()
         }
         None => Vec::new(),
     };
-    Ok(LoadedModel { config, weights: bytes, describe: format!("model {} ({})", entry.version, file.display()), names })
+    let general_lm = match &entry.general_lm {
+        Some(general) => {
+            let what = format!("the general LM of model {}", entry.version);
+            let (file, bytes) = read_checked(dir, &general.file, &what)?;
+            let lm = hark_decode::NgramLm::from_bytes(&bytes).with_context(|| file.display().to_string())?;
+            Some((general.clone(), lm))
+        }
+        None => None,
+    };
+    let describe = format!("model {} ({})", entry.version, file.display());
+    Ok(LoadedModel { config, weights: bytes, describe, names, general_lm })
+}
+
+/// A file a manifest entry names (`what` it is, for messages), read from the
+/// manifest's folder `dir` and checked against its sha256.
+fn read_checked(dir: &Path, file: &hark_registry::FileRef, what: &str) -> anyhow::Result<(PathBuf, Vec<u8>)> {
+    let path = dir.join(&file.file);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {} ({what})", path.display()))?;
+    let found = hark_registry::sha256_hex(&bytes);
+    anyhow::ensure!(
+        found == file.sha256,
+        "{}: sha256 is {found}, the manifest says {}; refusing a changed file ({what})",
+        path.display(),
+        file.sha256
+    );
+    Ok((path, bytes))
 }

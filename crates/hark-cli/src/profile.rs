@@ -125,6 +125,7 @@ pub fn build(
             .chain(loaded.names.iter().flat_map(|(_, name)| {
                 hark_data::normalize(name).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
             }))
+            .chain(general_words(loaded.general_lm.as_ref().map(|(_, lm)| lm)))
             .collect();
     vocabulary.sort();
     vocabulary.dedup();
@@ -163,4 +164,9 @@ fn published_wer(models: &Path, version: &str) -> std::collections::BTreeMap<Str
         .find(|e| e.version.to_string() == version)
         .map(|e| e.metrics.iter().filter(|(k, _)| k.contains("wer")).map(|(k, v)| (k.clone(), *v)).collect())
         .unwrap_or_default()
+}
+
+/// The words a general English LM lets the decoder write (none without one).
+pub fn general_words(lm: Option<&hark_decode::NgramLm>) -> Vec<String> {
+    lm.map(|lm| lm.vocabulary().filter(|w| !w.starts_with('<')).map(str::to_owned).collect()).unwrap_or_default()
 }

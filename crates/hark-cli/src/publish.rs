@@ -46,6 +46,16 @@ pub struct Args {
     /// decoder-only update. Names the `--run` model already had are kept.
     #[arg(long)]
     pub names: Option<PathBuf>,
+    /// The general English LM (`hark lm`'s binary) the decoder interpolates
+    /// with this model: `english-SHA.lm` beside the weights, named in the
+    /// manifest entry with `--general-weight`. Without it a `--run` manifest's
+    /// own general LM is kept.
+    #[arg(long)]
+    pub general_lm: Option<PathBuf>,
+    /// The general LM's interpolation weight (pick it with `hark tune
+    /// --freeform --general-weight ...` on the free-form dev half).
+    #[arg(long, default_value_t = 0.1, requires = "general_lm")]
+    pub general_weight: f64,
     #[command(flatten)]
     pub key: crate::release::KeyArg,
 }
@@ -100,6 +110,24 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         let name = format!("names-{}.json", o.version);
         Some((name, text))
     };
+    // The general LM: read and checked before anything is written.
+    let general = match &o.general_lm {
+        Some(path) => {
+            let lm = crate::lm::load(path)?;
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&o.general_weight),
+                "--general-weight {} is not within 0..=1",
+                o.general_weight
+            );
+            let bytes = std::fs::read(path)?;
+            let sha256 = hark_registry::sha256_hex(&bytes);
+            let file = format!("english-{}.lm", &sha256[..12]);
+            let reference =
+                hark_registry::GeneralLm { file: hark_registry::FileRef { file, sha256 }, weight: o.general_weight };
+            Some((bytes, reference, lm))
+        }
+        None => None,
+    };
     // The profile first: one that cannot be made stops the publish before the weights or manifest change.
     let profile = match &o.profile_data {
         Some(data) => {
@@ -108,6 +136,12 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
             // Not in the manifest yet: the WER it is published with.
             profile.slice_wer =
                 metrics.iter().filter(|(k, _)| k.contains("wer")).map(|(k, v)| (k.clone(), *v)).collect();
+            // The words the published decoder can write include its general LM's.
+            if let Some((_, _, lm)) = &general {
+                profile.vocabulary.extend(crate::profile::general_words(Some(lm)));
+                profile.vocabulary.sort();
+                profile.vocabulary.dedup();
+            }
             let path = crate::monitor::profile_file(&o.models, &version);
             profile.save(&path)?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -121,6 +155,13 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         }
     };
     crate::files::write_atomic(&o.models.join(&file), &bytes)?;
+    let general_lm = match general {
+        Some((lm_bytes, reference, _)) => {
+            crate::files::write_atomic(&o.models.join(&reference.file.file), &lm_bytes)?;
+            Some(reference)
+        }
+        None => loaded.general_lm.as_ref().map(|(r, _)| r.clone()),
+    };
     let names = match &names_file {
         Some((name, text)) => {
             crate::files::write_atomic(&o.models.join(name), text.as_bytes())?;
@@ -148,11 +189,12 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         }),
         profile,
         names,
+        general_lm,
     });
     // Keep the newest two.
     manifest.models.sort_by(|a, b| b.version.cmp(&a.version));
     for old in manifest.models.split_off(2.min(manifest.models.len())) {
-        crate::release::remove_files(&o.models, &old);
+        crate::release::remove_files(&o.models, &old, &manifest.models);
     }
     manifest.models.reverse();
     crate::release::write_manifest(&o.models, &manifest, &key)?;

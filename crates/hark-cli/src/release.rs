@@ -67,11 +67,12 @@ pub fn write_manifest(models: &Path, manifest: &Manifest, key: &SigningKey) -> a
     crate::files::write_atomic(&models.join("manifest.json"), text.as_bytes())
 }
 
-/// Removes an entry's files from `models` (weights, profile, names) once the
-/// manifest no longer lists it; one that cannot be removed is a warning.
-pub fn remove_files(models: &Path, entry: &hark_registry::ModelEntry) {
-    let extras = entry.profile.iter().chain(&entry.names).map(|f| &f.file);
-    for file in std::iter::once(&entry.file).chain(extras) {
+/// Removes an entry's files from `models` (weights, profile, names, general
+/// LM) once the manifest no longer lists it, except those an entry still
+/// listed (`kept`) shares; one that cannot be removed is a warning.
+pub fn remove_files(models: &Path, entry: &hark_registry::ModelEntry, kept: &[hark_registry::ModelEntry]) {
+    let shared: std::collections::HashSet<&str> = kept.iter().flat_map(|e| e.files()).collect();
+    for file in entry.files().filter(|f| !shared.contains(f)) {
         let path = models.join(file);
         if let Err(e) = std::fs::remove_file(&path) {
             eprintln!("warning: could not remove {}: {e}", path.display());
@@ -188,7 +189,7 @@ pub fn rollback(args: &RollbackArgs) -> anyhow::Result<()> {
     let withdrawn = manifest.models.pop().expect("two or more");
     let back_to = manifest.models.last().expect("one or more").version;
     write_manifest(&args.models, &manifest, &key)?;
-    remove_files(&args.models, &withdrawn);
+    remove_files(&args.models, &withdrawn, &manifest.models);
     println!("rolled back from {} to {back_to}", withdrawn.version);
     Ok(())
 }

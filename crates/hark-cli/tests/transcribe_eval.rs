@@ -500,10 +500,65 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
     // A names file changed after publishing is refused by every reader.
     std::fs::write(models.join(&names_ref.file), b"{\"names\": []}").unwrap();
     let changed = hark(&["transcribe", "--model", manifest_path.to_str().unwrap(), summary.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&changed.stderr).contains("refusing a changed names file"));
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("refusing a changed file (the names of model"));
     std::fs::write(models.join(&names_ref.file), &written).unwrap();
     ok(&["rollback", "--models", models.to_str().unwrap()]);
     assert!(!models.join(&names_ref.file).exists(), "rollback removes the withdrawn model's names");
+
+    // A general English LM published with a model: checked, content-addressed,
+    // kept by the next update, and left in place while an entry uses it.
+    let lm_path = models.parent().unwrap().join("english.lm");
+    let lm = hark_decode::NgramLm::train(["play some jazz music", "who wrote pride and prejudice", "play some music"]);
+    std::fs::write(&lm_path, lm.to_bytes(1)).unwrap();
+    let not_lm = models.parent().unwrap().join("not.lm");
+    std::fs::write(&not_lm, b"hello").unwrap();
+    let with_lm = |version: &str, extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            "--run",
+            manifest_path.to_str().unwrap(),
+            "--eval",
+            summary.to_str().unwrap(),
+            "--version",
+            version,
+            "--training-data",
+            "same weights, a general LM",
+            "--models",
+            models.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        hark(&args)
+    };
+    let before = manifest_text();
+    let refused = with_lm("0.0.3", &["--general-lm", not_lm.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("not.lm"), "{stderr}");
+    assert_eq!(manifest_text(), before);
+    let out = with_lm("0.0.3", &["--general-lm", lm_path.to_str().unwrap(), "--general-weight", "0.2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = with_lm("0.0.4", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = Manifest::parse_verified(&manifest_text(), trusted).unwrap();
+    let general: Vec<_> = read.models.iter().map(|e| e.general_lm.clone().expect("both carry the LM")).collect();
+    assert_eq!(general.len(), 2);
+    assert_eq!(general[0], general[1], "the update keeps the model's general LM");
+    assert_eq!(general[0].weight, 0.2);
+    assert!(general[0].file.file.starts_with("english-") && general[0].file.file.ends_with(".lm"));
+    assert_eq!(general[0].file.sha256, hark_registry::sha256_hex(&std::fs::read(&lm_path).unwrap()));
+    let heard = hark(&["transcribe", "--model", manifest_path.to_str().unwrap(), summary.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&heard.stderr).contains("model 0.0.4"),
+        "{}",
+        String::from_utf8_lossy(&heard.stderr)
+    );
+    ok(&["rollback", "--models", models.to_str().unwrap()]);
+    assert!(models.join(&general[0].file.file).exists(), "0.0.3 still uses the LM: rollback keeps it");
+    std::fs::write(models.join(&general[0].file.file), b"changed").unwrap();
+    let changed = hark(&["transcribe", "--model", manifest_path.to_str().unwrap(), summary.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&changed.stderr).contains("refusing a changed file (the general LM of model 0.0.3)")
+    );
+    std::fs::write(models.join(&general[0].file.file), lm.to_bytes(1)).unwrap();
 
     // A key of one's own: keygen prints the public key; a manifest signed
     // with it is refused by an app that trusts only the development key.

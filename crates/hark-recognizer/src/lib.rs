@@ -251,6 +251,33 @@ pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
     decoder
 }
 
+/// What a published model entry adds to the product decoder
+/// ([`corpus_decoder`]): names for its catalogue (a decoder-only update) and
+/// a general English LM interpolated with the voice-search LM.
+#[derive(Debug, Clone, Default)]
+pub struct DecoderExtras {
+    pub names: Vec<(String, String)>,
+    /// The LM and its weight.
+    pub general: Option<(NgramLm, f32)>,
+}
+
+impl DecoderExtras {
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.general.is_none()
+    }
+
+    /// Adds them to `decoder` (names first: [`add_names`]'s checks).
+    pub fn apply(&self, decoder: &mut BeamDecoder) -> Result<(), String> {
+        if !self.names.is_empty() {
+            add_names(decoder, &self.names)?;
+        }
+        if let Some((lm, weight)) = &self.general {
+            decoder.set_general_lm(lm.clone(), *weight);
+        }
+        Ok(())
+    }
+}
+
 /// Adds `extra` names (class, name) to `decoder`'s entity catalogue — a
 /// decoder-only update: names the acoustic model was never trained on, read
 /// by the class-based LM as their class. Each class must be an open class of

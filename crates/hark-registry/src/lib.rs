@@ -85,6 +85,30 @@ pub struct ModelEntry {
     /// new names in without retraining the acoustic model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<FileRef>,
+    /// A general English LM the decoder interpolates with its voice-search
+    /// LM (`hark lm`'s prebuilt binary), so that words outside the query
+    /// grammar come out as words. Content-addressed (`english-SHA.lm`):
+    /// entries that share one share the file, and a browser downloads it once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub general_lm: Option<GeneralLm>,
+}
+
+/// [`ModelEntry::general_lm`]: the file and its interpolation weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneralLm {
+    #[serde(flatten)]
+    pub file: FileRef,
+    /// Its share of each word's probability (0..1). `f64`: the signature
+    /// covers the number as JSON reads it back (an `f32` would not survive).
+    pub weight: f64,
+}
+
+impl ModelEntry {
+    /// Every file of this entry: weights, then profile, names, general LM.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        let extras = self.profile.iter().chain(&self.names).chain(self.general_lm.iter().map(|g| &g.file));
+        std::iter::once(self.file.as_str()).chain(extras.map(|f| f.file.as_str()))
+    }
 }
 
 /// `names-VERSION.json`: entity names by class (a class of the voice-search
@@ -391,7 +415,24 @@ mod tests {
             metrics: BTreeMap::new(),
             profile: None,
             names: None,
+            general_lm: None,
         }
+    }
+
+    #[test]
+    fn an_entry_with_a_general_lm_round_trips_signed() {
+        let key = signing::SigningKey::from_seed([7; 32]);
+        let mut entry = entry("1.0.0", "0.1.0");
+        entry.general_lm = Some(GeneralLm {
+            file: FileRef { file: "english-0123456789ab.lm".into(), sha256: sha256_hex(b"lm") },
+            weight: 0.2,
+        });
+        let manifest = Manifest { models: vec![entry], ..Manifest::empty() };
+        let text = manifest.to_signed_json(&key).unwrap();
+        let read = Manifest::parse_verified(&text, &[key.public()]).unwrap();
+        assert_eq!(read.models[0].general_lm, manifest.models[0].general_lm);
+        let files: Vec<&str> = read.models[0].files().collect();
+        assert_eq!(files, ["hark-1.0.0.bin", "english-0123456789ab.lm"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use crate::{ActiveModel, Activity, MODEL_CACHE, ModelStatus};
 use burn::tensor::Device;
 use hark_decode::{BeamConfig, BeamDecoder};
-use hark_recognizer::{Recognizer, corpus_decoder};
+use hark_recognizer::{DecoderExtras, Recognizer, corpus_decoder};
 use hark_registry::signing::PublicKey;
 use hark_registry::{Channel, Manifest, ManifestError, ModelEntry, Version};
 use js_sys::{Reflect, Uint8Array};
@@ -29,8 +29,8 @@ const MANIFEST_URL: &str = "models/manifest.json";
 pub struct Loaded {
     pub entry: ModelEntry,
     pub recognizer: Recognizer,
-    /// Names the entry adds to the decoder (a decoder-only update).
-    pub names: Vec<(String, String)>,
+    /// What the entry adds to the decoder: names (a decoder-only update), a general LM.
+    pub extras: DecoderExtras,
 }
 
 /// Everything the manager remembers between checks.
@@ -73,12 +73,10 @@ impl Manager {
         self.decoder.get_or_init(|| corpus_decoder(BeamConfig::default())).clone()
     }
 
-    /// [`Manager::decoder`] with a model's own names added.
-    pub fn decoder_with(&self, names: &[(String, String)]) -> Result<BeamDecoder, String> {
+    /// [`Manager::decoder`] with what a model's entry adds (names, general LM).
+    pub fn decoder_with(&self, extras: &DecoderExtras) -> Result<BeamDecoder, String> {
         let mut decoder = self.decoder();
-        if !names.is_empty() {
-            hark_recognizer::add_names(&mut decoder, names)?;
-        }
+        extras.apply(&mut decoder)?;
         Ok(decoder)
     }
 
@@ -198,16 +196,12 @@ impl Manager {
                         from_cache: loaded.1,
                     });
                     self.previous = active.cloned();
-                    let keep: Vec<String> = [Some(&entry), active]
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|e| std::iter::once(&e.file).chain(e.names.as_ref().map(|n| &n.file)))
-                        .map(|file| model_url(file))
-                        .collect();
+                    let keep: Vec<String> =
+                        [Some(&entry), active].into_iter().flatten().flat_map(|e| e.files()).map(model_url).collect();
                     prune_cache(&keep).await;
                     report(&self.status);
-                    let (recognizer, _, names) = loaded;
-                    return Outcome::Swap(Box::new(Loaded { entry, recognizer, names }));
+                    let (recognizer, _, extras) = loaded;
+                    return Outcome::Swap(Box::new(Loaded { entry, recognizer, extras }));
                 }
                 Err(why) => {
                     self.refuse(&entry, why);
@@ -226,15 +220,15 @@ impl Manager {
     }
 
     /// Weights (stored copy, else download), checked, then the recognizer.
-    /// The `bool` says the weights came from Cache Storage; the names are
-    /// the ones the entry adds to the decoder.
+    /// The `bool` says the weights came from Cache Storage; the extras are what
+    /// the entry adds to the decoder (names, general LM).
     #[allow(clippy::type_complexity)]
     async fn load(
         &mut self,
         entry: &ModelEntry,
         report: &dyn Fn(&ModelStatus),
-    ) -> Result<(Recognizer, bool, Vec<(String, String)>), String> {
-        let names = names_of(entry).await?;
+    ) -> Result<(Recognizer, bool, DecoderExtras), String> {
+        let extras = extras_of(entry).await?;
         let url = model_url(&entry.file);
         let cache = open_cache().await.ok();
         let mut from_cache = false;
@@ -272,45 +266,57 @@ impl Manager {
         };
         let config = hark_recognizer::model_config(entry.architecture);
         let mut decoder = self.decoder_now();
-        if self.decoder_built() && !names.is_empty() {
-            decoder = self.decoder_with(&names)?;
+        if self.decoder_built() && !extras.is_empty() {
+            decoder = self.decoder_with(&extras)?;
         }
         let recognizer = Recognizer::new(&config, bytes, self.device.clone(), decoder).map_err(|e| e.to_string())?;
-        Ok((recognizer, from_cache, names))
+        Ok((recognizer, from_cache, extras))
     }
 }
 
-/// The names `entry` adds to the decoder: its names file (stored copy, else
-/// a download), checked against the manifest's sha256.
-async fn names_of(entry: &ModelEntry) -> Result<Vec<(String, String)>, String> {
-    let Some(names) = &entry.names else { return Ok(Vec::new()) };
-    let url = model_url(&names.file);
+/// What `entry` adds to the decoder: its names and its general LM, each
+/// file a stored copy or else a download, checked against the manifest's
+/// sha256. A general LM is shared by entries (its name is its content's
+/// hash), so a model update that keeps it downloads nothing more.
+async fn extras_of(entry: &ModelEntry) -> Result<DecoderExtras, String> {
+    let mut extras = DecoderExtras::default();
+    if let Some(names) = &entry.names {
+        let bytes = fetch_checked(names, "names").await?;
+        extras.names = hark_registry::NameList::parse(&bytes)
+            .map(|list| list.pairs())
+            .map_err(|e| format!("{}: {e}", names.file))?;
+    }
+    if let Some(general) = &entry.general_lm {
+        let bytes = fetch_checked(&general.file, "general LM").await?;
+        let lm = hark_decode::NgramLm::from_bytes(&bytes).map_err(|e| format!("{}: {e}", general.file.file))?;
+        extras.general = Some((lm, general.weight as f32));
+    }
+    Ok(extras)
+}
+
+/// A file beside the weights (`what` it is): the stored copy when its sha256
+/// is the manifest's, else downloaded, checked and stored.
+async fn fetch_checked(file: &hark_registry::FileRef, what: &str) -> Result<Vec<u8>, String> {
+    let url = model_url(&file.file);
     let cache = open_cache().await.ok();
-    let mut bytes = None;
     if let Some(cache) = &cache
         && let Some(stored) = cached_bytes(cache, &url).await
-        && hark_registry::sha256_hex(&stored) == names.sha256
+        && hark_registry::sha256_hex(&stored) == file.sha256
     {
-        bytes = Some(stored);
+        return Ok(stored);
     }
-    let bytes = match bytes {
-        Some(b) => b,
-        None => {
-            let downloaded = download(&url, |_| {}).await?;
-            let found = hark_registry::sha256_hex(&downloaded);
-            if found != names.sha256 {
-                return Err(format!(
-                    "{}: sha256 is {found}, manifest says {}; refusing a changed names file",
-                    names.file, names.sha256
-                ));
-            }
-            if let Some(cache) = &cache {
-                store(cache, &url, &downloaded).await;
-            }
-            downloaded
-        }
-    };
-    hark_registry::NameList::parse(&bytes).map(|list| list.pairs()).map_err(|e| format!("{}: {e}", names.file))
+    let downloaded = download(&url, |_| {}).await?;
+    let found = hark_registry::sha256_hex(&downloaded);
+    if found != file.sha256 {
+        return Err(format!(
+            "{}: sha256 is {found}, manifest says {}; refusing a changed {what} file",
+            file.file, file.sha256
+        ));
+    }
+    if let Some(cache) = &cache {
+        store(cache, &url, &downloaded).await;
+    }
+    Ok(downloaded)
 }
 
 fn model_url(file: &str) -> String {

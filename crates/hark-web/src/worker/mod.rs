@@ -191,7 +191,7 @@ async fn check_for_updates() {
     // takes a few hundred ms to build): build it now, before the model
     // serves — no utterance can have ended yet.
     if !manager.decoder_built() {
-        match manager.decoder_with(&loaded.names) {
+        match manager.decoder_with(&loaded.extras) {
             Ok(decoder) => *loaded.recognizer.decoder_mut() = decoder,
             // Names the app cannot use: the model still serves, without them.
             Err(why) => {
@@ -218,7 +218,11 @@ async fn check_for_updates() {
 
 /// `loaded`'s model (weights, decoder) on the GPU `device`.
 fn gpu_copy(loaded: &Loaded, device: &Device) -> Loaded {
-    Loaded { entry: loaded.entry.clone(), recognizer: loaded.recognizer.on_device(device), names: loaded.names.clone() }
+    Loaded {
+        entry: loaded.entry.clone(),
+        recognizer: loaded.recognizer.on_device(device),
+        extras: loaded.extras.clone(),
+    }
 }
 
 /// Warms `loaded` up, benchmarks it if it is `backend`'s first model, and
