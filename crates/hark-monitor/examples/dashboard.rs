@@ -52,6 +52,7 @@ fn main() {
             correction: correction.as_deref(),
             latency_ms: 70.0 + (i % 50) as f64,
             event: if i >= 600 && i % 10 < 3 { &car[i % car.len()] } else { &clean[i] },
+            error: None,
         })
         .collect();
     let store = tempfile::tempdir().expect("a temporary folder");
