@@ -460,8 +460,9 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
     let bad_names = models.parent().unwrap().join("bad-names.tsv");
     std::fs::write(&bad_names, "planet\tzorgon\n").unwrap();
     let manifest_path = models.join("manifest.json");
-    let decoder_only = |version: &str, names: &Path| {
-        hark(&[
+    // Publishes the current weights again as `version`, with `extra` flags.
+    let republish = |version: &str, extra: &[&str]| {
+        let mut args = vec![
             "publish",
             "--run",
             manifest_path.to_str().unwrap(),
@@ -470,13 +471,14 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
             "--version",
             version,
             "--training-data",
-            "same weights, new names",
+            "same weights, more for the decoder",
             "--models",
             models.to_str().unwrap(),
-            "--names",
-            names.to_str().unwrap(),
-        ])
+        ];
+        args.extend_from_slice(extra);
+        hark(&args)
     };
+    let decoder_only = |version: &str, names: &Path| republish(version, &["--names", names.to_str().unwrap()]);
     let before = manifest_text();
     let refused = decoder_only("0.0.2", &bad_names);
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -512,31 +514,14 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
     std::fs::write(&lm_path, lm.to_bytes(1)).unwrap();
     let not_lm = models.parent().unwrap().join("not.lm");
     std::fs::write(&not_lm, b"hello").unwrap();
-    let with_lm = |version: &str, extra: &[&str]| {
-        let mut args = vec![
-            "publish",
-            "--run",
-            manifest_path.to_str().unwrap(),
-            "--eval",
-            summary.to_str().unwrap(),
-            "--version",
-            version,
-            "--training-data",
-            "same weights, a general LM",
-            "--models",
-            models.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        hark(&args)
-    };
     let before = manifest_text();
-    let refused = with_lm("0.0.3", &["--general-lm", not_lm.to_str().unwrap()]);
+    let refused = republish("0.0.3", &["--general-lm", not_lm.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("not.lm"), "{stderr}");
     assert_eq!(manifest_text(), before);
-    let out = with_lm("0.0.3", &["--general-lm", lm_path.to_str().unwrap(), "--general-weight", "0.2"]);
+    let out = republish("0.0.3", &["--general-lm", lm_path.to_str().unwrap(), "--general-weight", "0.2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = with_lm("0.0.4", &[]);
+    let out = republish("0.0.4", &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let read = Manifest::parse_verified(&manifest_text(), trusted).unwrap();
     let general: Vec<_> = read.models.iter().map(|e| e.general_lm.clone().expect("both carry the LM")).collect();
