@@ -17,7 +17,8 @@
 //! loads saw answered, and prints a Markdown table (also written to
 //! `target/bench/collector.md`). `cargo xtask bench` runs it; alone:
 //! `cargo bench -p hark-collector --bench load`. HARK_BENCH_SECONDS sets
-//! each run's length (default 10).
+//! each run's length (default 10); HARK_BENCH_STORES=sqlite leaves
+//! PostgreSQL out.
 
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
@@ -222,7 +223,9 @@ fn measure(postgres: Option<&str>, seconds: u64, tag: &str) -> anyhow::Result<Me
     let mut paced = Vec::new();
     for i in 0..PACED_RUNS {
         eprintln!("collector bench ({tag}): {RATE} requests/s on a fixed schedule, {seconds} s, run {}", i + 1);
-        paced.push(open_loop(&url, &format!("{tag}p{i}"), seconds)?);
+        let run = open_loop(&url, &format!("{tag}p{i}"), seconds)?;
+        eprintln!("  p50 {:.2} ms, p99 {:.2} ms, {:.0} requests/s", run.p50_ms, run.p99_ms, run.requests_per_s);
+        paced.push(run);
     }
     let rss_mb = peak_rss_mb();
 
@@ -264,9 +267,14 @@ async fn stored_events(url: &str) -> anyhow::Result<u64> {
 fn main() -> anyhow::Result<()> {
     let seconds: u64 = std::env::var("HARK_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let sqlite = measure(None, seconds, "s")?;
-    let pg = postgres::Postgres::start().map_err(|e| anyhow::anyhow!(e))?;
-    let postgres = measure(Some(&pg.url), seconds, "g")?;
-    drop(pg);
+    // HARK_BENCH_STORES=sqlite measures SQLite alone (when tuning it).
+    let postgres = match std::env::var("HARK_BENCH_STORES").as_deref() {
+        Ok("sqlite") => None,
+        _ => {
+            let pg = postgres::Postgres::start().map_err(|e| anyhow::anyhow!(e))?;
+            Some(measure(Some(&pg.url), seconds, "g")?)
+        }
+    };
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -278,7 +286,8 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let row = |name: &str, bar: &str, f: &dyn Fn(&Measured) -> String| {
-        format!("| {name} | {bar} | {} | {} |\n", f(&sqlite), f(&postgres))
+        let pg = postgres.as_ref().map_or_else(|| "not run".to_owned(), f);
+        format!("| {name} | {bar} | {} | {pg} |\n", f(&sqlite))
     };
     let mut table = format!(
         "Collector on loopback (throughput: wrk -t2; fixed rate: open-loop generator in the bench process), {seconds} s per run, batches of {BATCH} schema-2 events, {cores} cores ({cpu}); \

@@ -14,6 +14,14 @@
 //!
 //! Reads (counts, statistics, the export) use their own connection and do
 //! not wait for the writer.
+//!
+//! **Keeping the writer's path short.** The writer is the one thread every
+//! accepted event passes through, so it does only what needs the
+//! connection: the rows arrive encoded ([`Rows`]: JSON columns and WAV
+//! bytes made on the request's own task) and its statements are prepared
+//! once. (A checkpointing thread of its own was tried and measured no
+//! better than SQLite's automatic checkpoint after a commit: under steady
+//! writes a checkpoint from another connection cannot restart the log.)
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -90,7 +98,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Job {
-    Insert(Insert, Reply<InsertOutcome>),
+    Insert(Rows, Reply<InsertOutcome>),
     Delete { install_id: String, secret: String, reply: Reply<usize> },
     Sweep { events_before: Option<u64>, audio_before: Option<u64>, reply: Reply<Swept> },
 }
@@ -192,7 +200,10 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn insert(&self, insert: Insert) -> BoxFuture<'_, Result<InsertOutcome, StoreError>> {
-        Box::pin(self.submit(|reply| Job::Insert(insert, reply)))
+        Box::pin(async move {
+            let rows = Rows::encode(insert)?;
+            self.submit(|reply| Job::Insert(rows, reply)).await
+        })
     }
 
     fn delete_install<'a>(&'a self, install_id: &'a str, secret: &'a str) -> BoxFuture<'a, Result<usize, StoreError>> {
@@ -427,12 +438,14 @@ fn apply(tx: &Transaction, audio: &Path, job: Job) -> Option<Done> {
         written: &mut Vec<PathBuf>,
         work: impl FnOnce(&Transaction, &mut Vec<PathBuf>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        tx.execute_batch("SAVEPOINT job")?;
+        let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        run("SAVEPOINT job")?;
         let result = work(tx, written);
         if result.is_ok() {
-            tx.execute_batch("RELEASE job")?;
+            run("RELEASE job")?;
         } else {
-            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            run("ROLLBACK TO job")?;
+            run("RELEASE job")?;
             for p in written.drain(..) {
                 let _ = std::fs::remove_file(p);
             }
@@ -441,7 +454,7 @@ fn apply(tx: &Transaction, audio: &Path, job: Job) -> Option<Done> {
     }
     let mut written = Vec::new();
     match job {
-        Job::Insert(insert, reply) => match scoped(tx, &mut written, |tx, w| insert_events(tx, audio, &insert, w)) {
+        Job::Insert(rows, reply) => match scoped(tx, &mut written, |tx, w| insert_events(tx, audio, &rows, w)) {
             Ok(outcome) => Some(Done { written, remove: Vec::new(), answer: finish(reply, outcome) }),
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -469,19 +482,58 @@ fn apply(tx: &Transaction, audio: &Path, job: Job) -> Option<Done> {
     }
 }
 
+/// A request's events encoded for their columns, on the request's task,
+/// so that the writer only binds and steps.
+struct Rows {
+    install_id: String,
+    install_key: Option<String>,
+    rows: Vec<Row>,
+}
+
+struct Row {
+    record: Record,
+    words: Option<String>,
+    summary: Option<String>,
+    features: Option<String>,
+    /// The recording's file (`INSTALL/EVENT.wav`) and bytes.
+    recording: Option<(String, Vec<u8>)>,
+}
+
+impl Rows {
+    fn encode(insert: Insert) -> Result<Self, StoreError> {
+        let rows = insert
+            .events
+            .into_iter()
+            .map(|(record, pcm)| {
+                let recording = match pcm {
+                    Some(pcm) => Some((format!("{}/{}.wav", record.install_id, record.event_id), wav(&pcm)?)),
+                    None => None,
+                };
+                Ok(Row {
+                    words: (record.schema_version >= 2).then(|| json(&record.words)),
+                    summary: record.summary.as_ref().map(json),
+                    features: record.features.as_ref().map(json),
+                    recording,
+                    record,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self { install_id: insert.install_id, install_key: insert.install_key, rows })
+    }
+}
+
 fn insert_events(
     tx: &Transaction,
     audio: &Path,
-    insert: &Insert,
+    rows: &Rows,
     written: &mut Vec<PathBuf>,
 ) -> Result<InsertOutcome, StoreError> {
-    if let Some(key) = &insert.install_key {
-        tx.execute(
-            "INSERT OR IGNORE INTO installs (install_id, key_sha256, first_ms) VALUES (?1, ?2, ?3)",
-            params![insert.install_id, key, now_ms() as i64],
-        )?;
-        let known: String =
-            tx.query_row("SELECT key_sha256 FROM installs WHERE install_id = ?1", [&insert.install_id], |r| r.get(0))?;
+    if let Some(key) = &rows.install_key {
+        tx.prepare_cached("INSERT OR IGNORE INTO installs (install_id, key_sha256, first_ms) VALUES (?1, ?2, ?3)")?
+            .execute(params![rows.install_id, key, now_ms() as i64])?;
+        let known: String = tx
+            .prepare_cached("SELECT key_sha256 FROM installs WHERE install_id = ?1")?
+            .query_row([&rows.install_id], |r| r.get(0))?;
         if &known != key {
             return Err(StoreError::WrongKey);
         }
@@ -493,10 +545,9 @@ fn insert_events(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?;
     let mut inserted = 0;
-    for (e, pcm) in &insert.events {
-        let file = pcm.as_ref().map(|_| format!("{}/{}.wav", e.install_id, e.event_id));
-        let consent = e.consent.map(v2::ConsentLevel::as_str);
-        let words = (e.schema_version >= 2).then(|| json(&e.words));
+    for row in &rows.rows {
+        let e = &row.record;
+        let file = row.recording.as_ref().map(|(file, _)| file);
         let stored = stmt.execute(params![
             e.event_id,
             e.install_id,
@@ -510,24 +561,24 @@ fn insert_events(
             e.correction,
             e.audio_s as f64,
             e.latency_ms as f64,
-            e.features.as_ref().map(json),
+            row.features,
             e.schema_version,
-            consent,
+            e.consent.map(v2::ConsentLevel::as_str),
             e.consent_text_version,
-            words,
-            e.summary.as_ref().map(json),
+            row.words,
+            row.summary,
             file,
             e.error,
         ])?;
         inserted += stored;
         // A duplicate's recording is already on disk under the same name.
-        if let (1, Some(pcm), Some(file)) = (stored, pcm, &file) {
+        if let (1, Some((file, bytes))) = (stored, &row.recording) {
             let path = audio.join(file);
-            write_synced(&path, &wav(pcm)?)?;
+            write_synced(&path, bytes)?;
             written.push(path);
         }
     }
-    Ok(InsertOutcome { inserted, duplicates: insert.events.len() - inserted })
+    Ok(InsertOutcome { inserted, duplicates: rows.rows.len() - inserted })
 }
 
 fn delete_install(tx: &Transaction, install_id: &str, secret: &str) -> Result<usize, StoreError> {
