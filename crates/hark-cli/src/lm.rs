@@ -25,8 +25,14 @@ pub struct Args {
 
 /// Reads a general LM written by `hark lm`, naming the file if it is not one.
 pub fn load(path: &std::path::Path) -> anyhow::Result<NgramLm> {
+    read(path).map(|(_, lm)| lm)
+}
+
+/// The general LM file's bytes (to publish them as they are) and the LM they hold.
+pub fn read(path: &std::path::Path) -> anyhow::Result<(Vec<u8>, NgramLm)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the general LM {}", path.display()))?;
-    NgramLm::from_bytes(&bytes).with_context(|| path.display().to_string())
+    let lm = NgramLm::from_bytes(&bytes).with_context(|| path.display().to_string())?;
+    Ok((bytes, lm))
 }
 
 pub fn run(o: &Args) -> anyhow::Result<()> {

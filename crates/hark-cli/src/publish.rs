@@ -113,13 +113,12 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     // The general LM: read and checked before anything is written.
     let general = match &o.general_lm {
         Some(path) => {
-            let lm = crate::lm::load(path)?;
             anyhow::ensure!(
                 (0.0..=1.0).contains(&o.general_weight),
                 "--general-weight {} is not within 0..=1",
                 o.general_weight
             );
-            let bytes = std::fs::read(path)?;
+            let (bytes, lm) = crate::lm::read(path)?;
             let sha256 = hark_registry::sha256_hex(&bytes);
             let file = format!("english-{}.lm", &sha256[..12]);
             let reference =

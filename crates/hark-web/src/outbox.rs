@@ -244,20 +244,14 @@ impl Queue {
     /// unless they were agreed to; without consent it is dropped. Past the
     /// limits, the oldest entries go (counted).
     pub fn observe(&mut self, event: Event, now_ms: f64) -> Vec<Change> {
-        let Some(consent) = self.consent else { return Vec::new() };
-        let mut changes = self.finalise_pending(None);
-        let mut entry = Entry::new(event, consent, &self.page, now_ms);
-        if consent.level == ConsentLevel::Predictions && (entry.event.audio.is_some() || entry.event.features.is_some())
-        {
-            entry.strip();
-        }
-        self.pending = Some(entry.event_id.clone());
-        self.entries.push(entry.clone());
-        changes.push(Change::Put(Box::new(entry)));
-        if let Some(dropped) = self.enforce_limits() {
-            changes.push(dropped);
-        }
-        changes
+        self.push_entry(event, now_ms, |entry, consent| {
+            if consent.level == ConsentLevel::Predictions
+                && (entry.event.audio.is_some() || entry.event.features.is_some())
+            {
+                entry.strip();
+            }
+            false
+        })
     }
 
     /// A recognition failed (`event` says what in [`Event::error`]): kept,
@@ -265,11 +259,29 @@ impl Queue {
     /// correct. An earlier utterance's pending event is final too (the
     /// person spoke again).
     pub fn failed(&mut self, event: Event, now_ms: f64) -> Vec<Change> {
+        self.push_entry(event, now_ms, |entry, _| {
+            entry.ready = true;
+            entry.measure();
+            true
+        })
+    }
+
+    /// Queues a new utterance's event under the consent given (nothing
+    /// without it), after finalising the one before: `shape` readies the
+    /// entry and says whether it is final already (else it waits, pending,
+    /// for the person's search).
+    fn push_entry(
+        &mut self,
+        event: Event,
+        now_ms: f64,
+        shape: impl FnOnce(&mut Entry, Consent) -> bool,
+    ) -> Vec<Change> {
         let Some(consent) = self.consent else { return Vec::new() };
         let mut changes = self.finalise_pending(None);
         let mut entry = Entry::new(event, consent, &self.page, now_ms);
-        entry.ready = true;
-        entry.measure();
+        if !shape(&mut entry, consent) {
+            self.pending = Some(entry.event_id.clone());
+        }
         self.entries.push(entry.clone());
         changes.push(Change::Put(Box::new(entry)));
         if let Some(dropped) = self.enforce_limits() {

@@ -183,23 +183,7 @@ impl Telemetry {
             }
             error.truncate(end);
         }
-        let event = Event {
-            event_id: new_id(),
-            created_ms: now(),
-            app_version: env!("CARGO_PKG_VERSION").into(),
-            model_version: model_version.unwrap_or("none").into(),
-            backend: backend.name().into(),
-            latency_ms: 0.0,
-            audio_s,
-            transcript: String::new(),
-            confidence: 0.0,
-            words: Vec::new(),
-            correction: None,
-            summary: None,
-            features: None,
-            audio: None,
-            error: Some(error),
-        };
+        let event = Event { error: Some(error), ..new_event(model_version.unwrap_or("none"), backend, audio_s) };
         self.recording.set_value(None);
         self.change(|q| q.failed(event, js_sys::Date::now()));
         self.flush();
@@ -344,13 +328,7 @@ fn event(recognized: &Recognized, features: Option<Vec<f32>>, audio: Option<Audi
         (mels > 0 && frames <= MAX_FEATURE_FRAMES).then(|| Features { mels, frames: frames as u32, values })
     });
     Event {
-        event_id: new_id(),
-        created_ms: now(),
-        app_version: env!("CARGO_PKG_VERSION").into(),
-        model_version: recognized.model_version.clone(),
-        backend: recognized.backend.name().into(),
         latency_ms: latency_ms.max(0.0) as f32,
-        audio_s: recognized.audio_s,
         transcript: recognized.text.clone(),
         confidence: recognized.confidence.clamp(0.0, 1.0),
         words: recognized
@@ -359,10 +337,31 @@ fn event(recognized: &Recognized, features: Option<Vec<f32>>, audio: Option<Audi
             .take(v2::MAX_WORDS)
             .map(|(text, confidence)| Word { text: text.clone(), confidence: confidence.clamp(0.0, 1.0) })
             .collect(),
-        correction: None,
         summary: recognized.summary.clone(),
         features,
         audio,
+        ..new_event(&recognized.model_version, recognized.backend, recognized.audio_s)
+    }
+}
+
+/// An event of this app and install's page, the fields every event has
+/// filled in, the rest empty.
+fn new_event(model_version: &str, backend: hark_web::Backend, audio_s: f32) -> Event {
+    Event {
+        event_id: new_id(),
+        created_ms: now(),
+        app_version: env!("CARGO_PKG_VERSION").into(),
+        model_version: model_version.into(),
+        backend: backend.name().into(),
+        latency_ms: 0.0,
+        audio_s,
+        transcript: String::new(),
+        confidence: 0.0,
+        words: Vec::new(),
+        correction: None,
+        summary: None,
+        features: None,
+        audio: None,
         error: None,
     }
 }
