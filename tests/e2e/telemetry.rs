@@ -217,3 +217,44 @@ async fn logs_made_while_the_server_is_down_survive_a_reload_and_arrive_exactly_
     assert!(unexpected.is_empty(), "the page reported errors:\n{unexpected:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_recognition_is_logged_with_consent_saying_what_failed_and_nothing_heard() -> anyhow::Result<()> {
+    // No published model (an empty models folder): the person speaks, the
+    // worker has nothing to recognise with, the page says so — and, with
+    // consent, the failure reaches the collector.
+    let dir = tempfile::tempdir()?;
+    let wav = microphone_wav(dir.path())?;
+    let models = tempfile::tempdir()?;
+    let server = AppServer::start_with_models(models.path().to_owned()).await?;
+    let chromium =
+        Chromium::launch(LaunchOptions { webgpu: false, fake_microphone: Some(wav), ..Default::default() }).await?;
+    let app = chromium.open(&server.base_url).await?;
+    app.choose_consent("predictions").await?;
+    app.page.evaluate("document.querySelector('#mic').click()").await?;
+    let shown: String = app
+        .wait(
+            "(() => { const e = document.querySelector('#mic-error')?.textContent || ''; return e ? e : null; })()",
+            LOAD,
+        )
+        .await?;
+    telemetry_shows(&app, 1, 0).await?;
+    let db = rusqlite::Connection::open(server.events_db())?;
+    let stored: Vec<(String, String, Option<String>, Option<String>, Option<String>)> = db
+        .prepare("SELECT prediction, backend, error, words, correction FROM events")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<Result<_, _>>()?;
+    let posts = api_requests(&server)?.into_iter().filter(|(m, p, _)| m == "POST" && p == "/v1/events").count();
+    chromium.close().await;
+    assert!(shown.contains("No speech model"), "the page says why nothing was heard: {shown}");
+    assert_eq!(stored.len(), 1, "one failure, one log: {stored:?}");
+    let (prediction, backend, error, words, correction) = &stored[0];
+    assert_eq!(error.as_deref(), Some(shown.as_str()), "the log says what failed, as the page did");
+    assert_eq!((prediction.as_str(), backend.as_str()), ("", "cpu"));
+    assert!(
+        words.as_deref().is_none_or(|w| w == "[]") && correction.is_none(),
+        "a failure carries no words: {words:?}"
+    );
+    assert_eq!(posts, 1);
+    Ok(())
+}

@@ -413,7 +413,10 @@ impl AppPage {
     /// Chooses a sharing level in Settings (`off`, `predictions`,
     /// `recordings`) as a person would, and waits until the app holds it.
     pub async fn choose_consent(&self, level: &str) -> anyhow::Result<()> {
-        self.page.evaluate(format!("document.querySelector('#consent-{level}').click()")).await?;
+        // The settings may not be drawn yet (a test that does not wait for the model).
+        let choice = format!("document.querySelector('#consent-{level}')");
+        let _: bool = self.wait(&format!("{choice} ? true : null"), Duration::from_secs(90)).await?;
+        self.page.evaluate(format!("{choice}.click()")).await?;
         let wait = format!("document.querySelector('#consent').dataset.level === '{level}' ? true : null");
         let _: bool = self.wait(&wait, Duration::from_secs(90)).await?;
         Ok(())
