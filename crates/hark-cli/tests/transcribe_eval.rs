@@ -604,3 +604,52 @@ fn a_manifest_that_does_not_parse_is_named_and_left_alone() {
     assert_eq!(std::fs::read(models.join("manifest.json")).unwrap(), broken);
     assert!(!models.join("hark-9.0.0.bpk").exists(), "nothing was written beside it");
 }
+
+/// Issue 18's bad input, spoken (flite slt, a voice no training split uses)
+/// to the published model: a query of only words outside every lexicon, a
+/// spelled-out word, a date and an amount spoken as words, a 19 s ramble.
+/// Each gets a reading — never an error, a panic or an empty answer where
+/// words were spoken. (How *good* the reading is, is `hark eval`'s
+/// free-form slice.)
+#[test]
+fn speech_outside_the_grammar_always_gets_a_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let spoken = [
+        ("oov", "xylophone quasar zeppelin marmalade"),
+        ("spelled", "how do you spell rhythm r h y t h m"),
+        ("date", "what happened on the third of march nineteen eighty four"),
+        ("amount", "convert one hundred and twenty five dollars to euros"),
+        (
+            "ramble",
+            "I was wondering whether you could tell me about the best places to eat near the old harbour, because \
+             my friends are visiting next weekend and we would like to try some local seafood, maybe a place with a \
+             view of the water, and not too expensive, and also somewhere we can walk to from the train station",
+        ),
+    ];
+    let mut args = vec!["transcribe".to_owned(), "--model".to_owned()];
+    args.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/models/manifest.json").display().to_string());
+    for (name, text) in spoken {
+        let wav = dir.path().join(format!("{name}.wav"));
+        let status = std::process::Command::new("flite")
+            .args(["-voice", "slt", "-t", text, "-o"])
+            .arg(&wav)
+            .status()
+            .expect("flite runs (cargo xtask installs it)");
+        assert!(status.success(), "flite could not speak {text:?}");
+        args.push(wav.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok(&args);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), spoken.len(), "{stdout}");
+    for (line, (name, text)) in lines.iter().zip(spoken) {
+        let heard = line["text"].as_str().unwrap_or_default();
+        assert!(!heard.trim().is_empty(), "{name}: words were spoken ({text:?}) but nothing was read: {line}");
+        assert!(line["confidence"].as_f64().is_some_and(|c| (0.0..=1.0).contains(&c)), "{line}");
+    }
+    let ramble = &lines[4];
+    assert!(ramble["audio_s"].as_f64().unwrap() > 15.0, "{ramble}");
+    let words = ramble["text"].as_str().unwrap().split_whitespace().count();
+    assert!(words >= 8, "a 19 s ramble read as {words} words: {ramble}");
+}
