@@ -86,9 +86,18 @@ async fn two_replicas_on_one_database_store_an_event_once_and_delete_together() 
     });
     let r = post(&b.base, failed).await.unwrap();
     assert_eq!(r.status(), 202);
+    // Schema 1 (no install key) is still accepted, and stored once.
+    let v1 = serde_json::json!({"schema_version": 1, "consent": "granted", "install_id": "install-old", "events": [{
+        "event_id": "old-1", "created_ms": 1, "app_version": "0.1.0", "model_version": "1.0.0", "backend": "cpu",
+        "prediction": "directions to baker street", "confidence": 0.7, "correction": null, "audio_s": 1.5,
+        "decode_ms": 30.0, "features": null,
+    }]});
+    for replica in [&a.base, &b.base] {
+        assert_eq!(post(replica, v1.clone()).await.unwrap().status(), 202);
+    }
     let mut ids = export_ids(&client, &a.base).await;
     ids.sort();
-    assert_eq!(ids, ["p1", "p2", "p3"], "replica a exports what b stored");
+    assert_eq!(ids, ["old-1", "p1", "p2", "p3"], "replica a exports what b stored");
     let text = client
         .get(format!("{}/v1/admin/export", a.base))
         .bearer_auth(ADMIN)
@@ -127,10 +136,10 @@ async fn two_replicas_on_one_database_store_an_event_once_and_delete_together() 
     let r = client.delete(format!("{}/v1/installs/install-replicas", a.base)).bearer_auth(SECRET).send().await.unwrap();
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["deleted"], 4, "{body}");
-    assert!(export_ids(&client, &b.base).await.is_empty());
+    assert_eq!(export_ids(&client, &b.base).await, ["old-1"], "only the other install's event is left");
     let stats: serde_json::Value =
         client.get(format!("{}/v1/admin/stats", b.base)).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
-    assert_eq!((stats["events"].as_u64(), stats["installs"].as_u64()), (Some(0), Some(0)), "{stats}");
+    assert_eq!((stats["events"].as_u64(), stats["installs"].as_u64()), (Some(1), Some(1)), "{stats}");
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The PostgreSQL backend: for more than one machine. Any number of
 //! stateless `hark serve` replicas share one database; an insert is one
-//! transaction (`INSERT … ON CONFLICT (event_id) DO NOTHING`, so the same
+//! statement (`INSERT … ON CONFLICT (event_id) DO NOTHING`, so the same
 //! event sent to two replicas is stored once), committed with PostgreSQL's
 //! default `synchronous_commit = on` (on disk before the 2xx).
 //! Recordings are kept in the database (`audio BYTEA`): replicas share no
@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use hark_telemetry::export::{self, Record};
 use hark_telemetry::v2;
 use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
 
 use super::{
     Insert, InsertOutcome, Stats, Store, StoreError, Swept, cutoffs, install_key, json, now_ms, page_start, parsed, wav,
@@ -55,6 +56,36 @@ const MIGRATIONS: &[&str] = &[
 /// Connections one replica keeps open.
 const POOL_SIZE: usize = 16;
 
+/// A batch in one statement ([`PostgresStore::insert_events`]): `$1`..`$20`
+/// the events' columns as arrays, `$21` the install, `$22` its key (NULL
+/// for schema 1, which has none), `$23` now. Answers the install's key as
+/// this statement sees it and the number of events stored. (The statement's
+/// sub-queries share one snapshot, so a key registered by this very
+/// statement is read from its `RETURNING`.)
+const INSERT_BATCH: &str = "
+    WITH new_install AS (
+        INSERT INTO installs (install_id, key_sha256, first_ms)
+        SELECT $21, $22, $23 WHERE $22::text IS NOT NULL
+        ON CONFLICT DO NOTHING
+        RETURNING key_sha256
+    ), known AS (
+        SELECT key_sha256 FROM new_install
+        UNION ALL
+        SELECT key_sha256 FROM installs WHERE install_id = $21 AND $22::text IS NOT NULL
+    ), stored AS (
+        INSERT INTO events (event_id, install_id, received_ms, created_ms, schema_version, consent,
+            consent_text_version, app_version, model_version, backend, transcript, confidence, words,
+            correction, latency_ms, audio_s, summary, features, audio, error)
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::integer[],
+            $6::text[], $7::integer[], $8::text[], $9::text[], $10::text[], $11::text[], $12::real[],
+            $13::text[], $14::text[], $15::real[], $16::real[], $17::text[], $18::text[], $19::bytea[],
+            $20::text[])
+        WHERE $22::text IS NULL OR (SELECT key_sha256 FROM known LIMIT 1) = $22::text
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT key_sha256 FROM known LIMIT 1), (SELECT COUNT(*) FROM stored)";
+
 pub struct PostgresStore {
     pool: Pool,
 }
@@ -93,66 +124,58 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// One statement per batch, so one round trip and one implicit
+    /// transaction: the install's key registered (schema 2) or checked, and
+    /// the events stored only when it matches, from their columns as arrays.
+    /// A first registration racing another replica's is not visible to the
+    /// statement that lost the race: it stores nothing and runs once more.
     async fn insert_events(&self, insert: Insert) -> Result<InsertOutcome, StoreError> {
-        let mut client = self.pool.get().await.map_err(pool_error)?;
-        let tx = client.transaction().await?;
-        if let Some(key) = &insert.install_key {
-            tx.execute(
-                "INSERT INTO installs (install_id, key_sha256, first_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&insert.install_id, key, &(now_ms() as i64)],
-            )
-            .await?;
-            let known: String = tx
-                .query_one("SELECT key_sha256 FROM installs WHERE install_id = $1", &[&insert.install_id])
-                .await?
-                .get(0);
-            if &known != key {
-                return Err(StoreError::WrongKey);
-            }
-        }
-        // One statement for the whole batch (one round trip): its columns as arrays.
+        let client = self.pool.get().await.map_err(pool_error)?;
+        let statement = client.prepare_cached(INSERT_BATCH).await?;
         let events = insert.events.iter().map(|(e, _)| e);
         let texts = |f: fn(&Record) -> String| events.clone().map(f).collect::<Vec<String>>();
         let optional = |f: fn(&Record) -> Option<String>| events.clone().map(f).collect::<Vec<Option<String>>>();
         let reals = |f: fn(&Record) -> f32| events.clone().map(f).collect::<Vec<f32>>();
         let bigints = |f: fn(&Record) -> i64| events.clone().map(f).collect::<Vec<i64>>();
         let audio: Vec<Option<&[u8]>> = insert.events.iter().map(|(_, pcm)| pcm.as_deref()).collect();
-        let inserted = tx
-            .execute(
-                "INSERT INTO events (event_id, install_id, received_ms, created_ms, schema_version, consent,
-                     consent_text_version, app_version, model_version, backend, transcript, confidence, words,
-                     correction, latency_ms, audio_s, summary, features, audio, error)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::integer[],
-                     $6::text[], $7::integer[], $8::text[], $9::text[], $10::text[], $11::text[], $12::real[],
-                     $13::text[], $14::text[], $15::real[], $16::real[], $17::text[], $18::text[], $19::bytea[],
-                     $20::text[])
-                 ON CONFLICT (event_id) DO NOTHING",
-                &[
-                    &texts(|e| e.event_id.clone()),
-                    &texts(|e| e.install_id.clone()),
-                    &bigints(|e| e.received_ms as i64),
-                    &bigints(|e| e.created_ms as i64),
-                    &events.clone().map(|e| e.schema_version as i32).collect::<Vec<i32>>(),
-                    &optional(|e| e.consent.map(|c| c.as_str().to_owned())),
-                    &events.clone().map(|e| e.consent_text_version.map(|v| v as i32)).collect::<Vec<Option<i32>>>(),
-                    &texts(|e| e.app_version.clone()),
-                    &texts(|e| e.model_version.clone()),
-                    &texts(|e| e.backend.clone()),
-                    &texts(|e| e.transcript.clone()),
-                    &reals(|e| e.confidence),
-                    &optional(|e| (e.schema_version >= 2).then(|| json(&e.words))),
-                    &optional(|e| e.correction.clone()),
-                    &reals(|e| e.latency_ms),
-                    &reals(|e| e.audio_s),
-                    &optional(|e| e.summary.as_ref().map(json)),
-                    &optional(|e| e.features.as_ref().map(json)),
-                    &audio,
-                    &optional(|e| e.error.clone()),
-                ],
-            )
-            .await? as usize;
-        tx.commit().await?;
-        Ok(InsertOutcome { inserted, duplicates: insert.events.len() - inserted })
+        let columns: [&(dyn ToSql + Sync); 20] = [
+            &texts(|e| e.event_id.clone()),
+            &texts(|e| e.install_id.clone()),
+            &bigints(|e| e.received_ms as i64),
+            &bigints(|e| e.created_ms as i64),
+            &events.clone().map(|e| e.schema_version as i32).collect::<Vec<i32>>(),
+            &optional(|e| e.consent.map(|c| c.as_str().to_owned())),
+            &events.clone().map(|e| e.consent_text_version.map(|v| v as i32)).collect::<Vec<Option<i32>>>(),
+            &texts(|e| e.app_version.clone()),
+            &texts(|e| e.model_version.clone()),
+            &texts(|e| e.backend.clone()),
+            &texts(|e| e.transcript.clone()),
+            &reals(|e| e.confidence),
+            &optional(|e| (e.schema_version >= 2).then(|| json(&e.words))),
+            &optional(|e| e.correction.clone()),
+            &reals(|e| e.latency_ms),
+            &reals(|e| e.audio_s),
+            &optional(|e| e.summary.as_ref().map(json)),
+            &optional(|e| e.features.as_ref().map(json)),
+            &audio,
+            &optional(|e| e.error.clone()),
+        ];
+        let now = now_ms() as i64;
+        let mut params: Vec<&(dyn ToSql + Sync)> = columns.to_vec();
+        params.push(&insert.install_id);
+        params.push(&insert.install_key);
+        params.push(&now);
+        for _ in 0..2 {
+            let row = client.query_one(&statement, &params).await?;
+            let known: Option<String> = row.get(0);
+            let inserted = row.get::<_, i64>(1) as usize;
+            match (&insert.install_key, known) {
+                (Some(_), None) => continue,
+                (Some(key), Some(known)) if &known != key => return Err(StoreError::WrongKey),
+                _ => return Ok(InsertOutcome { inserted, duplicates: insert.events.len() - inserted }),
+            }
+        }
+        Err(StoreError::Commit("the install's key could not be registered; send the batch again".into()))
     }
 
     async fn delete(&self, install_id: &str, secret: &str) -> Result<usize, StoreError> {
