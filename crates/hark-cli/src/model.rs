@@ -175,12 +175,6 @@ fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
 fn read_checked(dir: &Path, file: &hark_registry::FileRef, what: &str) -> anyhow::Result<(PathBuf, Vec<u8>)> {
     let path = dir.join(&file.file);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {} ({what})", path.display()))?;
-    let found = hark_registry::sha256_hex(&bytes);
-    anyhow::ensure!(
-        found == file.sha256,
-        "{}: sha256 is {found}, the manifest says {}; refusing a changed file ({what})",
-        path.display(),
-        file.sha256
-    );
+    file.check(&bytes).map_err(|e| anyhow::anyhow!("in {}: {e} ({what})", dir.display()))?;
     Ok((path, bytes))
 }

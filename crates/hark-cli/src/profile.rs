@@ -149,7 +149,7 @@ pub fn record(models: &Path, version: &str, file: &Path, key: &crate::release::K
     let Some(entry) = manifest.models.iter_mut().find(|e| e.version.to_string() == version) else { return Ok(false) };
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    entry.profile = Some(hark_registry::FileRef { file: name, sha256: hark_registry::sha256_hex(&bytes) });
+    entry.profile = Some(hark_registry::FileRef::of(name, &bytes));
     crate::release::write_manifest(models, &manifest, &key.load()?)?;
     Ok(true)
 }

@@ -144,7 +144,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
             let path = crate::monitor::profile_file(&o.models, &version);
             profile.save(&path)?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Some(hark_registry::FileRef { file: name, sha256: hark_registry::sha256_hex(&std::fs::read(&path)?) })
+            Some(hark_registry::FileRef::of(name, &std::fs::read(&path)?))
         }
         None => {
             eprintln!(
@@ -164,7 +164,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     let names = match &names_file {
         Some((name, text)) => {
             crate::files::write_atomic(&o.models.join(name), text.as_bytes())?;
-            Some(hark_registry::FileRef { file: name.clone(), sha256: hark_registry::sha256_hex(text.as_bytes()) })
+            Some(hark_registry::FileRef::of(name.clone(), text.as_bytes()))
         }
         None => None,
     };

@@ -634,7 +634,7 @@ fn speech_outside_the_grammar_always_gets_a_reading() {
             .args(["-voice", "slt", "-t", text, "-o"])
             .arg(&wav)
             .status()
-            .expect("flite runs (cargo xtask installs it)");
+            .expect("flite runs (`cargo xtask test` installs it)");
         assert!(status.success(), "flite could not speak {text:?}");
         args.push(wav.display().to_string());
     }

@@ -323,6 +323,31 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+impl FileRef {
+    /// A reference to `file`, which holds `bytes`.
+    pub fn of(file: impl Into<String>, bytes: &[u8]) -> Self {
+        Self { file: file.into(), sha256: sha256_hex(bytes) }
+    }
+
+    /// Whether `bytes` are the file this names (by its sha256).
+    pub fn check(&self, bytes: &[u8]) -> Result<(), ChangedFile> {
+        let found = sha256_hex(bytes);
+        if found == self.sha256 {
+            return Ok(());
+        }
+        Err(ChangedFile { file: self.file.clone(), expected: self.sha256.clone(), found })
+    }
+}
+
+/// A file that is not the one its manifest entry names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: sha256 is {found}, the manifest says {expected}; refusing a changed file")]
+pub struct ChangedFile {
+    pub file: String,
+    pub expected: String,
+    pub found: String,
+}
+
 /// Downloaded weights that are not what the manifest published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntegrityError {
@@ -389,6 +414,16 @@ impl<'de> Deserialize<'de> for Version {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_ref_accepts_its_own_bytes_and_names_a_changed_file() {
+        let names = FileRef::of("names-0.7.1.json", b"[]");
+        assert_eq!(names.check(b"[]"), Ok(()));
+        let err = names.check(b"[1]").unwrap_err();
+        assert_eq!((err.expected.as_str(), err.found.as_str()), (names.sha256.as_str(), sha256_hex(b"[1]").as_str()));
+        assert!(err.to_string().starts_with("names-0.7.1.json: sha256 is "), "{err}");
+        assert!(err.to_string().ends_with("refusing a changed file"), "{err}");
+    }
 
     #[test]
     fn channels_parse_from_their_manifest_names() {

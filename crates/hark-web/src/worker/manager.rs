@@ -301,18 +301,12 @@ async fn fetch_checked(file: &hark_registry::FileRef, what: &str) -> Result<Vec<
     let cache = open_cache().await.ok();
     if let Some(cache) = &cache
         && let Some(stored) = cached_bytes(cache, &url).await
-        && hark_registry::sha256_hex(&stored) == file.sha256
+        && file.check(&stored).is_ok()
     {
         return Ok(stored);
     }
     let downloaded = download(&url, |_| {}).await?;
-    let found = hark_registry::sha256_hex(&downloaded);
-    if found != file.sha256 {
-        return Err(format!(
-            "{}: sha256 is {found}, manifest says {}; refusing a changed {what} file",
-            file.file, file.sha256
-        ));
-    }
+    file.check(&downloaded).map_err(|e| format!("{e} ({what})"))?;
     if let Some(cache) = &cache {
         store(cache, &url, &downloaded).await;
     }
