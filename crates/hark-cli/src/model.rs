@@ -31,13 +31,12 @@ impl LoadedModel {
     /// catalogue, plus the model's own names and general LM.
     pub fn decoder(&self, config: hark_decode::BeamConfig) -> anyhow::Result<hark_decode::BeamDecoder> {
         let mut decoder = hark_recognizer::corpus_decoder(config);
-        if !self.names.is_empty() {
-            hark_recognizer::add_names(&mut decoder, &self.names)
-                .map_err(|e| anyhow::anyhow!("the names of {}: {e}", self.describe))?;
-        }
-        if let Some((r, lm)) = &self.general_lm {
-            decoder.set_general_lm(lm.clone(), r.weight as f32);
-        }
+        // What the browser's worker applies too ([`hark_recognizer::DecoderExtras`]).
+        let extras = hark_recognizer::DecoderExtras {
+            names: self.names.clone(),
+            general: self.general_lm.as_ref().map(|(r, lm)| (lm.clone(), r.weight as f32)),
+        };
+        extras.apply(&mut decoder).map_err(|e| anyhow::anyhow!("the names of {}: {e}", self.describe))?;
         Ok(decoder)
     }
 }
