@@ -232,7 +232,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         let (features, frames) = recognizer.features(&samples);
         let log_probs = recognizer.log_probs(&features, frames)?;
         let transcript = recognizer.decode(&log_probs);
-        let greedy = hark_decode::greedy(&log_probs).text;
+        let greedy = recognizer.decoder().greedy(&log_probs).text;
         let slices = slices(u, &corpus);
         // The free-form set is reported as splits of its own, so the
         // template splits' figures stay comparable across releases.

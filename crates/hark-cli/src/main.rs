@@ -22,6 +22,7 @@ mod files;
 mod flags;
 mod gate;
 mod harvest;
+mod lexicon;
 mod lm;
 mod model;
 mod monitor;
@@ -62,6 +63,8 @@ enum Command {
     Tune(tune::Args),
     /// Build the general English LM (binary) the decoder can interpolate.
     Lm(lm::Args),
+    /// Build the pronunciation lexicon a phone model trains and decodes with (festival).
+    Lexicon(lexicon::Args),
     /// Average checkpoints of one run (parameter-wise mean) into a run folder.
     Average(average::Args),
     /// Harvest the data of the kind monitoring flagged: new names spoken in
@@ -127,6 +130,7 @@ fn main() {
         Command::Eval(args) => eval::run(&args),
         Command::Tune(args) => tune::run(&args),
         Command::Lm(args) => lm::run(&args),
+        Command::Lexicon(args) => lexicon::run(&args),
         Command::Average(args) => average::run(&args),
         Command::Harvest(args) => harvest::run(&args),
         Command::Simulate(args) => simulate::run(&args),

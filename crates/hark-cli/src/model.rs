@@ -24,6 +24,9 @@ pub struct LoadedModel {
     /// The general English LM the model's manifest entry names, read and
     /// checked: the entry's reference and the LM.
     pub general_lm: Option<(hark_registry::GeneralLm, hark_decode::NgramLm)>,
+    /// A phone model's pronunciation lexicon (`lexicon.txt` of its run
+    /// folder, or beside its weights).
+    pub lexicon: Option<hark_decode::Lexicon>,
 }
 
 impl LoadedModel {
@@ -31,6 +34,15 @@ impl LoadedModel {
     /// catalogue, plus the model's own names and general LM.
     pub fn decoder(&self, config: hark_decode::BeamConfig) -> anyhow::Result<hark_decode::BeamDecoder> {
         let mut decoder = hark_recognizer::corpus_decoder(config);
+        if self.config.units() == hark_decode::Units::Phones {
+            let Some(lexicon) = &self.lexicon else {
+                bail!(
+                    "{} is a phone model, and no lexicon.txt lies beside it (`hark lexicon` builds one)",
+                    self.describe
+                )
+            };
+            decoder.set_pronunciations(lexicon.clone());
+        }
         // What the browser's worker applies too ([`hark_recognizer::DecoderExtras`]).
         let extras = hark_recognizer::DecoderExtras {
             names: self.names.clone(),
@@ -92,6 +104,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
         };
         let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
         return Ok(LoadedModel {
+            lexicon: read_lexicon(&path.join(crate::train::LEXICON))?,
             config,
             weights: bytes,
             describe: weights.display().to_string(),
@@ -106,6 +119,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
     let beside = path.with_file_name("config.json");
     let config = if beside.is_file() { read_config(&beside)? } else { AcousticModelConfig::new() };
     Ok(LoadedModel {
+        lexicon: read_lexicon(&path.with_file_name(crate::train::LEXICON))?,
         config,
         weights: bytes,
         describe: path.display().to_string(),
@@ -166,7 +180,14 @@ fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
         None => None,
     };
     let describe = format!("model {} ({})", entry.version, file.display());
-    Ok(LoadedModel { config, weights: bytes, describe, names, general_lm })
+    Ok(LoadedModel { config, weights: bytes, describe, names, general_lm, lexicon: None })
+}
+
+/// The lexicon at `path`, if there is one.
+fn read_lexicon(path: &Path) -> anyhow::Result<Option<hark_decode::Lexicon>> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+    let lexicon = hark_decode::Lexicon::parse(&text).with_context(|| path.display().to_string())?;
+    Ok(Some(lexicon))
 }
 
 /// A file a manifest entry names (`what` it is, for messages), read from the

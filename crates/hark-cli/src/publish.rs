@@ -64,6 +64,13 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     // A key that cannot be read stops the publish before anything is written.
     let key = o.key.load()?;
     let loaded = crate::model::load(Some(&o.run))?;
+    // The manifest and the browser's worker know letter models only: a
+    // phone model published today would be read as letters.
+    anyhow::ensure!(
+        loaded.config.units() == hark_decode::Units::Letters,
+        "{} is a phone model; the model manifest cannot carry its lexicon yet, so it cannot be published",
+        loaded.describe
+    );
     let device = burn::tensor::Device::flex();
     let model = hark_model::AcousticModel::from_bytes(&loaded.config, loaded.weights, &device)?;
     let bytes = model.to_bytes_f16()?;

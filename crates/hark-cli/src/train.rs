@@ -30,8 +30,9 @@ use burn::optim::AdamWConfig;
 use burn::tensor::Device;
 use hark_data::Split;
 use hark_data::augment::RenoiseConfig;
+use hark_decode::{Lexicon, Units};
 use hark_model::AcousticModelConfig;
-use hark_train::{Example, Renoise, TrainConfig, TrainState, Trainer, batches, epoch_order, load_examples};
+use hark_train::{Example, Renoise, Targets, TrainConfig, TrainState, Trainer, batches, epoch_order, load_examples};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +101,31 @@ pub struct Args {
     /// (each drawn from 0): noise that starts before the voice.
     #[arg(long, value_parser = flags::lead_trail, default_value_t = Pair(0.0, 0.0))]
     pub renoise_pad: Pair,
+    /// What the model writes: letters, or phones (needs --lexicon). A phone
+    /// model started from a letter model (--init) keeps its convolutions and
+    /// learns a new output layer.
+    #[arg(long, value_enum, default_value_t = UnitsArg::Letters)]
+    pub units: UnitsArg,
+    /// The pronunciation lexicon (`hark lexicon`) for --units phones; copied
+    /// into the run folder as lexicon.txt, which a resumed run reads.
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
+}
+
+/// `--units`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnitsArg {
+    Letters,
+    Phones,
+}
+
+impl From<UnitsArg> for Units {
+    fn from(u: UnitsArg) -> Self {
+        match u {
+            UnitsArg::Letters => Units::Letters,
+            UnitsArg::Phones => Units::Phones,
+        }
+    }
 }
 
 impl Args {
@@ -120,6 +146,8 @@ impl Args {
         });
         RunConfig {
             model: AcousticModelConfig::new()
+                .with_units((self.units == UnitsArg::Phones).then_some(Units::Phones))
+                .with_vocab(Units::from(self.units).size())
                 .with_channels(self.channels)
                 .with_blocks(self.blocks)
                 .with_kernel(self.kernel),
@@ -233,9 +261,10 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     }
     write_atomic(&o.out.join("config.json"), serde_json::to_string_pretty(&config.model)?.as_bytes())?;
 
+    let targets = targets(o, &config.model)?;
     let started_loading = Instant::now();
-    let (train, dropped) = load_examples(&root, &pick(Split::Train), config.renoise.as_ref())?;
-    let (dev, _) = load_examples(&root, &pick(Split::Dev), None)?;
+    let (train, dropped) = load_examples(&root, &pick(Split::Train), config.renoise.as_ref(), &targets)?;
+    let (dev, _) = load_examples(&root, &pick(Split::Dev), None, &targets)?;
     anyhow::ensure!(!train.is_empty(), "{} has no usable training utterances", manifest.display());
     if !dropped.is_empty() {
         eprintln!("left out {} utterances too short for their transcript", dropped.len());
@@ -314,7 +343,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         }
         bar.finish_and_clear();
         let dev_refs: Vec<&Example> = dev.iter().collect();
-        let wer = trainer.greedy_wer(&dev_refs).rate();
+        let wer = trainer.greedy_wer(&dev_refs, config.model.units()).rate();
         let speed = seconds / started.elapsed().as_secs_f64().max(1e-9);
         writeln!(
             metrics,
@@ -350,6 +379,36 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The run's targets: letters, or phones through the run's `lexicon.txt`
+/// (copied there from `--lexicon` when the run starts).
+fn targets(o: &Args, model: &AcousticModelConfig) -> anyhow::Result<Targets> {
+    if model.units() == Units::Letters {
+        anyhow::ensure!(o.lexicon.is_none(), "--lexicon is for --units phones");
+        return Ok(Targets::Letters);
+    }
+    let saved = o.out.join(LEXICON);
+    if let Some(given) = &o.lexicon {
+        let text = std::fs::read_to_string(given).with_context(|| format!("reading --lexicon {}", given.display()))?;
+        match std::fs::read_to_string(&saved) {
+            Ok(old) if old != text => anyhow::bail!(
+                "{} was trained with another lexicon than {}; resume without --lexicon or use another --out",
+                o.out.display(),
+                given.display()
+            ),
+            Ok(_) => {}
+            Err(_) => write_atomic(&saved, text.as_bytes())?,
+        }
+    }
+    let text = std::fs::read_to_string(&saved).with_context(|| {
+        format!("--units phones needs --lexicon (`hark lexicon` builds one); {} has none", saved.display())
+    })?;
+    let lexicon = Lexicon::parse(&text).with_context(|| saved.display().to_string())?;
+    Ok(Targets::Phones(lexicon))
+}
+
+/// A phone run's lexicon, in its folder.
+pub const LEXICON: &str = "lexicon.txt";
+
 /// Weights and optimizer state for the current step, then progress.json
 /// pointing at them; older state files are removed afterwards.
 fn checkpoint(out: &Path, trainer: &Trainer, progress: &Progress) -> anyhow::Result<()> {
@@ -383,8 +442,7 @@ fn initial_model(
 ) -> anyhow::Result<hark_model::AcousticModel> {
     let loaded = crate::model::load(Some(init)).with_context(|| format!("--init {}", init.display()))?;
     let from = &loaded.config;
-    let same_width = (from.n_mels, from.vocab, from.channels, from.kernel)
-        == (shape.n_mels, shape.vocab, shape.channels, shape.kernel);
+    let same_width = (from.n_mels, from.channels, from.kernel) == (shape.n_mels, shape.channels, shape.kernel);
     if !same_width || from.blocks > shape.blocks {
         anyhow::bail!(
             "--init {} is a model of {} channels × {} blocks (kernel {}), this run trains {} × {} (kernel {}): \
@@ -399,8 +457,17 @@ fn initial_model(
             from.blocks
         );
     }
-    let model = hark_model::AcousticModel::from_bytes(from, loaded.weights, device)
+    let mut model = hark_model::AcousticModel::from_bytes(from, loaded.weights, device)
         .with_context(|| format!("--init {}", init.display()))?;
+    if (from.units(), from.vocab) != (shape.units(), shape.vocab) {
+        eprintln!(
+            "a new output layer over {} {:?} symbols (the start wrote {:?})",
+            shape.vocab,
+            shape.units(),
+            from.units()
+        );
+        model = model.with_head(shape.vocab);
+    }
     if from.blocks < shape.blocks {
         eprintln!(
             "starting from {} and deepening it from {} to {} blocks (the new ones start as identities)",

@@ -45,6 +45,28 @@ fn trains_checkpoints_and_resumes() {
     let out = hark(&["transcribe", "--model", stopped_s, wav_s]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no best.bpk or progress.json"));
 
+    // A phone model started from the letter model: a new output layer, the
+    // run's own copy of the lexicon, and words read back through it.
+    let (lexicon, phones) = (dir.path().join("lexicon.txt"), dir.path().join("phones"));
+    let (lexicon_s, phones_s) = (lexicon.to_str().unwrap(), phones.to_str().unwrap());
+    let no_lexicon = [&["train", "--data", data_s, "--out", phones_s, "--units", "phones"][..], &tiny].concat();
+    let out = hark(&no_lexicon);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs --lexicon"));
+    std::fs::remove_dir_all(&phones).unwrap();
+    ok(&["lexicon", "--out", lexicon_s, "--data", data_s, "--only-data"]);
+    let entries = std::fs::read_to_string(&lexicon).unwrap();
+    assert!(entries.lines().any(|l| l == "twenty\tt w eh n t iy"), "festival's reading of a corpus word");
+    let from_letters = ["--units", "phones", "--lexicon", lexicon_s, "--init", run_s, "--epochs", "1"];
+    let trained = ok(&[&["train", "--data", data_s, "--out", phones_s][..], &from_letters, &tiny].concat());
+    assert!(String::from_utf8_lossy(&trained.stderr).contains("a new output layer over 43"));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(phones.join("config.json")).unwrap()).unwrap();
+    assert_eq!((&config["units"], &config["vocab"]), (&serde_json::json!("phones"), &serde_json::json!(43)));
+    assert!(phones.join("lexicon.txt").is_file());
+    let heard = ok(&["transcribe", "--model", phones_s, wav_s]);
+    let line: serde_json::Value = serde_json::from_slice(&heard.stdout).unwrap();
+    assert!(line["text"].is_string(), "{line}");
+
     let again = ok(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "2"][..], &tiny].concat());
     assert!(String::from_utf8_lossy(&again.stderr).contains("resuming at epoch 2 batch 0"));
     let progress: serde_json::Value =

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::entities::EntityTries;
-use crate::{Alphabet, NgramLm, Transcript, words_from_emissions};
+use crate::{Alphabet, NgramLm, Transcript, Units, words_from_emissions};
 
 /// Prefixes the arena may hold before dead ones are dropped.
 const MIN_ARENA: usize = 1 << 16;
@@ -79,35 +79,86 @@ pub struct BeamDecoder {
     /// probability is `(1 − w) · P_lm + w · P_general` (class tokens only
     /// have the first term).
     general: Option<(NgramLm, f32)>,
-    /// The lexicon (LM words and entity words) as a character trie.
-    lexicon: Lexicon,
+    /// The lexicon (LM words and entity words) as a trie of the model's
+    /// symbols.
+    lexicon: Trie,
     entities: EntityTries,
+    /// How a word is written in the model's symbols.
+    spelling: Spelling,
 }
 
-/// Words as a character trie: (node, symbol) → child; node 0 is the root.
+/// How the acoustic model writes a word: letter by letter, or as the
+/// phones of its pronunciations (homophones share a path).
 #[derive(Clone, Default)]
-struct Lexicon {
-    children: HashMap<(u32, u32), u32>,
+enum Spelling {
+    #[default]
+    Letters,
+    Phones(Arc<crate::Lexicon>),
 }
 
-impl Lexicon {
-    /// The LM's words (not its class tokens) and the entity list's words.
-    fn of<'a>(lms: impl IntoIterator<Item = &'a NgramLm>, entities: &EntityTries) -> Self {
-        let mut lexicon = Self::default();
-        let lm_words = lms.into_iter().flat_map(|lm| lm.vocabulary().filter(|w| !w.starts_with('<')));
-        for w in lm_words.chain(entities.words()) {
-            lexicon.insert(w);
+impl Spelling {
+    fn units(&self) -> Units {
+        match self {
+            Spelling::Letters => Units::Letters,
+            Spelling::Phones(_) => Units::Phones,
         }
-        lexicon
+    }
+}
+
+/// Words as a trie of symbols: (node, symbol) → child; node 0 is the root.
+/// With phones, the words each node ends (a letter path *is* its word).
+#[derive(Clone, Default)]
+struct Trie {
+    children: HashMap<(u32, u32), u32>,
+    words: HashMap<u32, Vec<Arc<str>>>,
+}
+
+impl Trie {
+    /// The LM's words (not its class tokens) and the entity list's words;
+    /// with phones, those the pronunciation lexicon has.
+    fn of<'a>(lms: impl IntoIterator<Item = &'a NgramLm> + Clone, entities: &EntityTries, spelling: &Spelling) -> Self {
+        let mut trie = Self::default();
+        let lm_words = lms.clone().into_iter().flat_map(|lm| lm.vocabulary().filter(|w| !w.starts_with('<')));
+        for w in lm_words.chain(entities.words()) {
+            match spelling {
+                Spelling::Letters => {
+                    if let Ok(symbols) = Alphabet::encode(w) {
+                        trie.insert(&symbols);
+                    }
+                }
+                Spelling::Phones(lexicon) => {
+                    for phones in lexicon.pronunciations(w) {
+                        let end = trie.insert(phones);
+                        let words = trie.words.entry(end).or_default();
+                        if !words.iter().any(|x| &**x == w) {
+                            words.push(w.into());
+                        }
+                    }
+                }
+            }
+        }
+        // Homophones most frequent first (what a reading without the LM
+        // picks), ties alphabetically: the same order on every run.
+        let count = |w: &str| lms.clone().into_iter().map(|lm| u64::from(lm.count(w))).sum::<u64>();
+        for words in trie.words.values_mut() {
+            words.sort_by(|a, b| count(b).cmp(&count(a)).then_with(|| a.cmp(b)));
+        }
+        trie
     }
 
-    fn insert(&mut self, word: &str) {
+    /// Adds a path; returns its last node.
+    fn insert(&mut self, symbols: &[u32]) -> u32 {
         let mut node = 0;
-        for c in word.chars() {
-            let Some(s) = Alphabet::symbol_of(c) else { return };
+        for &s in symbols {
             let fresh = self.children.len() as u32 + 1;
             node = *self.children.entry((node, s)).or_insert(fresh);
         }
+        node
+    }
+
+    /// The words a phone path ending at `node` reads as.
+    fn words_at(&self, node: u32) -> &[Arc<str>] {
+        self.words.get(&node).map_or(&[], Vec::as_slice)
     }
 
     /// The node after `symbol`, if some word goes on that way.
@@ -170,7 +221,7 @@ impl Prefixes {
     fn new() -> Self {
         let words = WordState {
             penalty: 0.0,
-            readings: vec![Reading { context: [None, None], name: None, score: 0.0 }].into(),
+            readings: vec![Reading { history: None, context: [None, None], name: None, score: 0.0 }].into(),
             score: 0.0,
             partial_len: 0,
             lexicon_node: Some(0),
@@ -232,6 +283,17 @@ impl Prefixes {
         }
     }
 
+    /// The symbols of the word being spelt at the end of prefix `id`.
+    fn last_symbols(&self, mut id: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        while id != 0 && self.nodes[id as usize].symbol != Alphabet::SPACE {
+            out.push(self.nodes[id as usize].symbol);
+            id = self.nodes[id as usize].parent;
+        }
+        out.reverse();
+        out
+    }
+
     /// The symbols of prefix `id`, in order.
     fn symbols(&self, mut id: u32) -> Vec<u32> {
         let mut out = Vec::new();
@@ -245,9 +307,19 @@ impl Prefixes {
     }
 }
 
+/// The words a reading chose, newest first (phone models only: a phone
+/// string does not say which of its homophones it is).
+#[derive(Debug)]
+struct History {
+    word: Arc<str>,
+    before: Option<Arc<History>>,
+}
+
 /// One way of reading a prefix's completed words.
 #[derive(Clone, Debug)]
 struct Reading {
+    /// The words so far (phone models only).
+    history: Option<Arc<History>>,
     /// The two previous LM tokens (a word or a class token); `None` is the
     /// sentence start.
     context: [Option<Arc<str>>; 2],
@@ -295,7 +367,27 @@ impl BeamDecoder {
     /// through their class tokens.
     pub fn new(config: BeamConfig, lm: Option<NgramLm>) -> Self {
         let entities = EntityTries::default();
-        Self { config, lexicon: Lexicon::of(lm.as_ref(), &entities), lm, general: None, entities }
+        let spelling = Spelling::Letters;
+        Self { config, lexicon: Trie::of(lm.as_ref(), &entities, &spelling), lm, general: None, entities, spelling }
+    }
+
+    /// Reads a phone model's output ([`crate::Phones`]): words are the
+    /// lexicon's pronunciations of the LM and entity words (those it has no
+    /// pronunciation for cannot be written), and a phone string outside
+    /// them comes out spelt from its phones ([`spell_phones`]), with the
+    /// out-of-lexicon penalties.
+    pub fn set_pronunciations(&mut self, lexicon: crate::Lexicon) {
+        self.spelling = Spelling::Phones(Arc::new(lexicon));
+        self.rebuild();
+    }
+
+    /// What the acoustic model this decoder reads writes.
+    pub fn units(&self) -> Units {
+        self.spelling.units()
+    }
+
+    fn rebuild(&mut self) {
+        self.lexicon = Trie::of(self.lms(), &self.entities, &self.spelling);
     }
 
     /// Interpolates a general English LM with weight `weight` (0..1, clamped)
@@ -304,7 +396,7 @@ impl BeamDecoder {
     /// out-of-lexicon penalties apply).
     pub fn set_general_lm(&mut self, general: NgramLm, weight: f32) {
         self.general = Some((general, weight.clamp(0.0, 1.0)));
-        self.lexicon = Lexicon::of(self.lms(), &self.entities);
+        self.rebuild();
     }
 
     /// The same decoder with another general-LM weight (no-op without one).
@@ -315,7 +407,7 @@ impl BeamDecoder {
         self
     }
 
-    fn lms(&self) -> impl Iterator<Item = &NgramLm> {
+    fn lms(&self) -> impl Iterator<Item = &NgramLm> + Clone {
         self.lm.iter().chain(self.general.as_ref().map(|(lm, _)| lm))
     }
 
@@ -345,7 +437,7 @@ impl BeamDecoder {
     /// never seen gets the LM's unknown-word probability.
     pub fn set_entities<'a>(&mut self, names: impl IntoIterator<Item = (&'a str, &'a str)>) {
         self.entities = EntityTries::new(names);
-        self.lexicon = Lexicon::of(self.lms(), &self.entities);
+        self.rebuild();
     }
 
     fn lm_log_prob(&self, context: &[Option<Arc<str>>; 2], token: &str) -> f32 {
@@ -363,6 +455,7 @@ impl BeamDecoder {
                 Some(node) => {
                     if let Some(child) = id.and_then(|w| self.entities.next(node, w)) {
                         out.push(Reading {
+                            history: self.remember(r, word),
                             context: r.context.clone(),
                             name: Some(child),
                             score: r.score + self.word_bonus(),
@@ -379,6 +472,25 @@ impl BeamDecoder {
         out
     }
 
+    /// Readings after one more completed word that is one of `words`
+    /// (a phone string's homophones), best first.
+    fn read_words(&self, readings: &[Reading], words: &[Arc<str>]) -> Vec<Reading> {
+        if let [word] = words {
+            return self.read_word(readings, word);
+        }
+        let mut out: Vec<Reading> = words.iter().flat_map(|w| self.read_word(readings, w)).collect();
+        prune(&mut out);
+        out
+    }
+
+    /// `r`'s word history with `word` added (phone models only).
+    fn remember(&self, r: &Reading, word: &str) -> Option<Arc<History>> {
+        match self.spelling {
+            Spelling::Letters => None,
+            Spelling::Phones(_) => Some(Arc::new(History { word: word.into(), before: r.history.clone() })),
+        }
+    }
+
     /// β per word. Only with an LM: β offsets the LM's cost of each word, and
     /// without one it would only pay the search to split words into letters.
     fn word_bonus(&self) -> f32 {
@@ -387,7 +499,12 @@ impl BeamDecoder {
 
     /// The reading `r`, inside a complete name at `node`, with the name done.
     fn close(&self, r: &Reading, node: u32) -> Reading {
-        Reading { context: [r.context[1].clone(), Some(self.entities.token(node).clone())], name: None, score: r.score }
+        Reading {
+            history: r.history.clone(),
+            context: [r.context[1].clone(), Some(self.entities.token(node).clone())],
+            name: None,
+            score: r.score,
+        }
     }
 
     /// Readings of `word` after `r` (outside any name): the word itself, and
@@ -395,12 +512,14 @@ impl BeamDecoder {
     fn begin(&self, r: &Reading, word: &str, id: Option<u32>, out: &mut Vec<Reading>) {
         let c = &self.config;
         out.push(Reading {
+            history: self.remember(r, word),
             context: [r.context[1].clone(), Some(word.into())],
             name: None,
             score: r.score + c.alpha * self.lm_log_prob(&r.context, word) + self.word_bonus(),
         });
         for (token, share, node) in id.into_iter().flat_map(|w| self.entities.starts(w)) {
             out.push(Reading {
+                history: self.remember(r, word),
                 context: r.context.clone(),
                 name: Some(node),
                 score: r.score
@@ -412,8 +531,8 @@ impl BeamDecoder {
     }
 
     /// Best score of `readings` with the sentence ended (a name must be
-    /// complete).
-    fn end_score(&self, readings: &[Reading]) -> f32 {
+    /// complete), and that reading's words (phone models).
+    fn end_best(&self, readings: &[Reading]) -> (f32, Option<Arc<History>>) {
         readings
             .iter()
             .filter_map(|r| match r.name {
@@ -425,9 +544,56 @@ impl BeamDecoder {
                 let (a, b) = (r.context[0].as_deref(), r.context[1].as_deref());
                 let own = self.lm.as_ref().map(|lm| lm.end_log_prob(a, b));
                 let end = self.mix(own, |g| Some(g.end_log_prob(a, b)));
-                r.score + self.config.alpha * end
+                (r.score + self.config.alpha * end, r.history)
             })
-            .fold(f32::NEG_INFINITY, f32::max)
+            .fold((f32::NEG_INFINITY, None), |best, x| if x.0 > best.0 { x } else { best })
+    }
+
+    /// The out-of-lexicon penalty for a phone word that ends inside the
+    /// lexicon's trie where no word ends (a word that left the trie has
+    /// paid it already; a letter word is its own spelling).
+    fn unfinished_penalty(&self, words: &WordState) -> f32 {
+        match (&self.spelling, words.lexicon_node) {
+            (Spelling::Phones(_), Some(n)) if self.lexicon.words_at(n).is_empty() => self.config.oov_penalty,
+            _ => 0.0,
+        }
+    }
+
+    /// The words that the prefix `id`'s unfinished last word can be.
+    fn last_words(&self, prefixes: &Prefixes, id: u32) -> Vec<Arc<str>> {
+        let words = prefixes.words(id);
+        match &self.spelling {
+            Spelling::Letters => vec![prefixes.last_word(id).into()],
+            Spelling::Phones(_) => match words.lexicon_node.map(|n| self.lexicon.words_at(n)) {
+                Some(found) if !found.is_empty() => found.to_vec(),
+                _ => vec![spell_phones(&prefixes.last_symbols(id)).into()],
+            },
+        }
+    }
+
+    /// Best-path reading without the LM: [`crate::greedy`] for a letter
+    /// model; for a phone model each best-path phone group as the first
+    /// lexicon word pronounced so (else spelt from its phones).
+    pub fn greedy(&self, log_probs: &[f32]) -> Transcript {
+        if let Spelling::Letters = self.spelling {
+            return crate::greedy(log_probs);
+        }
+        let size = self.spelling.units().size();
+        let symbols = crate::greedy_symbols(log_probs, size);
+        let mut transcript = words_from_emissions(&align(&symbols, log_probs, size));
+        for (w, group) in
+            transcript.words.iter_mut().zip(symbols.split(|&s| s == Alphabet::SPACE).filter(|g| !g.is_empty()))
+        {
+            let mut node = Some(0);
+            for &s in group {
+                node = node.and_then(|n| self.lexicon.next(n, s));
+            }
+            w.text = match node.map(|n| self.lexicon.words_at(n)) {
+                Some([first, ..]) => first.to_string(),
+                _ => spell_phones(group),
+            };
+        }
+        Transcript::from_words(transcript.words)
     }
 
     /// Decodes `[frames, Alphabet::SIZE]` log-probabilities.
@@ -444,12 +610,13 @@ impl BeamDecoder {
         let mut beams: Vec<(u32, Paths)> = vec![(0, Paths { blank: 0.0, non_blank: f32::NEG_INFINITY })];
         let mut next: Vec<(u32, Paths)> = Vec::new();
         let mut compact_at = min_arena;
-        for (frame, row) in log_probs.chunks_exact(Alphabet::SIZE).enumerate() {
+        let size = self.spelling.units().size();
+        for (frame, row) in log_probs.chunks_exact(size).enumerate() {
             // Frames count from 1 in `slot_frame` (0: never).
             let now = frame as u32 + 1;
             next.clear();
             let candidates: Vec<u32> =
-                (1..Alphabet::SIZE as u32).filter(|&s| row[s as usize] >= self.config.prune_log_prob).collect();
+                (1..size as u32).filter(|&s| row[s as usize] >= self.config.prune_log_prob).collect();
             for &(prefix, paths) in &beams {
                 let total = paths.total();
                 // Blank: the prefix stays.
@@ -494,16 +661,35 @@ impl BeamDecoder {
             .filter(|(_, paths)| paths.total() > f32::NEG_INFINITY)
             .map(|(id, paths)| {
                 let words = prefixes.words(id);
-                let end = if words.partial_len > 0 {
-                    self.end_score(&self.read_word(&words.readings, &prefixes.last_word(id)))
+                let (end, history) = if words.partial_len > 0 {
+                    self.end_best(&self.read_words(&words.readings, &self.last_words(&prefixes, id)))
                 } else {
-                    self.end_score(&words.readings)
+                    self.end_best(&words.readings)
                 };
-                (paths.total() + words.penalty + end, id)
+                let unfinished = if words.partial_len > 0 { self.unfinished_penalty(words) } else { 0.0 };
+                (paths.total() + words.penalty + unfinished + end, id, history)
             })
             .max_by(|a, b| a.0.total_cmp(&b.0));
-        let symbols = best.map_or_else(Vec::new, |(_, id)| prefixes.symbols(id));
-        (words_from_emissions(&align(&symbols, log_probs)), peak)
+        let Some((_, id, history)) = best else { return (Transcript::from_words(Vec::new()), peak) };
+        let symbols = prefixes.symbols(id);
+        let mut transcript = words_from_emissions(&align(&symbols, log_probs, size));
+        if let Spelling::Phones(_) = self.spelling {
+            // The words are the reading's choices, one per phone group.
+            let mut chosen = Vec::new();
+            let mut at = history.as_ref();
+            while let Some(h) = at {
+                chosen.push(h.word.clone());
+                at = h.before.as_ref();
+            }
+            chosen.reverse();
+            if chosen.len() == transcript.words.len() {
+                for (w, text) in transcript.words.iter_mut().zip(chosen) {
+                    w.text = text.to_string();
+                }
+                transcript = Transcript::from_words(transcript.words);
+            }
+        }
+        (transcript, peak)
     }
 
     /// The prefix `parent` + `s`, scored as words the first time it is met:
@@ -514,10 +700,11 @@ impl BeamDecoder {
         }
         let from = prefixes.words(parent);
         let words = if s == Alphabet::SPACE {
-            let readings = self.read_word(&from.readings, &prefixes.last_word(parent));
+            let readings = self.read_words(&from.readings, &self.last_words(prefixes, parent));
+            let penalty = from.penalty + self.unfinished_penalty(from);
             WordState {
-                penalty: from.penalty,
-                score: from.penalty + readings[0].score,
+                penalty,
+                score: penalty + readings[0].score,
                 readings: readings.into(),
                 partial_len: 0,
                 lexicon_node: Some(0),
@@ -549,8 +736,8 @@ impl BeamDecoder {
 /// say: a wide beam keeps a prefix from the first frame its last symbol was
 /// barely possible, which is not where the symbol was heard, so confidences
 /// and word times read the alignment.
-fn align(symbols: &[u32], log_probs: &[f32]) -> Vec<(u32, usize, f32)> {
-    let frames = log_probs.len() / Alphabet::SIZE;
+fn align(symbols: &[u32], log_probs: &[f32], size: usize) -> Vec<(u32, usize, f32)> {
+    let frames = log_probs.len() / size;
     // Unplaced (no path: cannot happen for a text the search found here).
     let mut placed: Vec<(u32, usize, f32)> = symbols.iter().map(|&s| (s, 0, 0.0)).collect();
     if symbols.is_empty() || frames == 0 {
@@ -560,7 +747,7 @@ fn align(symbols: &[u32], log_probs: &[f32]) -> Vec<(u32, usize, f32)> {
     let states: Vec<u32> =
         std::iter::once(Alphabet::BLANK).chain(symbols.iter().flat_map(|&s| [s, Alphabet::BLANK])).collect();
     let n = states.len();
-    let lp = |t: usize, j: usize| log_probs[t * Alphabet::SIZE + states[j] as usize];
+    let lp = |t: usize, j: usize| log_probs[t * size + states[j] as usize];
     let mut score = vec![f32::NEG_INFINITY; n];
     score[0] = lp(0, 0);
     score[1] = lp(0, 1);
@@ -599,6 +786,40 @@ fn align(symbols: &[u32], log_probs: &[f32]) -> Vec<(u32, usize, f32)> {
         j -= back[t * n + j] as usize;
     }
     placed
+}
+
+/// A spelling for a phone string no lexicon word has: each phone as its
+/// most usual English letters ("k ae t" → "kat"), so a word outside the
+/// lexicon still comes out as something readable, never as nothing.
+pub fn spell_phones(phones: &[u32]) -> String {
+    phones
+        .iter()
+        .map(|&p| match crate::Phones::name_of(p) {
+            "aa" => "o",
+            "ae" => "a",
+            "ah" | "ax" => "u",
+            "ao" => "aw",
+            "aw" => "ow",
+            "ay" => "i",
+            "dh" | "th" => "th",
+            "eh" => "e",
+            "er" => "er",
+            "ey" => "ay",
+            "hh" => "h",
+            "ih" => "i",
+            "iy" => "ee",
+            "jh" => "j",
+            "ng" => "ng",
+            "ow" => "o",
+            "oy" => "oy",
+            "uh" => "oo",
+            "uw" => "oo",
+            "y" => "y",
+            "zh" => "s",
+            "?" | "|" => "",
+            other => other,
+        })
+        .collect()
 }
 
 /// Index of prefix `id`'s entry in `next` (the beam being built for frame
@@ -708,6 +929,49 @@ mod tests {
         // The template grammar still reads its own queries.
         let lp = ambiguous("weather in paris", 1, 'a', 'e', 0.5, 0.4);
         assert_eq!(decoder.decode(&lp).text, "weather in paris");
+    }
+
+    /// Phone posteriors (43 symbols) for `phones` ("dh ax | k ae t"): each
+    /// phone held two frames at 0.9, blanks between.
+    fn phone_posteriors(phones: &str) -> Vec<f32> {
+        let size = crate::Phones::SIZE;
+        let frame = |s: u32| -> Vec<f32> {
+            let rest = (0.1f32 / (size - 1) as f32).ln();
+            (0..size as u32).map(|i| if i == s { 0.9f32.ln() } else { rest }).collect()
+        };
+        let mut out = Vec::new();
+        for name in phones.split(' ') {
+            let s = crate::Phones::symbol_of(name).unwrap();
+            out.extend(frame(s));
+            out.extend(frame(s));
+            out.extend(frame(Alphabet::BLANK));
+        }
+        out
+    }
+
+    #[test]
+    fn a_phone_model_is_read_into_words_with_homophones_chosen_by_the_lm() {
+        let lexicon = crate::Lexicon::parse(
+            "i\tay\nwant\tw aa n t\nwont\tw aa n t\nto\tt uw\ntwo\tt uw\ntoo\tt uw\ngo\tg ow\nhome\thh ow m\n\
+             tickets\tt ih k ax t s\n",
+        )
+        .unwrap();
+        let lm = NgramLm::train(["i want to go home", "two tickets", "i want two tickets", "me too", "time to go"]);
+        let mut decoder = BeamDecoder::new(BeamConfig::default(), Some(lm));
+        decoder.set_pronunciations(lexicon);
+        assert_eq!(decoder.units(), Units::Phones);
+        let t = decoder.decode(&phone_posteriors("ay | w aa n t | t uw | g ow | hh ow m"));
+        assert_eq!(t.text, "i want to go home");
+        let t = decoder.decode(&phone_posteriors("ay | w aa n t | t uw | t ih k ax t s"));
+        assert_eq!(t.text, "i want two tickets");
+        assert_eq!(t.words.len(), 4);
+        assert!(t.words.iter().all(|w| w.confidence > 0.8), "{t:?}");
+        // A word no lexicon has is spelt from its phones, not dropped.
+        let t = decoder.decode(&phone_posteriors("g ow | hh ow m | k w ih n ow ax"));
+        assert_eq!(t.text, "go home kwinou");
+        // Without the LM: each phone group as its most frequent word.
+        let t = decoder.greedy(&phone_posteriors("ay | w aa n t | t uw | g ow | hh ow m"));
+        assert_eq!(t.text, "i want to go home");
     }
 
     #[test]

@@ -14,11 +14,13 @@ mod alphabet;
 mod beam;
 mod entities;
 mod lm;
+mod phones;
 
 pub use alphabet::{Alphabet, UnknownChar};
 pub use beam::{BeamConfig, BeamDecoder};
 pub use entities::{class_sentence, class_token};
 pub use lm::{LmError, NgramLm};
+pub use phones::{Lexicon, LexiconError, MissingWord, Phones, Units};
 
 /// A decoded utterance.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -79,6 +81,23 @@ fn words_from_emissions(emissions: &[(u32, usize, f32)]) -> Transcript {
     }
     close(current, &mut words);
     Transcript::from_words(words)
+}
+
+/// Best-path symbols of `[frames, size]` log-probabilities in any units:
+/// the most likely symbol per frame, repeats merged, blanks dropped.
+pub fn greedy_symbols(log_probs: &[f32], size: usize) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut previous = Alphabet::BLANK;
+    for row in log_probs.chunks_exact(size.max(1)) {
+        let best =
+            row.iter().enumerate().fold((0, f32::NEG_INFINITY), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc }).0
+                as u32;
+        if best != Alphabet::BLANK && best != previous {
+            out.push(best);
+        }
+        previous = best;
+    }
+    out
 }
 
 /// Best-path decoding: the most likely symbol per frame, repeats merged,

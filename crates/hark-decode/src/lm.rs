@@ -207,6 +207,11 @@ impl NgramLm {
         self.ids.iter().filter(|(_, id)| **id > EOS).map(|(w, _)| w.as_str())
     }
 
+    /// How often `word` was seen in training (0: never, or pruned).
+    pub fn count(&self, word: &str) -> u32 {
+        self.ids.get(word).map_or(0, |&id| self.unigrams[id as usize])
+    }
+
     pub fn contains(&self, word: &str) -> bool {
         self.ids.get(word).is_some_and(|&id| id > EOS)
     }

@@ -25,6 +25,7 @@ use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
+use hark_decode::Units;
 
 /// Shape of the acoustic model. Defaults: ~0.8 M parameters.
 #[derive(Config, Debug)]
@@ -32,9 +33,13 @@ pub struct AcousticModelConfig {
     /// Mel bands of the input features.
     #[config(default = 80)]
     pub n_mels: usize,
-    /// Output symbols (CTC blank included).
+    /// Output symbols (CTC blank included): `units.size()`.
     #[config(default = 29)]
     pub vocab: usize,
+    /// What the output symbols are ([`AcousticModelConfig::units`]): `None`
+    /// is letters, as in every configuration written before phone models
+    /// existed (which have no such field).
+    pub units: Option<Units>,
     /// Channels of every block.
     #[config(default = 256)]
     pub channels: usize,
@@ -136,6 +141,12 @@ pub enum WeightsError {
 }
 
 impl AcousticModelConfig {
+    /// What the output symbols are: letters, or phones read through a
+    /// pronunciation lexicon.
+    pub fn units(&self) -> Units {
+        self.units.unwrap_or_default()
+    }
+
     pub fn init(&self, device: &Device) -> AcousticModel {
         let pad = self.kernel / 2;
         AcousticModel {
@@ -197,6 +208,17 @@ impl AcousticModel {
         while self.blocks.len() < blocks {
             self.blocks.push(SeparableBlock::identity(channels, kernel, &device));
         }
+        self
+    }
+
+    /// The same network with a fresh output layer over `vocab` symbols:
+    /// what a model trained on one kind of units ([`Units`]) keeps when it
+    /// starts learning another (transfer learning: the convolutions already
+    /// hear speech).
+    pub fn with_head(mut self, vocab: usize) -> Self {
+        let [channels, _] = self.head.weight.dims();
+        let device = self.head.weight.val().device();
+        self.head = LinearConfig::new(channels, vocab).init(&device);
         self
     }
 

@@ -73,6 +73,10 @@ impl Recognizer {
         }
     }
 
+    pub fn decoder(&self) -> &BeamDecoder {
+        &self.decoder
+    }
+
     pub fn decoder_mut(&mut self) -> &mut BeamDecoder {
         &mut self.decoder
     }

@@ -23,7 +23,7 @@ use burn::tensor::Bytes;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use hark_data::augment::{FeatureWarpConfig, RenoiseConfig, SpecAugmentConfig, renoise, spec_augment, warp_features};
 use hark_data::manifest::Utterance;
-use hark_decode::Alphabet;
+use hark_decode::{Alphabet, Lexicon, Units};
 use hark_dsp::{LogMel, LogMelConfig};
 use hark_eval::ErrorCounts;
 use hark_model::{AcousticModel, AcousticModelConfig};
@@ -50,6 +50,8 @@ pub enum TrainError {
     Resample(#[from] hark_dsp::ResampleError),
     #[error("{id}: {source}")]
     Text { id: String, source: hark_decode::UnknownChar },
+    #[error("{id}: {source}")]
+    Pronunciation { id: String, source: hark_decode::MissingWord },
     #[error(transparent)]
     Weights(#[from] hark_model::WeightsError),
     #[error("optimizer state is not readable: {0}")]
@@ -77,6 +79,34 @@ impl Renoise {
     }
 }
 
+/// How transcripts become CTC targets: letters, or phones through a
+/// pronunciation lexicon.
+#[derive(Debug, Clone, Default)]
+pub enum Targets {
+    #[default]
+    Letters,
+    Phones(Lexicon),
+}
+
+impl Targets {
+    pub fn units(&self) -> Units {
+        match self {
+            Targets::Letters => Units::Letters,
+            Targets::Phones(_) => Units::Phones,
+        }
+    }
+
+    /// The targets of utterance `id`'s normalised `text`.
+    pub fn encode(&self, id: &str, text: &str) -> Result<Vec<u32>, TrainError> {
+        match self {
+            Targets::Letters => Alphabet::encode(text).map_err(|source| TrainError::Text { id: id.into(), source }),
+            Targets::Phones(lexicon) => {
+                lexicon.encode(text).map_err(|source| TrainError::Pronunciation { id: id.into(), source })
+            }
+        }
+    }
+}
+
 /// Features and targets for `utterances`, audio paths relative to `root`,
 /// with `renoise` applied to clean utterances if given (training only: dev
 /// and test are measured as recorded). Utterances too short for their
@@ -87,6 +117,7 @@ pub fn load_examples(
     root: &Path,
     utterances: &[Utterance],
     renoise: Option<&Renoise>,
+    targets: &Targets,
 ) -> Result<(Vec<Example>, Vec<String>), TrainError> {
     let n_mels = LogMelConfig::default().n_mels;
     let loaded: Vec<Result<Option<Example>, TrainError>> = utterances
@@ -101,8 +132,7 @@ pub fn load_examples(
                 }
                 let features = mel.model_features(&samples);
                 let frames = features.len() / n_mels;
-                let targets =
-                    Alphabet::encode(&u.text).map_err(|source| TrainError::Text { id: u.id.clone(), source })?;
+                let targets = targets.encode(&u.id, &u.text)?;
                 // CTC needs at least one output frame per target (plus repeats).
                 if AcousticModel::output_frames(frames) < targets.len() + 1 {
                     return Ok(None);
@@ -417,15 +447,23 @@ impl Trainer {
         value
     }
 
-    /// Greedy-decoding word error counts of the current model on `examples`.
-    pub fn greedy_wer(&self, examples: &[&Example]) -> ErrorCounts {
+    /// Greedy-decoding error counts of the current model on `examples`:
+    /// words for a letter model, phones (and word boundaries) for a phone
+    /// model, whose words only a lexicon search can tell.
+    pub fn greedy_wer(&self, examples: &[&Example], units: Units) -> ErrorCounts {
         let model = self.model.valid();
         let device = self.device.clone().without_autodiff();
         let mut counts = ErrorCounts::default();
         for e in examples {
             let (features, _) = feature_tensor(&[e], &device);
             let out: Vec<f32> = model.forward(features).into_data().try_to_vec::<f32>().unwrap_or_default();
-            counts += ErrorCounts::words(&e.text, &hark_decode::greedy(&out).text);
+            counts += match units {
+                Units::Letters => ErrorCounts::words(&e.text, &hark_decode::greedy(&out).text),
+                Units::Phones => ErrorCounts::words(
+                    &units.render(&e.targets),
+                    &units.render(&hark_decode::greedy_symbols(&out, units.size())),
+                ),
+            };
         }
         counts
     }
@@ -468,7 +506,7 @@ mod tests {
         };
         let utterances = [utterance("a", "clean"), utterance("b", "clean"), utterance("c", "car")];
         let every = Renoise { config: RenoiseConfig { share: 1.0, ..RenoiseConfig::default() }, seed: 3 };
-        let load = |r: Option<&Renoise>| load_examples(dir.path(), &utterances, r).unwrap().0;
+        let load = |r: Option<&Renoise>| load_examples(dir.path(), &utterances, r, &Targets::Letters).unwrap().0;
         let (plain, noisy, again) = (load(None), load(Some(&every)), load(Some(&every)));
         let features = |x: &[Example]| x.iter().map(|e| e.features.clone()).collect::<Vec<_>>();
         assert_eq!(features(&noisy), features(&again), "same seed, same data: a resumed run sees what the first saw");
@@ -536,7 +574,7 @@ mod tests {
             last = t.step(&refs);
         }
         assert!(first.is_finite() && last < 0.5 * first, "loss {first} -> {last}");
-        let wer = t.greedy_wer(&refs);
+        let wer = t.greedy_wer(&refs, Units::Letters);
         assert_eq!(wer.reference, 3);
     }
 
