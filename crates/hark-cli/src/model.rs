@@ -8,6 +8,7 @@
 //! `web/models/manifest.json`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hark_model::AcousticModelConfig;
@@ -25,28 +26,23 @@ pub struct LoadedModel {
     /// checked: the entry's reference and the LM.
     pub general_lm: Option<(hark_registry::GeneralLm, hark_decode::NgramLm)>,
     /// A phone model's pronunciation lexicon (`lexicon.txt` of its run
-    /// folder, or beside its weights).
-    pub lexicon: Option<hark_decode::Lexicon>,
+    /// folder or beside its weights, or its manifest entry's `lexicon`).
+    pub lexicon: Option<Arc<hark_decode::Lexicon>>,
 }
 
 impl LoadedModel {
     /// The decoder this model ships with: the voice-search LM and entity
-    /// catalogue, plus the model's own names and general LM.
+    /// catalogue, plus the model's own lexicon, names and general LM.
     pub fn decoder(&self, config: hark_decode::BeamConfig) -> anyhow::Result<hark_decode::BeamDecoder> {
         let mut decoder = hark_recognizer::corpus_decoder(config);
-        if self.config.units() == hark_decode::Units::Phones {
-            let Some(lexicon) = &self.lexicon else {
-                bail!(
-                    "{} is a phone model, and no lexicon.txt lies beside it (`hark lexicon` builds one)",
-                    self.describe
-                )
-            };
-            decoder.set_pronunciations(lexicon.clone());
+        if self.config.units() == hark_decode::Units::Phones && self.lexicon.is_none() {
+            bail!("{} is a phone model, and no lexicon.txt lies beside it (`hark lexicon` builds one)", self.describe)
         }
         // What the browser's worker applies too ([`hark_recognizer::DecoderExtras`]).
         let extras = hark_recognizer::DecoderExtras {
             names: self.names.clone(),
             general: self.general_lm.as_ref().map(|(r, lm)| (lm.clone(), r.weight as f32)),
+            lexicon: self.lexicon.clone(),
         };
         extras.apply(&mut decoder).map_err(|e| anyhow::anyhow!("the names of {}: {e}", self.describe))?;
         Ok(decoder)
@@ -179,15 +175,23 @@ fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
         }
         None => None,
     };
+    let lexicon = match &entry.lexicon {
+        Some(lexicon) => {
+            let (file, bytes) = read_checked(dir, lexicon, &format!("the lexicon of model {}", entry.version))?;
+            let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", file.display()))?;
+            Some(Arc::new(hark_decode::Lexicon::parse(&text).with_context(|| file.display().to_string())?))
+        }
+        None => None,
+    };
     let describe = format!("model {} ({})", entry.version, file.display());
-    Ok(LoadedModel { config, weights: bytes, describe, names, general_lm, lexicon: None })
+    Ok(LoadedModel { config, weights: bytes, describe, names, general_lm, lexicon })
 }
 
 /// The lexicon at `path`, if there is one.
-fn read_lexicon(path: &Path) -> anyhow::Result<Option<hark_decode::Lexicon>> {
+fn read_lexicon(path: &Path) -> anyhow::Result<Option<Arc<hark_decode::Lexicon>>> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
     let lexicon = hark_decode::Lexicon::parse(&text).with_context(|| path.display().to_string())?;
-    Ok(Some(lexicon))
+    Ok(Some(Arc::new(lexicon)))
 }
 
 /// A file a manifest entry names (`what` it is, for messages), read from the

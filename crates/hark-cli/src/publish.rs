@@ -64,13 +64,20 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     // A key that cannot be read stops the publish before anything is written.
     let key = o.key.load()?;
     let loaded = crate::model::load(Some(&o.run))?;
-    // The manifest and the browser's worker know letter models only: a
-    // phone model published today would be read as letters.
-    anyhow::ensure!(
-        loaded.config.units() == hark_decode::Units::Letters,
-        "{} is a phone model; the model manifest cannot carry its lexicon yet, so it cannot be published",
-        loaded.describe
-    );
+    // A phone model's lexicon goes with it (`lexicon-SHA.txt`, shared by
+    // entries with the same one).
+    let lexicon = match (loaded.config.units(), &loaded.lexicon) {
+        (hark_decode::Units::Letters, _) => None,
+        (hark_decode::Units::Phones, None) => {
+            bail!("{} is a phone model without its lexicon.txt; it cannot be read, so not published", loaded.describe)
+        }
+        (hark_decode::Units::Phones, Some(lexicon)) => {
+            let text = lexicon.to_text();
+            let sha256 = hark_registry::sha256_hex(text.as_bytes());
+            let reference = hark_registry::FileRef { file: format!("lexicon-{}.txt", &sha256[..12]), sha256 };
+            Some((text, reference))
+        }
+    };
     let device = burn::tensor::Device::flex();
     let model = hark_model::AcousticModel::from_bytes(&loaded.config, loaded.weights, &device)?;
     let bytes = model.to_bytes_f16()?;
@@ -107,6 +114,21 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     } else {
         let mut probe = hark_decode::BeamDecoder::new(hark_decode::BeamConfig::default(), None);
         hark_recognizer::add_names(&mut probe, &names).map_err(|e| anyhow::anyhow!("names: {e}"))?;
+        // A phone model hears a name only through its pronunciation.
+        if let Some(lexicon) = &loaded.lexicon {
+            let unheard: Vec<&str> = names
+                .iter()
+                .flat_map(|(_, name)| name.split_whitespace())
+                .filter(|w| lexicon.pronunciations(w).is_empty())
+                .collect();
+            if !unheard.is_empty() {
+                bail!(
+                    "names: {} has no pronunciation for {} (`hark lexicon --data` with them, then train or publish with that lexicon)",
+                    loaded.describe,
+                    unheard.join(", ")
+                );
+            }
+        }
         let list = hark_registry::NameList {
             names: names
                 .iter()
@@ -160,6 +182,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
             None
         }
     };
+    std::fs::create_dir_all(&o.models).with_context(|| format!("creating {}", o.models.display()))?;
     crate::files::write_atomic(&o.models.join(&file), &bytes)?;
     let general_lm = match general {
         Some((lm_bytes, reference, _)) => {
@@ -167,6 +190,13 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
             Some(reference)
         }
         None => loaded.general_lm.as_ref().map(|(r, _)| r.clone()),
+    };
+    let lexicon = match lexicon {
+        Some((text, reference)) => {
+            crate::files::write_atomic(&o.models.join(&reference.file), text.as_bytes())?;
+            Some(reference)
+        }
+        None => None,
     };
     let names = match &names_file {
         Some((name, text)) => {
@@ -192,10 +222,12 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
             channels: loaded.config.channels,
             blocks: loaded.config.blocks,
             kernel: loaded.config.kernel,
+            units: loaded.config.units(),
         }),
         profile,
         names,
         general_lm,
+        lexicon,
     });
     // Keep the newest two.
     manifest.models.sort_by(|a, b| b.version.cmp(&a.version));

@@ -146,8 +146,7 @@ impl Args {
         });
         RunConfig {
             model: AcousticModelConfig::new()
-                .with_units((self.units == UnitsArg::Phones).then_some(Units::Phones))
-                .with_vocab(Units::from(self.units).size())
+                .with_output(Units::from(self.units))
                 .with_channels(self.channels)
                 .with_blocks(self.blocks)
                 .with_kernel(self.kernel),

@@ -66,6 +66,38 @@ fn trains_checkpoints_and_resumes() {
     let heard = ok(&["transcribe", "--model", phones_s, wav_s]);
     let line: serde_json::Value = serde_json::from_slice(&heard.stdout).unwrap();
     assert!(line["text"].is_string(), "{line}");
+    // Published, it carries its lexicon: the manifest entry names it, and
+    // the model read back through the manifest transcribes.
+    let (report, models) = (dir.path().join("report"), dir.path().join("models"));
+    let small = ["--max-utterances", "4", "--train-sample", "4"];
+    ok(&[&["eval", "--model", phones_s, "--data", data_s, "--out", report.to_str().unwrap()][..], &small].concat());
+    let summary = report.join("summary.json");
+    let (summary_s, models_s) = (summary.to_str().unwrap(), models.to_str().unwrap());
+    ok(&[
+        "publish",
+        "--run",
+        phones_s,
+        "--eval",
+        summary_s,
+        "--version",
+        "0.0.1",
+        "--training-data",
+        "smoke",
+        "--models",
+        models_s,
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("manifest.json")).unwrap()).unwrap();
+    let entry = &manifest["models"][0];
+    assert_eq!(entry["architecture"]["units"], "phones");
+    let lexicon_file = entry["lexicon"]["file"].as_str().unwrap();
+    assert!(lexicon_file.starts_with("lexicon-") && models.join(lexicon_file).is_file(), "{entry}");
+    let manifest_s = models.join("manifest.json");
+    let heard = ok(&["transcribe", "--model", manifest_s.to_str().unwrap(), wav_s]);
+    assert!(serde_json::from_slice::<serde_json::Value>(&heard.stdout).unwrap()["text"].is_string());
+    std::fs::remove_file(models.join(lexicon_file)).unwrap();
+    let out = hark(&["transcribe", "--model", manifest_s.to_str().unwrap(), wav_s]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the lexicon of model 0.0.1"), "{out:?}");
 
     let again = ok(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "2"][..], &tiny].concat());
     assert!(String::from_utf8_lossy(&again.stderr).contains("resuming at epoch 2 batch 0"));

@@ -376,8 +376,8 @@ impl BeamDecoder {
     /// pronunciation for cannot be written), and a phone string outside
     /// them comes out spelt from its phones ([`spell_phones`]), with the
     /// out-of-lexicon penalties.
-    pub fn set_pronunciations(&mut self, lexicon: crate::Lexicon) {
-        self.spelling = Spelling::Phones(Arc::new(lexicon));
+    pub fn set_pronunciations(&mut self, lexicon: impl Into<Arc<crate::Lexicon>>) {
+        self.spelling = Spelling::Phones(lexicon.into());
         self.rebuild();
     }
 

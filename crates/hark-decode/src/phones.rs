@@ -25,6 +25,11 @@ pub enum Units {
 }
 
 impl Units {
+    /// Whether these are letters (the default; for `skip_serializing_if`).
+    pub fn is_letters(&self) -> bool {
+        *self == Units::Letters
+    }
+
     /// Output symbols, blank included.
     pub fn size(self) -> usize {
         match self {

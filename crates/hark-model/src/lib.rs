@@ -147,6 +147,12 @@ impl AcousticModelConfig {
         self.units.unwrap_or_default()
     }
 
+    /// The same shape writing `units`: the output layer's size follows
+    /// (letters are recorded as `None`, as before phone models existed).
+    pub fn with_output(self, units: Units) -> Self {
+        self.with_units((units == Units::Phones).then_some(units)).with_vocab(units.size())
+    }
+
     pub fn init(&self, device: &Device) -> AcousticModel {
         let pad = self.kernel / 2;
         AcousticModel {

@@ -17,10 +17,11 @@ pub mod listen;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use hark_data::{Corpus, Split, normalize};
-use hark_decode::{Alphabet, BeamConfig, BeamDecoder, NgramLm, Transcript};
+use hark_decode::{Alphabet, BeamConfig, BeamDecoder, Lexicon, NgramLm, Transcript};
 use hark_dsp::{FeatureSummary, LogMel, LogMelConfig, SAMPLE_RATE, StreamResampler};
 use hark_model::{AcousticModel, AcousticModelConfig, WeightsError};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Longest stretch of audio the model sees at once.
 pub const MAX_SEGMENT_S: f64 = 20.0;
@@ -35,6 +36,8 @@ pub enum RecognizeError {
     Resample(#[from] hark_dsp::ResampleError),
     #[error("the acoustic model returned no readable output: {0}")]
     Output(String),
+    #[error("the acoustic model writes {model:?} but its decoder reads {decoder:?}: a phone model needs its lexicon")]
+    Units { model: hark_decode::Units, decoder: hark_decode::Units },
 }
 
 /// Model + front end + decoder.
@@ -56,6 +59,9 @@ impl Recognizer {
         // without f16 shaders (WebGPU's `shader-f16` is optional; SwiftShader
         // lacks it) cannot run the f16 → f32 cast itself. Inference only, so
         // moving loses nothing (training loads with `from_bytes` directly).
+        if config.units() != decoder.units() {
+            return Err(RecognizeError::Units { model: config.units(), decoder: decoder.units() });
+        }
         let cpu = Device::flex();
         let model = AcousticModel::from_bytes(config, weights, &cpu)?;
         let model = if device == cpu { model } else { model.to_device(&device) };
@@ -235,7 +241,7 @@ fn quietest_cut(window: &[f32]) -> usize {
 pub fn model_config(architecture: Option<hark_registry::Architecture>) -> AcousticModelConfig {
     let config = AcousticModelConfig::new();
     match architecture {
-        Some(a) => config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel),
+        Some(a) => config.with_channels(a.channels).with_blocks(a.blocks).with_kernel(a.kernel).with_output(a.units),
         None => config,
     }
 }
@@ -256,27 +262,36 @@ pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
 }
 
 /// What a published model entry adds to the product decoder
-/// ([`corpus_decoder`]): names for its catalogue (a decoder-only update) and
-/// a general English LM interpolated with the voice-search LM.
+/// ([`corpus_decoder`]): a phone model's pronunciation lexicon, a general
+/// English LM interpolated with the voice-search LM, and names for its
+/// catalogue (a decoder-only update).
 #[derive(Debug, Clone, Default)]
 pub struct DecoderExtras {
     pub names: Vec<(String, String)>,
     /// The LM and its weight.
     pub general: Option<(NgramLm, f32)>,
+    /// A phone model's lexicon (required for one: [`Recognizer::new`] checks).
+    pub lexicon: Option<Arc<Lexicon>>,
 }
 
 impl DecoderExtras {
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty() && self.general.is_none()
+        self.names.is_empty() && self.general.is_none() && self.lexicon.is_none()
     }
 
-    /// Adds them to `decoder` (names first: [`add_names`]'s checks).
+    /// Adds them to `decoder`: the lexicon and the general LM, then the
+    /// names. Names that [`add_names`] refuses are the only error, and
+    /// leave the decoder with everything else applied (a model still
+    /// serves without its extra names).
     pub fn apply(&self, decoder: &mut BeamDecoder) -> Result<(), String> {
-        if !self.names.is_empty() {
-            add_names(decoder, &self.names)?;
+        if let Some(lexicon) = &self.lexicon {
+            decoder.set_pronunciations(lexicon.clone());
         }
         if let Some((lm, weight)) = &self.general {
             decoder.set_general_lm(lm.clone(), *weight);
+        }
+        if !self.names.is_empty() {
+            add_names(decoder, &self.names)?;
         }
         Ok(())
     }
@@ -390,6 +405,34 @@ mod tests {
             let t = r.recognize(&samples, 16_000).unwrap();
             assert!(t.confidence.is_finite());
         }
+    }
+
+    #[test]
+    fn a_phone_model_is_refused_without_its_lexicon_and_reads_words_with_it() {
+        let config =
+            AcousticModelConfig::new().with_channels(16).with_blocks(1).with_output(hark_decode::Units::Phones);
+        assert_eq!(
+            model_config(Some(hark_registry::Architecture {
+                channels: 16,
+                blocks: 1,
+                kernel: 11,
+                units: hark_decode::Units::Phones
+            }))
+            .vocab,
+            43
+        );
+        let weights = config.init(&Device::flex()).to_bytes().unwrap();
+        let letters = BeamDecoder::new(BeamConfig::default(), None);
+        let refused = Recognizer::new(&config, weights.clone(), Device::flex(), letters.clone()).err().unwrap();
+        assert!(refused.to_string().contains("needs its lexicon"), "{refused}");
+        let extras = DecoderExtras {
+            lexicon: Some(Arc::new(Lexicon::parse("play\tp l ey\n").unwrap())),
+            ..DecoderExtras::default()
+        };
+        let mut decoder = letters;
+        extras.apply(&mut decoder).unwrap();
+        let mut r = Recognizer::new(&config, weights, Device::flex(), decoder).unwrap();
+        assert!(r.recognize(&vec![0.1; 16_000], 16_000).unwrap().confidence.is_finite());
     }
 
     #[test]

@@ -24,6 +24,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use hark_decode::Units;
+
 /// The manifest schema this build writes (it reads this one and 1).
 pub const SCHEMA_VERSION: u32 = 2;
 /// The oldest schema this build reads (unsigned: local tools only).
@@ -91,6 +93,11 @@ pub struct ModelEntry {
     /// entries that share one share the file, and a browser downloads it once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub general_lm: Option<GeneralLm>,
+    /// A phone model's pronunciation lexicon (`hark lexicon`'s text,
+    /// `lexicon-SHA.txt`): how the decoder reads its phones back into words.
+    /// Required when [`Architecture::units`] is phones, absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexicon: Option<FileRef>,
 }
 
 /// [`ModelEntry::general_lm`]: the file and its interpolation weight.
@@ -104,9 +111,10 @@ pub struct GeneralLm {
 }
 
 impl ModelEntry {
-    /// Every file of this entry: weights, then profile, names, general LM.
+    /// Every file of this entry: weights, then profile, names, general LM, lexicon.
     pub fn files(&self) -> impl Iterator<Item = &str> {
-        let extras = self.profile.iter().chain(&self.names).chain(self.general_lm.iter().map(|g| &g.file));
+        let extras =
+            self.profile.iter().chain(&self.names).chain(self.general_lm.iter().map(|g| &g.file)).chain(&self.lexicon);
         std::iter::once(self.file.as_str()).chain(extras.map(|f| f.file.as_str()))
     }
 }
@@ -166,6 +174,10 @@ pub struct Architecture {
     pub channels: usize,
     pub blocks: usize,
     pub kernel: usize,
+    /// What the model writes (absent: letters, as every entry before phone
+    /// models; left out when letters, so older signed entries read the same).
+    #[serde(default, skip_serializing_if = "Units::is_letters")]
+    pub units: Units,
 }
 
 fn full_rollout() -> u8 {
@@ -286,6 +298,12 @@ impl Manifest {
             }
             if entry.size == 0 {
                 return Err(invalid("size must be the weights file's size in bytes, got 0".into()));
+            }
+            let phones = entry.architecture.is_some_and(|a| a.units == Units::Phones);
+            match (phones, &entry.lexicon) {
+                (true, None) => return Err(invalid("a phone model needs its lexicon (no `lexicon` file)".into())),
+                (false, Some(_)) => return Err(invalid("a `lexicon` belongs only to a phone model".into())),
+                _ => {}
             }
         }
         Ok(())
@@ -451,7 +469,29 @@ mod tests {
             profile: None,
             names: None,
             general_lm: None,
+            lexicon: None,
         }
+    }
+
+    #[test]
+    fn a_phone_model_entry_carries_its_lexicon_and_letter_entries_read_as_before() {
+        let key = signing::SigningKey::from_seed([7; 32]);
+        let mut entry = entry("1.0.0", "0.1.0");
+        entry.architecture = Some(Architecture { channels: 256, blocks: 8, kernel: 11, units: Units::Phones });
+        let manifest = Manifest { models: vec![entry.clone()], ..Manifest::empty() };
+        let problem = manifest.validate().unwrap_err().to_string();
+        assert!(problem.contains("needs its lexicon"), "{problem}");
+        entry.lexicon = Some(FileRef { file: "lexicon-0123456789ab.txt".into(), sha256: sha256_hex(b"lex") });
+        let manifest = Manifest { models: vec![entry.clone()], ..Manifest::empty() };
+        let read = Manifest::parse_verified(&manifest.to_signed_json(&key).unwrap(), &[key.public()]).unwrap();
+        assert_eq!(read.models[0], entry);
+        assert_eq!(read.models[0].files().last(), Some("lexicon-0123456789ab.txt"));
+        // A letter model's shape is written as before phone models existed.
+        let letters = Architecture { channels: 256, blocks: 8, kernel: 11, units: Units::Letters };
+        assert_eq!(serde_json::to_string(&letters).unwrap(), r#"{"channels":256,"blocks":8,"kernel":11}"#);
+        entry.architecture = Some(letters);
+        let manifest = Manifest { models: vec![entry], ..Manifest::empty() };
+        assert!(manifest.validate().unwrap_err().to_string().contains("only to a phone model"));
     }
 
     #[test]

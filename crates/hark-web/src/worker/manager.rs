@@ -268,13 +268,16 @@ impl Manager {
         let mut decoder = self.decoder_now();
         if self.decoder_built() && !extras.is_empty() {
             decoder = self.decoder_with(&extras)?;
+        } else if let Some(lexicon) = &extras.lexicon {
+            // A phone model is read through its lexicon from the first word.
+            decoder.set_pronunciations(lexicon.clone());
         }
         let recognizer = Recognizer::new(&config, bytes, self.device.clone(), decoder).map_err(|e| e.to_string())?;
         Ok((recognizer, from_cache, extras))
     }
 }
 
-/// What `entry` adds to the decoder: its names and its general LM, each
+/// What `entry` adds to the decoder: its names, general LM and lexicon, each
 /// file a stored copy or else a download, checked against the manifest's
 /// sha256. A general LM is shared by entries (its name is its content's
 /// hash), so a model update that keeps it downloads nothing more.
@@ -290,6 +293,12 @@ async fn extras_of(entry: &ModelEntry) -> Result<DecoderExtras, String> {
         let bytes = fetch_checked(&general.file, "general LM").await?;
         let lm = hark_decode::NgramLm::from_bytes(&bytes).map_err(|e| format!("{}: {e}", general.file.file))?;
         extras.general = Some((lm, general.weight as f32));
+    }
+    if let Some(lexicon) = &entry.lexicon {
+        let bytes = fetch_checked(lexicon, "lexicon").await?;
+        let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", lexicon.file))?;
+        let parsed = hark_decode::Lexicon::parse(&text).map_err(|e| format!("{}: {e}", lexicon.file))?;
+        extras.lexicon = Some(std::sync::Arc::new(parsed));
     }
     Ok(extras)
 }

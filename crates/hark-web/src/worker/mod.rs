@@ -191,16 +191,15 @@ async fn check_for_updates() {
     // takes a few hundred ms to build): build it now, before the model
     // serves — no utterance can have ended yet.
     if !manager.decoder_built() {
-        match manager.decoder_with(&loaded.extras) {
-            Ok(decoder) => *loaded.recognizer.decoder_mut() = decoder,
-            // Names the app cannot use: the model still serves, without them.
-            Err(why) => {
-                web_sys::console::warn_1(
-                    &format!("model {}: its names were not added: {why}", loaded.entry.version).into(),
-                );
-                *loaded.recognizer.decoder_mut() = manager.decoder();
-            }
+        let mut decoder = manager.decoder();
+        // Names the app cannot use: the model still serves, without them
+        // (the lexicon and general LM are in).
+        if let Err(why) = loaded.extras.apply(&mut decoder) {
+            web_sys::console::warn_1(
+                &format!("model {}: its names were not added: {why}", loaded.entry.version).into(),
+            );
         }
+        *loaded.recognizer.decoder_mut() = decoder;
     }
     let on_gpu = state(|s| {
         s.manager = Some(manager);
