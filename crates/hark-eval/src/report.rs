@@ -48,8 +48,8 @@ pub fn freeform_bars(test: &[&Scored]) -> Option<FreeformBars> {
     Some(FreeformBars {
         utterances: test.len(),
         clean_wer: c,
-        clean_query_wer: wer_of(of("clean", Some("freeform-query"))).0,
-        clean_general_wer: wer_of(of("clean", Some("freeform-general"))).0,
+        clean_query_wer: wer_of_nonempty(of("clean", Some("freeform-query"))),
+        clean_general_wer: wer_of_nonempty(of("clean", Some("freeform-general"))),
         clean_greedy_wer: greedy.rate(),
         clean_bar: 0.15,
         clean_met: c <= 0.15,
@@ -58,6 +58,17 @@ pub fn freeform_bars(test: &[&Scored]) -> Option<FreeformBars> {
         car_bar_ratio: 1.5,
         car_met: ratio <= 1.5,
     })
+}
+
+/// The WER of `items`; `None` when there are none, so an empty slice is not
+/// reported as 0 %.
+fn wer_of_nonempty(items: Vec<&Scored>) -> Option<f64> {
+    (!items.is_empty()).then(|| wer_of(items.into_iter()).0)
+}
+
+/// A percentage, or "—" for a slice with no utterances.
+fn pct_or_dash(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), |v| format!("{:.1} %", 100.0 * v))
 }
 
 /// One scored utterance.
@@ -122,9 +133,9 @@ pub struct FreeformBars {
     pub utterances: usize,
     pub clean_wer: f64,
     /// Clean WER of the hand-written voice-search queries and of the general
-    /// English sentences apart.
-    pub clean_query_wer: f64,
-    pub clean_general_wer: f64,
+    /// English sentences apart; `None` when the set has none of that kind.
+    pub clean_query_wer: Option<f64>,
+    pub clean_general_wer: Option<f64>,
     pub clean_greedy_wer: f64,
     pub clean_bar: f64,
     pub clean_met: bool,
@@ -370,11 +381,11 @@ impl Summary {
         let f = self.freeform.as_ref()?;
         let peer = self.peer.as_ref().map(|p| {
             format!(
-                "\n{:>14}: clean WER {:.1} % (queries {:.1} %, general English {:.1} %), car 5 dB {:.1} % = {:.2}× clean{}; hark {} it clean",
+                "\n{:>14}: clean WER {:.1} % (queries {}, general English {}), car 5 dB {:.1} % = {:.2}× clean{}; hark {} it clean",
                 p.name,
                 100.0 * p.bars.clean_wer,
-                100.0 * p.bars.clean_query_wer,
-                100.0 * p.bars.clean_general_wer,
+                pct_or_dash(p.bars.clean_query_wer),
+                pct_or_dash(p.bars.clean_general_wer),
                 100.0 * p.bars.car_5db_wer,
                 p.bars.car_5db_ratio,
                 p.real_time_factor.map(|r| format!(", {r:.3}× real time")).unwrap_or_default(),
@@ -384,11 +395,11 @@ impl Summary {
         let met = |ok: bool| if ok { "met" } else { "NOT met" };
         Some(
             format!(
-                "free-form test ({} utterances): clean WER {:.1} % (queries {:.1} %, general English {:.1} %; greedy {:.1} %; ≤ 15 %: {}), car 5 dB {:.1} % = {:.2}× clean (≤ 1.5×: {})",
+                "free-form test ({} utterances): clean WER {:.1} % (queries {}, general English {}; greedy {:.1} %; ≤ 15 %: {}), car 5 dB {:.1} % = {:.2}× clean (≤ 1.5×: {})",
                 f.utterances,
                 100.0 * f.clean_wer,
-                100.0 * f.clean_query_wer,
-                100.0 * f.clean_general_wer,
+                pct_or_dash(f.clean_query_wer),
+                pct_or_dash(f.clean_general_wer),
                 100.0 * f.clean_greedy_wer,
                 met(f.clean_met),
                 100.0 * f.car_5db_wer,
@@ -417,8 +428,8 @@ impl Summary {
                 "<h2>Free-form test (the headline)</h2><p>{} utterances: text no template produced (hand-written voice-search queries and general English sentences), spoken by test-only voices.</p><table><tr><th>bar</th><th>target</th><th>measured</th><th></th></tr><tr><td>WER, clean</td><td>≤ 15 %</td><td>{} (queries {}, general {}; greedy {})</td><td>{}</td></tr><tr><td>WER with car noise at 5 dB SNR ÷ clean WER</td><td>≤ 1.5×</td><td>{:.2}× ({})</td><td>{}</td></tr></table>",
                 f.utterances,
                 pct(f.clean_wer),
-                pct(f.clean_query_wer),
-                pct(f.clean_general_wer),
+                pct_or_dash(f.clean_query_wer),
+                pct_or_dash(f.clean_general_wer),
                 pct(f.clean_greedy_wer),
                 mark(f.clean_met),
                 f.car_5db_ratio,
@@ -431,8 +442,8 @@ impl Summary {
                     "<p>{} on the same audio, scored by the same code: clean {} (queries {}, general {}), car 5 dB {} = {:.2}× clean. hark {} it clean.</p>",
                     esc(&p.name),
                     pct(p.bars.clean_wer),
-                    pct(p.bars.clean_query_wer),
-                    pct(p.bars.clean_general_wer),
+                    pct_or_dash(p.bars.clean_query_wer),
+                    pct_or_dash(p.bars.clean_general_wer),
                     pct(p.bars.car_5db_wer),
                     p.bars.car_5db_ratio,
                     if f.clean_wer < p.bars.clean_wer { "beats" } else { "does <b class=fail>not</b> beat" }
@@ -610,6 +621,25 @@ mod tests {
     }
 
     #[test]
+    fn a_free_form_set_without_general_sentences_reports_none_not_zero() {
+        let text = |mut s: Scored| {
+            s.slices.push(("text".into(), "freeform-query".into()));
+            s
+        };
+        let ff = freeform_split_name("test");
+        let items = vec![
+            text(scored("q1", &ff, "clean", "clean", "play some jazz", "play sum jazz")),
+            text(scored("q2", &ff, "car", "car5db", "play some jazz", "play some jazz")),
+        ];
+        let s = Summary::build("m", "d", "beam", &items);
+        let f = s.freeform.as_ref().unwrap();
+        assert_eq!(f.clean_general_wer, None);
+        let line = s.freeform_line().unwrap();
+        assert!(line.contains("queries 33.3 %, general English —"), "{line}");
+        assert!(!s.html().contains("general 0.0 %"));
+    }
+
+    #[test]
     fn freeform_bars_are_the_free_form_test_half_apart_from_the_template_split() {
         let text = |mut s: Scored, kind: &str| {
             s.slices.push(("text".into(), kind.into()));
@@ -631,7 +661,7 @@ mod tests {
         let f = s.freeform.as_ref().unwrap();
         assert_eq!(f.utterances, 4);
         assert!((f.clean_wer - 1.0 / 8.0).abs() < 1e-9, "{f:?}");
-        assert!((f.clean_query_wer - 1.0 / 3.0).abs() < 1e-9 && f.clean_general_wer == 0.0);
+        assert!((f.clean_query_wer.unwrap() - 1.0 / 3.0).abs() < 1e-9 && f.clean_general_wer == Some(0.0));
         assert!((f.car_5db_wer - 3.0 / 8.0).abs() < 1e-9);
         assert!((f.car_5db_ratio - 3.0).abs() < 1e-9 && f.clean_met && !f.car_met);
         assert!(s.freeform_line().unwrap().contains("clean WER 12.5 %"));
