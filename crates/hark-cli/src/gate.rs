@@ -97,7 +97,7 @@ fn recognizer(model: Option<&Path>, extra: Option<Vec<(String, String)>>) -> any
     let mut describe = loaded.describe.clone();
     if let Some(extra) = extra {
         describe += &format!(" + {} names", extra.len());
-        loaded.names.extend(extra);
+        loaded.add_names(extra)?;
     }
     let decoder = loaded.decoder(BeamConfig::default())?;
     Ok((Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder)?, describe))

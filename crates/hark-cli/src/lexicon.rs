@@ -60,10 +60,27 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     }
     words.retain(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '\''));
     let list: Vec<&str> = words.iter().map(String::as_str).collect();
-    let mut lexicon = festival(&list)?;
+    let lexicon = pronounce(&list)?;
+    if let Some(dir) = o.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::files::write_atomic(&o.out, lexicon.to_text().as_bytes())?;
+    eprintln!("lexicon: {} words -> {}", lexicon.len(), o.out.display());
+    Ok(())
+}
+
+/// A pronunciation for every one of `words` (normalised: `a`–`z` and
+/// apostrophes), or an error naming those that got none: festival's
+/// dictionary or letter-to-sound rules, and for a word with an apostrophe
+/// that neither reads, the word said without it.
+pub fn pronounce(words: &[&str]) -> anyhow::Result<Lexicon> {
+    if let Some(odd) = words.iter().find(|w| w.is_empty() || !w.chars().all(|c| c.is_ascii_lowercase() || c == '\'')) {
+        anyhow::bail!("{odd:?} is not a normalised word (a-z and apostrophes); no pronunciation can be made for it");
+    }
+    let mut lexicon = festival(words)?;
     // Letter-to-sound rules do not read apostrophes: a possessive or
     // contraction outside the dictionary is said as the word without it.
-    let unread: Vec<&str> = list.iter().copied().filter(|w| !lexicon.contains(w) && w.contains('\'')).collect();
+    let unread: Vec<&str> = words.iter().copied().filter(|w| !lexicon.contains(w) && w.contains('\'')).collect();
     let bare: Vec<String> = unread.iter().map(|w| w.replace('\'', "")).collect();
     let read = festival(&bare.iter().map(String::as_str).collect::<Vec<_>>())?;
     for (word, bare) in unread.iter().zip(&bare) {
@@ -71,7 +88,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
             lexicon.insert(word, p.clone());
         }
     }
-    let missing: Vec<&String> = words.iter().filter(|w| !lexicon.contains(w)).collect();
+    let missing: Vec<&str> = words.iter().copied().filter(|w| !lexicon.contains(w)).collect();
     anyhow::ensure!(
         missing.is_empty(),
         "festival gave no pronunciation for {} of {} words (first: {:?})",
@@ -79,12 +96,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         words.len(),
         &missing[..missing.len().min(12)]
     );
-    if let Some(dir) = o.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    crate::files::write_atomic(&o.out, lexicon.to_text().as_bytes())?;
-    eprintln!("lexicon: {} words -> {}", lexicon.len(), o.out.display());
-    Ok(())
+    Ok(lexicon)
 }
 
 /// festival's pronunciation of each of `words` (normalised: `a`–`z` and

@@ -31,6 +31,29 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// Adds names to the decoder's catalogue. A phone model hears a word only
+    /// through a pronunciation, so the words of `extra` its lexicon lacks get
+    /// festival's ([`crate::lexicon::pronounce`]); the grown lexicon is what
+    /// the decoder reads and what `hark publish` ships.
+    pub fn add_names(&mut self, extra: Vec<(String, String)>) -> anyhow::Result<()> {
+        if let Some(lexicon) = &self.lexicon {
+            let missing: std::collections::BTreeSet<&str> =
+                extra.iter().flat_map(|(_, name)| name.split_whitespace()).filter(|w| !lexicon.contains(w)).collect();
+            if !missing.is_empty() {
+                let missing: Vec<&str> = missing.into_iter().collect();
+                let heard = crate::lexicon::pronounce(&missing)
+                    .with_context(|| format!("pronouncing the new names' words for {}", self.describe))?;
+                let mut grown = (**lexicon).clone();
+                for (word, phones) in heard.entries() {
+                    grown.insert(word, phones.clone());
+                }
+                self.lexicon = Some(Arc::new(grown));
+            }
+        }
+        self.names.extend(extra);
+        Ok(())
+    }
+
     /// The decoder this model ships with: the voice-search LM and entity
     /// catalogue, plus the model's own lexicon, names and general LM.
     pub fn decoder(&self, config: hark_decode::BeamConfig) -> anyhow::Result<hark_decode::BeamDecoder> {

@@ -63,7 +63,11 @@ pub struct Args {
 pub fn run(o: &Args) -> anyhow::Result<()> {
     // A key that cannot be read stops the publish before anything is written.
     let key = o.key.load()?;
-    let loaded = crate::model::load(Some(&o.run))?;
+    let mut loaded = crate::model::load(Some(&o.run))?;
+    // The names first: a phone model's lexicon grows by their pronunciations.
+    if let Some(path) = &o.names {
+        loaded.add_names(crate::model::read_names(path)?)?;
+    }
     // A phone model's lexicon goes with it (`lexicon-SHA.txt`, shared by
     // entries with the same one).
     let lexicon = match (loaded.config.units(), &loaded.lexicon) {
@@ -104,9 +108,6 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     let file = format!("hark-{}.bpk", o.version);
     // The names next: checked against the decoder's classes before anything is written.
     let mut names = loaded.names.clone();
-    if let Some(path) = &o.names {
-        names.extend(crate::model::read_names(path)?);
-    }
     names.sort();
     names.dedup();
     let names_file = if names.is_empty() {
@@ -114,21 +115,6 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     } else {
         let mut probe = hark_decode::BeamDecoder::new(hark_decode::BeamConfig::default(), None);
         hark_recognizer::add_names(&mut probe, &names).map_err(|e| anyhow::anyhow!("names: {e}"))?;
-        // A phone model hears a name only through its pronunciation.
-        if let Some(lexicon) = &loaded.lexicon {
-            let unheard: Vec<&str> = names
-                .iter()
-                .flat_map(|(_, name)| name.split_whitespace())
-                .filter(|w| lexicon.pronunciations(w).is_empty())
-                .collect();
-            if !unheard.is_empty() {
-                bail!(
-                    "names: {} has no pronunciation for {} (`hark lexicon --data` with them, then train or publish with that lexicon)",
-                    loaded.describe,
-                    unheard.join(", ")
-                );
-            }
-        }
         let list = hark_registry::NameList {
             names: names
                 .iter()

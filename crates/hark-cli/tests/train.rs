@@ -95,9 +95,39 @@ fn trains_checkpoints_and_resumes() {
     let manifest_s = models.join("manifest.json");
     let heard = ok(&["transcribe", "--model", manifest_s.to_str().unwrap(), wav_s]);
     assert!(serde_json::from_slice::<serde_json::Value>(&heard.stdout).unwrap()["text"].is_string());
-    std::fs::remove_file(models.join(lexicon_file)).unwrap();
+    // A decoder-only update adding a name the lexicon lacks: the name's
+    // words get festival's pronunciation, in a new lexicon file of the new
+    // entry; the old entry keeps its own.
+    let names = dir.path().join("names.tsv");
+    std::fs::write(&names, "person\tzorina kaltvedt\n").unwrap();
+    assert!(!entries.contains("zorina\t"));
+    let update = [
+        "publish",
+        "--run",
+        manifest_s.to_str().unwrap(),
+        "--names",
+        names.to_str().unwrap(),
+        "--eval",
+        summary_s,
+        "--version",
+        "0.0.2",
+        "--training-data",
+        "smoke + names",
+        "--models",
+        models_s,
+    ];
+    ok(&update);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("manifest.json")).unwrap()).unwrap();
+    let grown_file = manifest["models"][1]["lexicon"]["file"].as_str().unwrap();
+    assert_ne!(grown_file, lexicon_file);
+    let grown = std::fs::read_to_string(models.join(grown_file)).unwrap();
+    assert!(grown.contains("zorina\t") && grown.contains("kaltvedt\t") && models.join(lexicon_file).is_file());
+    let heard = ok(&["transcribe", "--model", manifest_s.to_str().unwrap(), wav_s]);
+    assert!(serde_json::from_slice::<serde_json::Value>(&heard.stdout).unwrap()["text"].is_string());
+    std::fs::remove_file(models.join(grown_file)).unwrap();
     let out = hark(&["transcribe", "--model", manifest_s.to_str().unwrap(), wav_s]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the lexicon of model 0.0.1"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the lexicon of model 0.0.2"), "{out:?}");
 
     let again = ok(&[&["train", "--data", data_s, "--out", run_s, "--epochs", "2"][..], &tiny].concat());
     assert!(String::from_utf8_lossy(&again.stderr).contains("resuming at epoch 2 batch 0"));
