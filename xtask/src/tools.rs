@@ -25,6 +25,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // `hark data synth --preset smoke` runs in the tests.
     ("/usr/bin/espeak-ng", "espeak-ng"),
     ("/usr/bin/flite", "flite"),
+    // `hark lexicon` and the phone-model tests read festival's CMU
+    // dictionary (festlex-cmu) through its default voice.
+    ("/usr/bin/festival", "festival"),
+    ("/usr/share/festival/dicts/cmu/cmudict-0.4.out", "festlex-cmu"),
+    ("/usr/share/festival/voices/english/kal_diphone", "festvox-kallpc16k"),
     // The collector's PostgreSQL backend is tested against a real server.
     ("/usr/lib/postgresql", "postgresql"),
 ];

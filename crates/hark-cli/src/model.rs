@@ -24,7 +24,7 @@ pub struct LoadedModel {
     pub names: Vec<(String, String)>,
     /// The general English LM the model's manifest entry names, read and
     /// checked: the entry's reference and the LM.
-    pub general_lm: Option<(hark_registry::GeneralLm, hark_decode::NgramLm)>,
+    pub general_lm: Option<(hark_registry::GeneralLm, Arc<hark_decode::NgramLm>)>,
     /// A phone model's pronunciation lexicon (`lexicon.txt` of its run
     /// folder or beside its weights, or its manifest entry's `lexicon`).
     pub lexicon: Option<Arc<hark_decode::Lexicon>>,
@@ -194,7 +194,7 @@ fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
             let what = format!("the general LM of model {}", entry.version);
             let (file, bytes) = read_checked(dir, &general.file, &what)?;
             let lm = hark_decode::NgramLm::from_bytes(&bytes).with_context(|| file.display().to_string())?;
-            Some((general.clone(), lm))
+            Some((general.clone(), Arc::new(lm)))
         }
         None => None,
     };

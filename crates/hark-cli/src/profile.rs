@@ -125,7 +125,7 @@ pub fn build(
             .chain(loaded.names.iter().flat_map(|(_, name)| {
                 hark_data::normalize(name).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
             }))
-            .chain(general_words(loaded.general_lm.as_ref().map(|(_, lm)| lm)))
+            .chain(general_words(loaded.general_lm.as_ref().map(|(_, lm)| &**lm)))
             .collect();
     vocabulary.sort();
     vocabulary.dedup();

@@ -70,7 +70,9 @@ impl Default for BeamConfig {
     }
 }
 
-/// Decoder with its language model, lexicon and entity list.
+/// Decoder with its language model, lexicon and entity list. Clones (one
+/// per backend in the browser's worker, one per thread in `hark eval`) share
+/// the general LM and the lexicon's trie, the two large parts.
 #[derive(Clone)]
 pub struct BeamDecoder {
     config: BeamConfig,
@@ -78,10 +80,10 @@ pub struct BeamDecoder {
     /// A general English LM and its interpolation weight: a word's
     /// probability is `(1 − w) · P_lm + w · P_general` (class tokens only
     /// have the first term).
-    general: Option<(NgramLm, f32)>,
+    general: Option<(Arc<NgramLm>, f32)>,
     /// The lexicon (LM words and entity words) as a trie of the model's
     /// symbols.
-    lexicon: Trie,
+    lexicon: Arc<Trie>,
     entities: EntityTries,
     /// How a word is written in the model's symbols.
     spelling: Spelling,
@@ -368,7 +370,8 @@ impl BeamDecoder {
     pub fn new(config: BeamConfig, lm: Option<NgramLm>) -> Self {
         let entities = EntityTries::default();
         let spelling = Spelling::Letters;
-        Self { config, lexicon: Trie::of(lm.as_ref(), &entities, &spelling), lm, general: None, entities, spelling }
+        let lexicon = Arc::new(Trie::of(lm.as_ref(), &entities, &spelling));
+        Self { config, lexicon, lm, general: None, entities, spelling }
     }
 
     /// Reads a phone model's output ([`crate::Phones`]): words are the
@@ -387,15 +390,15 @@ impl BeamDecoder {
     }
 
     fn rebuild(&mut self) {
-        self.lexicon = Trie::of(self.lms(), &self.entities, &self.spelling);
+        self.lexicon = Arc::new(Trie::of(self.lms(), &self.entities, &self.spelling));
     }
 
     /// Interpolates a general English LM with weight `weight` (0..1, clamped)
     /// into every word's score; its words join the lexicon. Words outside
     /// both LMs and the entity list are still spelt letter by letter (the
     /// out-of-lexicon penalties apply).
-    pub fn set_general_lm(&mut self, general: NgramLm, weight: f32) {
-        self.general = Some((general, weight.clamp(0.0, 1.0)));
+    pub fn set_general_lm(&mut self, general: impl Into<Arc<NgramLm>>, weight: f32) {
+        self.general = Some((general.into(), weight.clamp(0.0, 1.0)));
         self.rebuild();
     }
 
@@ -408,7 +411,7 @@ impl BeamDecoder {
     }
 
     fn lms(&self) -> impl Iterator<Item = &NgramLm> + Clone {
-        self.lm.iter().chain(self.general.as_ref().map(|(lm, _)| lm))
+        self.lm.iter().chain(self.general.as_ref().map(|(lm, _)| &**lm))
     }
 
     /// `ln` of the interpolated probability: `own` from the voice-search LM,
@@ -417,8 +420,8 @@ impl BeamDecoder {
     fn mix(&self, own: Option<f32>, general: impl FnOnce(&NgramLm) -> Option<f32>) -> f32 {
         match (&self.general, own) {
             (None, own) => own.unwrap_or(0.0),
-            (Some((g, _)), None) => general(g).unwrap_or(0.0),
-            (Some((g, w)), Some(own)) => match general(g) {
+            (Some((g, _)), None) => general(&**g).unwrap_or(0.0),
+            (Some((g, w)), Some(own)) => match general(&**g) {
                 Some(general) => log_add(own + (1.0 - w).ln(), general + w.ln()),
                 None => own + (1.0 - w).ln(),
             },
@@ -929,6 +932,25 @@ mod tests {
         // The template grammar still reads its own queries.
         let lp = ambiguous("weather in paris", 1, 'a', 'e', 0.5, 0.4);
         assert_eq!(decoder.decode(&lp).text, "weather in paris");
+    }
+
+    #[test]
+    fn clones_share_the_general_lm_and_the_lexicon_until_one_changes_its_words() {
+        let mut decoder = corpus_decoder();
+        decoder.set_general_lm(NgramLm::train(["play some jazz music"]), 0.5);
+        let other = decoder.clone().with_general_weight(0.2).with_config(BeamConfig { beam: 8, ..decoder.config });
+        let (a, b) = (&decoder.general.as_ref().unwrap().0, &other.general.as_ref().unwrap().0);
+        assert!(Arc::ptr_eq(a, b), "the general LM is copied, not shared");
+        assert!(Arc::ptr_eq(&decoder.lexicon, &other.lexicon), "the lexicon's trie is copied, not shared");
+        // New words build a trie of their own; the original keeps its own.
+        let mut grown = other.clone();
+        grown.set_entities([("city", "zorinaville")]);
+        assert!(!Arc::ptr_eq(&decoder.lexicon, &grown.lexicon));
+        assert!(grown.decode(&ambiguous("weather in zorinaville", 1, 'a', 'e', 0.5, 0.4)).text.contains("zorinaville"));
+        assert_eq!(
+            decoder.decode(&ambiguous("play some jazz music", 6, 'a', 'o', 0.5, 0.4)).text,
+            "play some jazz music"
+        );
     }
 
     /// Phone posteriors (43 symbols) for `phones` ("dh ax | k ae t"): each

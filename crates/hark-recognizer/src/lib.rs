@@ -268,8 +268,8 @@ pub fn corpus_decoder(config: BeamConfig) -> BeamDecoder {
 #[derive(Debug, Clone, Default)]
 pub struct DecoderExtras {
     pub names: Vec<(String, String)>,
-    /// The LM and its weight.
-    pub general: Option<(NgramLm, f32)>,
+    /// The LM and its weight (shared with the decoders built from these).
+    pub general: Option<(Arc<NgramLm>, f32)>,
     /// A phone model's lexicon (required for one: [`Recognizer::new`] checks).
     pub lexicon: Option<Arc<Lexicon>>,
 }

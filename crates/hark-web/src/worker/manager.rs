@@ -292,7 +292,7 @@ async fn extras_of(entry: &ModelEntry) -> Result<DecoderExtras, String> {
     if let Some(general) = &entry.general_lm {
         let bytes = fetch_checked(&general.file, "general LM").await?;
         let lm = hark_decode::NgramLm::from_bytes(&bytes).map_err(|e| format!("{}: {e}", general.file.file))?;
-        extras.general = Some((lm, general.weight as f32));
+        extras.general = Some((std::sync::Arc::new(lm), general.weight as f32));
     }
     if let Some(lexicon) = &entry.lexicon {
         let bytes = fetch_checked(lexicon, "lexicon").await?;
