@@ -612,6 +612,7 @@ impl BeamDecoder {
         let mut prefixes = Prefixes::new();
         let mut beams: Vec<(u32, Paths)> = vec![(0, Paths { blank: 0.0, non_blank: f32::NEG_INFINITY })];
         let mut next: Vec<(u32, Paths)> = Vec::new();
+        let mut ranked: Vec<(f32, (u32, Paths))> = Vec::new();
         let mut compact_at = min_arena;
         let size = self.spelling.units().size();
         for (frame, row) in log_probs.chunks_exact(size).enumerate() {
@@ -646,10 +647,13 @@ impl BeamDecoder {
                 }
             }
             std::mem::swap(&mut beams, &mut next);
-            let score = |(id, paths): &(u32, Paths)| paths.total() + prefixes.words(*id).score;
             if beams.len() > self.config.beam {
-                beams.select_nth_unstable_by(self.config.beam, |a, b| score(b).total_cmp(&score(a)));
-                beams.truncate(self.config.beam);
+                // Each score once (a `log_add` apiece), not once per comparison.
+                ranked.clear();
+                ranked.extend(beams.iter().map(|&(id, paths)| (paths.total() + prefixes.words(id).score, (id, paths))));
+                ranked.select_nth_unstable_by(self.config.beam, |a, b| b.0.total_cmp(&a.0));
+                beams.clear();
+                beams.extend(ranked[..self.config.beam].iter().map(|&(_, beam)| beam));
             }
             // Most prefixes made in a frame fall out of the beam at once.
             peak = peak.max(prefixes.nodes.len());

@@ -5,7 +5,9 @@
 //! Uses the shipped model (web/models/manifest.json's current entry); with
 //! none published yet, a randomly initialised default-shape model (the
 //! model's cost does not depend on its weights; the beam search is faster on
-//! a trained model's peaky output). Run through `cargo xtask bench`, which
+//! a trained model's peaky output). `beam_search_general_lm/W` adds the
+//! general English LM at weight W (what a model published with
+//! `--general-lm` decodes with). Run through `cargo xtask bench`, which
 //! pins it to one core (RAYON_NUM_THREADS=1, taskset).
 
 use std::path::Path;
@@ -53,6 +55,17 @@ fn bench(c: &mut Criterion) {
     for beam in [16, 32, 64, 128] {
         let d = decoder.clone().with_config(BeamConfig { beam, ..BeamConfig::default() });
         group.bench_function(format!("beam_width/{beam}"), |b| b.iter(|| d.decode(&log_probs)));
+    }
+    // With the general English LM interpolated (what `hark publish
+    // --general-lm` ships; built here as `hark lm` builds it), at the weight
+    // tuned for the letter model and at a heavier one.
+    let english = hark_data::text::english(hark_data::Split::Train);
+    let general = hark_decode::NgramLm::train(english.iter().map(|q| q.text.as_str()));
+    let general = std::sync::Arc::new(hark_decode::NgramLm::from_bytes(&general.to_bytes(2)).expect("LM bytes"));
+    for weight in [0.1, 0.6] {
+        let mut d = decoder.clone();
+        d.set_general_lm(general.clone(), weight);
+        group.bench_function(format!("beam_search_general_lm/{weight}"), |b| b.iter(|| d.decode(&log_probs)));
     }
     group.bench_function("end_to_end", |b| b.iter(|| r.recognize(&audio.samples, 16_000).expect("recognize")));
     group.finish();
