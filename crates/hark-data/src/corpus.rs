@@ -122,10 +122,16 @@ impl Default for Corpus {
 impl Corpus {
     /// The corpus shipped in `crates/hark-data/corpus/`.
     pub fn load() -> Self {
-        let templates = lines(TEMPLATES).map(str::to_owned).collect();
+        Self { templates: lines(TEMPLATES).map(str::to_owned).collect(), ..Self::entity_lists() }
+    }
+
+    /// The entity lists alone, without the templates: what the app's page
+    /// needs for its search catalogue ([`crate::catalogue::Catalogue`]);
+    /// leaving the templates out keeps them out of the page's wasm.
+    pub fn entity_lists() -> Self {
         let lists =
             LISTS.iter().map(|(slot, text, open)| (*slot, (*open, lines(text).map(str::to_owned).collect()))).collect();
-        Self { templates, lists }
+        Self { templates: Vec::new(), lists }
     }
 
     pub fn templates(&self) -> &[String] {

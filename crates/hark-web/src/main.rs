@@ -54,7 +54,7 @@ fn App() -> impl IntoView {
     let telemetry = Telemetry::new();
     let updates = pwa::Updates::register();
     let online = pwa::online(move || engines.send(ToWorker::CheckForUpdates));
-    let catalogue = StoredValue::new_local(Catalogue::from_corpus(&hark_data::Corpus::load()));
+    let catalogue = StoredValue::new_local(Catalogue::from_corpus(&hark_data::Corpus::entity_lists()));
 
     let (gpu_probe, set_gpu_probe) = signal(GpuProbe::Checking);
     let (choice, set_choice) = signal(Choice::default());
