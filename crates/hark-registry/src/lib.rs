@@ -31,6 +31,13 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// The oldest schema this build reads (unsigned: local tools only).
 pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
+/// The first app version that reads phone models. Older apps know only
+/// letters: they would read a phone model's 43 outputs as letters and write
+/// nonsense, so a phone entry must ask for at least this version in
+/// `min_app_version` (which [`Manifest::choose`] compares), and
+/// [`Manifest::validate`] refuses one that does not.
+pub const PHONE_MODELS_SINCE: Version = Version::new(0, 2, 0);
+
 /// `web/models/manifest.json`: every published model, newest or not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -305,6 +312,13 @@ impl Manifest {
                 (false, Some(_)) => return Err(invalid("a `lexicon` belongs only to a phone model".into())),
                 _ => {}
             }
+            if phones && entry.min_app_version < PHONE_MODELS_SINCE {
+                return Err(invalid(format!(
+                    "a phone model needs min_app_version {PHONE_MODELS_SINCE} or later (apps before it read only \
+                     letters), got {}",
+                    entry.min_app_version
+                )));
+            }
         }
         Ok(())
     }
@@ -476,13 +490,20 @@ mod tests {
     #[test]
     fn a_phone_model_entry_carries_its_lexicon_and_letter_entries_read_as_before() {
         let key = signing::SigningKey::from_seed([7; 32]);
-        let mut entry = entry("1.0.0", "0.1.0");
+        let mut entry = entry("1.0.0", "0.2.0");
         entry.architecture = Some(Architecture { channels: 256, blocks: 8, kernel: 11, units: Units::Phones });
         let manifest = Manifest { models: vec![entry.clone()], ..Manifest::empty() };
         let problem = manifest.validate().unwrap_err().to_string();
         assert!(problem.contains("needs its lexicon"), "{problem}");
         entry.lexicon = Some(FileRef { file: "lexicon-0123456789ab.txt".into(), sha256: sha256_hex(b"lex") });
+        // An app from before phone models must not be offered it.
+        let mut for_old_apps = entry.clone();
+        for_old_apps.min_app_version = "0.1.9".parse().unwrap();
+        let manifest = Manifest { models: vec![for_old_apps], ..Manifest::empty() };
+        let problem = manifest.validate().unwrap_err().to_string();
+        assert!(problem.contains("needs min_app_version 0.2.0 or later") && problem.ends_with("got 0.1.9"), "{problem}");
         let manifest = Manifest { models: vec![entry.clone()], ..Manifest::empty() };
+        assert_eq!(manifest.choose("0.1.9".parse().unwrap(), Channel::Stable, 0), None);
         let read = Manifest::parse_verified(&manifest.to_signed_json(&key).unwrap(), &[key.public()]).unwrap();
         assert_eq!(read.models[0], entry);
         assert_eq!(read.models[0].files().last(), Some("lexicon-0123456789ab.txt"));
