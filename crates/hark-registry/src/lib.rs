@@ -501,7 +501,10 @@ mod tests {
         for_old_apps.min_app_version = "0.1.9".parse().unwrap();
         let manifest = Manifest { models: vec![for_old_apps], ..Manifest::empty() };
         let problem = manifest.validate().unwrap_err().to_string();
-        assert!(problem.contains("needs min_app_version 0.2.0 or later") && problem.ends_with("got 0.1.9"), "{problem}");
+        assert!(
+            problem.contains("needs min_app_version 0.2.0 or later") && problem.ends_with("got 0.1.9"),
+            "{problem}"
+        );
         let manifest = Manifest { models: vec![entry.clone()], ..Manifest::empty() };
         assert_eq!(manifest.choose("0.1.9".parse().unwrap(), Channel::Stable, 0), None);
         let read = Manifest::parse_verified(&manifest.to_signed_json(&key).unwrap(), &[key.public()]).unwrap();
