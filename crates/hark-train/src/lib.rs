@@ -48,10 +48,12 @@ pub enum TrainError {
     Wav(#[from] hark_dsp::wav::WavError),
     #[error(transparent)]
     Resample(#[from] hark_dsp::ResampleError),
-    #[error("{id}: {source}")]
-    Text { id: String, source: hark_decode::UnknownChar },
-    #[error("{id}: {source}")]
-    Pronunciation { id: String, source: hark_decode::MissingWord },
+    // `problem`, not `source`: the message already says it, and a `source`
+    // would be printed a second time by every error chain (`{:#}`).
+    #[error("{id}: {problem}")]
+    Text { id: String, problem: hark_decode::UnknownChar },
+    #[error("{id}: {problem}")]
+    Pronunciation { id: String, problem: hark_decode::MissingWord },
     #[error(transparent)]
     Weights(#[from] hark_model::WeightsError),
     #[error("optimizer state is not readable: {0}")]
@@ -99,9 +101,9 @@ impl Targets {
     /// The targets of utterance `id`'s normalised `text`.
     pub fn encode(&self, id: &str, text: &str) -> Result<Vec<u32>, TrainError> {
         match self {
-            Targets::Letters => Alphabet::encode(text).map_err(|source| TrainError::Text { id: id.into(), source }),
+            Targets::Letters => Alphabet::encode(text).map_err(|problem| TrainError::Text { id: id.into(), problem }),
             Targets::Phones(lexicon) => {
-                lexicon.encode(text).map_err(|source| TrainError::Pronunciation { id: id.into(), source })
+                lexicon.encode(text).map_err(|problem| TrainError::Pronunciation { id: id.into(), problem })
             }
         }
     }
@@ -478,6 +480,19 @@ mod tests {
         let seed = text.len() as f32;
         let features = (0..frames * 80).map(|i| (i as f32 * 0.37 + seed).sin()).collect();
         Example { id: id.into(), features, frames, targets: Alphabet::encode(text).unwrap(), text: text.into() }
+    }
+
+    #[test]
+    fn a_word_without_a_pronunciation_is_named_once_with_its_utterance() {
+        use std::error::Error as _;
+        let targets = Targets::Phones(Lexicon::parse("the\tdh ah\n").unwrap());
+        let err = targets.encode("train-000001", "the folsom").unwrap_err();
+        assert!(err.to_string().starts_with("train-000001: the word \"folsom\" has no pronunciation"), "{err}");
+        // No source: an error chain (`{:#}`, as the CLI prints) says it once.
+        assert!(err.source().is_none());
+        let err = Targets::Letters.encode("train-000002", "caf\u{e9}").unwrap_err();
+        assert!(err.to_string().starts_with("train-000002: character 'é'"), "{err}");
+        assert!(err.source().is_none());
     }
 
     #[test]
