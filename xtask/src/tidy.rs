@@ -5,7 +5,9 @@
 //! - the code is formatted (`cargo fmt --check`);
 //! - every Rust file under a `src/` opens with a `//!` line saying what it is for;
 //! - every path written in backticks in `ARCHITECTURE.md` exists;
-//! - every `cargo xtask <command>` named in docs, comments and `Trunk.toml` exists.
+//! - every `cargo xtask <command>` named in docs, comments and `Trunk.toml` exists;
+//! - the `hark` CLI prints an error only through `report::chain` (anyhow's
+//!   `{:#}` repeats every cause that hark's messages already say).
 
 #[cfg(test)]
 mod tests {
@@ -73,6 +75,23 @@ mod tests {
         assert!(
             undocumented.is_empty(),
             "start these files with a `//!` line saying what they are for: {undocumented:?}"
+        );
+    }
+
+    #[test]
+    fn the_cli_words_errors_through_its_report() {
+        let cli = root().join("crates/hark-cli/src");
+        let mut sources = Vec::new();
+        files(&cli, &|p| p.extension().is_some_and(|e| e == "rs") && !p.ends_with("report.rs"), &mut sources);
+        assert!(sources.len() > 10, "found only {} hark-cli sources; is the walk right?", sources.len());
+        let offenders: Vec<String> = sources
+            .iter()
+            .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(":#}")))
+            .map(|p| relative(p))
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "print errors with `crate::report::chain(&e)`, not `{{e:#}}` (which says each cause twice): {offenders:?}"
         );
     }
 

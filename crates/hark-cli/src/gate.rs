@@ -48,7 +48,7 @@ pub fn run(args: &Args) -> i32 {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::report::chain(&e));
             2
         }
     }

@@ -30,6 +30,7 @@ mod plot;
 mod profile;
 mod publish;
 mod release;
+mod report;
 mod retrain;
 mod serve;
 mod simulate;
@@ -148,7 +149,7 @@ fn main() {
         Command::Data { command: DataCommand::Stats { manifest } } => stats(&manifest),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", crate::report::chain(&e));
         std::process::exit(1);
     }
 }

@@ -361,7 +361,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         progress.stopped_early = since_best >= o.patience.max(1) && progress.epoch < o.epochs;
         checkpoint(&o.out, &trainer, &progress)?;
         if let Err(e) = crate::plot::training_curves(&o.out.join("metrics.jsonl"), &o.out.join("training.svg")) {
-            eprintln!("warning: could not draw training.svg: {e:#}");
+            eprintln!("warning: could not draw training.svg: {}", crate::report::chain(&e));
         }
         eprintln!(
             "epoch {}: dev WER {:.1} %{}, {:.0} s of audio per second",

@@ -38,8 +38,8 @@ pub fn run(o: &Args) -> anyhow::Result<bool> {
             Ok(line) => line,
             Err(e) => {
                 all_ok = false;
-                eprintln!("error: {e:#}");
-                serde_json::json!({ "file": file.display().to_string(), "error": format!("{e:#}") }).to_string()
+                eprintln!("error: {}", crate::report::chain(&e));
+                serde_json::json!({ "file": file.display().to_string(), "error": crate::report::chain(&e) }).to_string()
             }
         };
         println!("{line}");

@@ -49,7 +49,8 @@ pub enum TrainError {
     #[error(transparent)]
     Resample(#[from] hark_dsp::ResampleError),
     // `problem`, not `source`: the message already says it, and a `source`
-    // would be printed a second time by every error chain (`{:#}`).
+    // would be printed a second time by a plain error chain (anyhow's `{:#}`;
+    // the CLI's `report::chain` skips such repeats, other callers may not).
     #[error("{id}: {problem}")]
     Text { id: String, problem: hark_decode::UnknownChar },
     #[error("{id}: {problem}")]
@@ -488,7 +489,7 @@ mod tests {
         let targets = Targets::Phones(Lexicon::parse("the\tdh ah\n").unwrap());
         let err = targets.encode("train-000001", "the folsom").unwrap_err();
         assert!(err.to_string().starts_with("train-000001: the word \"folsom\" has no pronunciation"), "{err}");
-        // No source: an error chain (`{:#}`, as the CLI prints) says it once.
+        // No source: any error chain (even anyhow's `{:#}`) says it once.
         assert!(err.source().is_none());
         let err = Targets::Letters.encode("train-000002", "caf\u{e9}").unwrap_err();
         assert!(err.to_string().starts_with("train-000002: character 'é'"), "{err}");
