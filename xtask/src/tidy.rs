@@ -91,7 +91,7 @@ mod tests {
             .collect();
         assert!(
             offenders.is_empty(),
-            "print errors with `crate::report::chain(&e)`, not `{{e:#}}` (which says each cause twice): {offenders:?}"
+            "print errors with `crate::report::eprint(&e)` or `report::chain`, not `{{e:#}}` (which says each cause twice): {offenders:?}"
         );
     }
 

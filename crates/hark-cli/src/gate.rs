@@ -48,7 +48,7 @@ pub fn run(args: &Args) -> i32 {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            eprintln!("error: {}", crate::report::chain(&e));
+            crate::report::eprint(&e);
             2
         }
     }

@@ -149,7 +149,7 @@ fn main() {
         Command::Data { command: DataCommand::Stats { manifest } } => stats(&manifest),
     };
     if let Err(e) = result {
-        eprintln!("error: {}", crate::report::chain(&e));
+        crate::report::eprint(&e);
         std::process::exit(1);
     }
 }

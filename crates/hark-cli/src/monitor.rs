@@ -43,7 +43,7 @@ pub fn run(args: &Args) -> i32 {
     match report(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", crate::report::chain(&e));
+            crate::report::eprint(&e);
             2
         }
     }

@@ -9,6 +9,11 @@
 //! so far does not already say it. One function for every command's errors,
 //! so a new error type cannot bring the doubling back.
 
+/// Prints `error: ` and the [`chain`] on stderr: how every command ends on a failure.
+pub fn eprint(error: &anyhow::Error) {
+    eprintln!("error: {}", chain(error));
+}
+
 /// The error and its causes as one line, each cause's text once.
 pub fn chain(error: &anyhow::Error) -> String {
     let mut line = String::new();

@@ -38,8 +38,9 @@ pub fn run(o: &Args) -> anyhow::Result<bool> {
             Ok(line) => line,
             Err(e) => {
                 all_ok = false;
-                eprintln!("error: {}", crate::report::chain(&e));
-                serde_json::json!({ "file": file.display().to_string(), "error": crate::report::chain(&e) }).to_string()
+                let message = crate::report::chain(&e);
+                eprintln!("error: {message}");
+                serde_json::json!({ "file": file.display().to_string(), "error": message }).to_string()
             }
         };
         println!("{line}");
