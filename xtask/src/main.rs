@@ -63,6 +63,20 @@ enum Cmd {
     /// Extract the English text hark uses from Debian packages into crates/hark-data/corpus/
     /// (WordNet's example sentences for training, fortunes' sentences for evaluation).
     Text,
+    /// Build the general English LM from the US English model PocketSphinx
+    /// ships (PyPI): its trie read into ARPA (`xtask/sphinx_lm_to_arpa.py`,
+    /// checked against PocketSphinx's own scores), pruned by `hark lm --arpa`.
+    Lm {
+        /// Where to write the LM (hark's binary format).
+        #[arg(long, default_value = "target/english.lm")]
+        out: PathBuf,
+        /// Bigrams to keep.
+        #[arg(long, default_value_t = 400_000)]
+        bigrams: usize,
+        /// Trigrams to keep.
+        #[arg(long, default_value_t = 400_000)]
+        trigrams: usize,
+    },
     /// Install every synthesizer (MBROLA, festival, ...) and synthesize a corpus preset.
     Data {
         /// `smoke` or `standard`.
@@ -108,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         // benchmarks first, then the browser one on a fresh release build.
         Cmd::Icons => return icons::write_all(&root.join("web/icons")),
         Cmd::Text => return text::run(&root),
+        Cmd::Lm { out, bigrams, trigrams } => return general_lm(&env, &out, bigrams, trigrams),
         Cmd::Fuzz { seconds } => return fuzz(&env, seconds),
         Cmd::Bench => {
             bench(&env)?;
@@ -138,7 +153,9 @@ fn main() -> anyhow::Result<()> {
             .command("cargo")
             .args(["bench", "--workspace", "--exclude", "hark-web", "--bench", "web"])
             .env("HARK_DIST", root.join("dist"))),
-        Cmd::Icons | Cmd::Text | Cmd::Data { .. } | Cmd::Fuzz { .. } => unreachable!("returned before the web build"),
+        Cmd::Icons | Cmd::Text | Cmd::Lm { .. } | Cmd::Data { .. } | Cmd::Fuzz { .. } => {
+            unreachable!("returned before the web build")
+        }
     }
 }
 
@@ -308,6 +325,21 @@ fn bench(env: &Env) -> anyhow::Result<()> {
     step("hark monitor over a SQLite store of 10^5 and 10^6 events (goal: ≥ 100,000 events/s; memory flat)");
     run(&mut bench("monitor"))?;
     recognition_against_pocketsphinx(env)
+}
+
+/// `cargo xtask lm`: PocketSphinx's US English LM → ARPA → `hark lm --arpa`.
+fn general_lm(env: &Env, out: &Path, bigrams: usize, trigrams: usize) -> anyhow::Result<()> {
+    let python = tools::ensure_pocketsphinx()?;
+    let arpa = cache_dir().join("en-us.arpa");
+    step("reading PocketSphinx's en-us.lm.bin into ARPA");
+    run(env.command(&python).arg(env.root.join("xtask/sphinx_lm_to_arpa.py")).arg(&arpa))?;
+    step("pruning it into hark's general LM (hark lm --arpa)");
+    run(env
+        .command("cargo")
+        .args(["run", "--release", "--quiet", "-p", "hark-cli", "--", "lm", "--arpa"])
+        .arg(&arpa)
+        .args(["--bigrams", &bigrams.to_string(), "--trigrams", &trigrams.to_string(), "--out"])
+        .arg(out))
 }
 
 /// The free-form test half (text no template made, test-only voices, clean

@@ -125,9 +125,10 @@ pub fn ensure_text_packages() -> anyhow::Result<()> {
 /// A Python virtual environment with PyPI's `pocketsphinx` (which ships its
 /// US English acoustic model, dictionary and LM) under
 /// `~/.cache/hark/psenv`: the recognition benchmark's measuring stick, not
-/// part of the product. Returns its python.
+/// part of the product, and the source of `cargo xtask lm`'s general LM
+/// (with numpy, which reads its trie). Returns its python.
 pub fn ensure_pocketsphinx() -> anyhow::Result<PathBuf> {
-    ensure_venv("psenv", "pocketsphinx", &["pocketsphinx==5.1.1"])
+    ensure_venv("psenv", "pocketsphinx, numpy", &["pocketsphinx==5.1.1", "numpy"])
 }
 
 /// Installs every synthesizer `hark data synth --preset standard` uses,

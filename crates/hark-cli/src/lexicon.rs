@@ -2,7 +2,8 @@
 //! decodes with (`hark_decode::Lexicon`, `WORD<TAB>PHONES` lines).
 //!
 //! Every word the decoder can write — the voice-search LM's vocabulary, the
-//! entity catalogue's words, the general English text's words — and every
+//! entity catalogue's words, the general English text's words, a general
+//! LM's vocabulary (`--general-lm`) — and every
 //! word of a corpus's train and dev transcripts gets festival's
 //! pronunciation: Debian's `festlex-cmu` (CMUdict 0.4, 105,664 words, with
 //! festival's own addenda) where the word is in it, festival's CMU
@@ -35,6 +36,10 @@ pub struct Args {
     /// corpus; the decoder cannot write LM words it lacks).
     #[arg(long, requires = "data")]
     pub only_data: bool,
+    /// A general LM (`hark lm`) whose words are added too: the decoder writes
+    /// a word of a phone model only through its pronunciation.
+    #[arg(long, value_name = "FILE")]
+    pub general_lm: Option<PathBuf>,
 }
 
 pub fn run(o: &Args) -> anyhow::Result<()> {
@@ -49,6 +54,10 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         for q in hark_data::text::english(Split::Train) {
             words.extend(q.text.split(' ').map(str::to_owned));
         }
+    }
+    if let Some(path) = &o.general_lm {
+        let general = crate::lm::load(path)?;
+        words.extend(general.vocabulary().map(str::to_owned));
     }
     for data in &o.data {
         let (manifest, _) = crate::flags::corpus_manifest(data);

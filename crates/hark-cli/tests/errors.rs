@@ -32,3 +32,22 @@ fn a_bad_manifest_line_is_named_with_the_parser_message_once() {
     let parser = serde_json::from_str::<serde_json::Value>("nope").unwrap_err().to_string();
     assert_eq!(err.matches(&parser).count(), 1, "the parser's message once: {err}");
 }
+
+#[test]
+fn a_bad_arpa_model_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let arpa = dir.path().join("bad.arpa");
+    std::fs::write(
+        &arpa,
+        "\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\t<s>\n-1.0\t</s>\n\n\\2-grams:\n-0.5\t<s> jazz\n\\end\\\n",
+    )
+    .unwrap();
+    let out = dir.path().join("english.lm");
+    let err = stderr_of_failure(&["lm", "--arpa", arpa.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(err.contains(arpa.to_str().unwrap()) && err.contains("line 9: 'jazz' has no unigram"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists(), "nothing written");
+    let missing = dir.path().join("none.arpa");
+    let err = stderr_of_failure(&["lm", "--arpa", missing.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(err.contains("cargo xtask lm writes one"), "{err}");
+}

@@ -509,9 +509,25 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
 
     // A general English LM published with a model: checked, content-addressed,
     // kept by the next update, and left in place while an entry uses it.
+    // Built the way the shipped one is: `hark lm --arpa` over a backoff model.
     let lm_path = models.parent().unwrap().join("english.lm");
-    let lm = hark_decode::NgramLm::train(["play some jazz music", "who wrote pride and prejudice", "play some music"]);
-    std::fs::write(&lm_path, lm.to_bytes(1)).unwrap();
+    let arpa = models.parent().unwrap().join("english.arpa");
+    std::fs::write(&arpa, SMALL_ARPA).unwrap();
+    ok(&[
+        "lm",
+        "--arpa",
+        arpa.to_str().unwrap(),
+        "--bigrams",
+        "3",
+        "--trigrams",
+        "1",
+        "--out",
+        lm_path.to_str().unwrap(),
+    ]);
+    let lm_bytes = std::fs::read(&lm_path).unwrap();
+    let lm = hark_decode::NgramLm::from_bytes(&lm_bytes).unwrap();
+    assert_eq!((lm.vocabulary_size(), lm.ngrams()), (3, (3, 1)), "pruned to the sizes asked for");
+    assert!(lm.log_prob(None, Some("play"), "some") > lm.log_prob(None, Some("play"), "music"));
     let not_lm = models.parent().unwrap().join("not.lm");
     std::fs::write(&not_lm, b"hello").unwrap();
     let before = manifest_text();
@@ -543,7 +559,7 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
     assert!(
         String::from_utf8_lossy(&changed.stderr).contains("refusing a changed file (the general LM of model 0.0.3)")
     );
-    std::fs::write(models.join(&general[0].file.file), lm.to_bytes(1)).unwrap();
+    std::fs::write(models.join(&general[0].file.file), &lm_bytes).unwrap();
 
     // A key of one's own: keygen prints the public key; a manifest signed
     // with it is refused by an app that trusts only the development key.
@@ -653,3 +669,32 @@ fn speech_outside_the_grammar_always_gets_a_reading() {
     let words = ramble["text"].as_str().unwrap().split_whitespace().count();
     assert!(words >= 8, "a 19 s ramble read as {words} words: {ramble}");
 }
+
+/// A small, normalised trigram model in the ARPA format (log10).
+const SMALL_ARPA: &str = "\\data\\
+ngram 1=6
+ngram 2=6
+ngram 3=2
+
+\\1-grams:
+-0.69897\t</s>
+-99\t<s>\t-0.47712
+-0.69897\tplay\t-0.77815
+-0.69897\tsome\t-0.20412
+-0.69897\tmusic\t-0.60206
+-0.69897\t<unk>
+
+\\2-grams:
+-0.30103\t<s> play\t-0.47712
+-0.52288\t<s> some
+-0.15490\tplay some\t-0.09691
+-0.69897\tplay music
+-0.30103\tsome music
+-0.09691\tmusic </s>
+
+\\3-grams:
+-0.04576\t<s> play some
+-0.22185\tplay some music
+
+\\end\\
+";

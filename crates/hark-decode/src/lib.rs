@@ -11,6 +11,7 @@
 //! log-softmax outputs.
 
 mod alphabet;
+mod backoff;
 mod beam;
 mod entities;
 mod lm;

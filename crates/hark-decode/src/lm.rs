@@ -5,6 +5,11 @@
 //! corpus; the general English LM is built once and shipped as bytes
 //! ([`NgramLm::to_bytes`] / [`NgramLm::from_bytes`]: counts, not text, so
 //! loading it is reading arrays). No external LM toolkit is involved.
+//!
+//! A published backoff model (ARPA, e.g. the US English LM that PocketSphinx
+//! ships) can stand in for the counted general LM: [`NgramLm::from_arpa`],
+//! pruned to fit the browser's download ([`NgramLm::pruned`]), shipped as
+//! `HARKLM2` bytes (`backoff.rs`).
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -21,10 +26,12 @@ const MAGIC: &[u8; 8] = b"HARKLM1\0";
 /// A serialised model that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LmError {
-    #[error("not a hark language model (no HARKLM1 header)")]
+    #[error("not a hark language model (no HARKLM1 or HARKLM2 header)")]
     NotAnLm,
     #[error("the language model file is truncated or corrupt ({0})")]
     Corrupt(&'static str),
+    #[error("ARPA language model, line {line}: {problem}")]
+    Arpa { line: usize, problem: String },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -33,9 +40,20 @@ struct Context {
     distinct: u32,
 }
 
-/// Word trigram model.
+/// A word trigram language model: counted from text here ([`NgramLm::train`])
+/// or read from a published backoff model ([`NgramLm::from_arpa`]).
 #[derive(Debug, Clone)]
-pub struct NgramLm {
+pub struct NgramLm(Model);
+
+#[derive(Debug, Clone)]
+enum Model {
+    Counts(Counts),
+    Backoff(crate::backoff::Backoff),
+}
+
+/// Counts with interpolated absolute discounting.
+#[derive(Debug, Clone)]
+struct Counts {
     ids: HashMap<String, u32>,
     unigrams: Vec<u32>,
     unigram_total: u64,
@@ -48,6 +66,121 @@ pub struct NgramLm {
 impl NgramLm {
     /// Counts n-grams of whitespace-separated, already normalised sentences.
     pub fn train<'a>(sentences: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(Model::Counts(Counts::train(sentences)))
+    }
+
+    /// Reads a backoff model in the ARPA text format (orders 1–3, log10
+    /// probabilities and backoffs), as LM toolkits write them. A line that is
+    /// not one is an error naming it.
+    pub fn from_arpa(text: &str) -> Result<Self, LmError> {
+        crate::backoff::Backoff::from_arpa(text).map(|b| Self(Model::Backoff(b)))
+    }
+
+    /// Keeps a backoff model's `bigrams` and `trigrams` most informative
+    /// n-grams (their share of the probability times how far they are from
+    /// what backing off would give) and renormalises the backoff weights, so
+    /// every context still holds a distribution. A counted model is returned
+    /// as it is (its pruning is [`NgramLm::to_bytes`]'s `min_count`).
+    pub fn pruned(&self, bigrams: usize, trigrams: usize) -> Self {
+        match &self.0 {
+            Model::Counts(_) => self.clone(),
+            Model::Backoff(b) => Self(Model::Backoff(b.pruned(bigrams, trigrams))),
+        }
+    }
+
+    /// Bigrams and trigrams the model holds.
+    pub fn ngrams(&self) -> (usize, usize) {
+        match &self.0 {
+            Model::Counts(c) => (c.bigrams.len(), c.trigrams.len()),
+            Model::Backoff(b) => b.ngrams(),
+        }
+    }
+
+    /// Words of the vocabulary, sentence markers excluded.
+    pub fn vocabulary_size(&self) -> usize {
+        match &self.0 {
+            Model::Counts(c) => c.unigrams.len() - 2,
+            Model::Backoff(b) => b.vocabulary_size(),
+        }
+    }
+
+    /// Tokens a counted model was trained on (sentence ends included); 0 for
+    /// a backoff model, which keeps probabilities, not counts.
+    pub fn tokens(&self) -> u64 {
+        match &self.0 {
+            Model::Counts(c) => c.unigram_total,
+            Model::Backoff(_) => 0,
+        }
+    }
+
+    /// The model as bytes. A counted model keeps its vocabulary, unigram
+    /// counts, the bigrams and trigrams seen at least `min_count` times, and
+    /// the totals of each context that keeps one (pruned n-grams stay counted
+    /// in those totals, so their mass goes to the lower order; a context with
+    /// none left reads as the lower order itself). A backoff model is written
+    /// as it is (`HARKLM2`; prune it with [`NgramLm::pruned`]).
+    /// Little-endian, no padding.
+    pub fn to_bytes(&self, min_count: u32) -> Vec<u8> {
+        match &self.0 {
+            Model::Counts(c) => c.to_bytes(min_count),
+            Model::Backoff(b) => b.to_bytes(),
+        }
+    }
+
+    /// Reads [`NgramLm::to_bytes`]'s output (either kind); a short or foreign
+    /// file is an error, never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LmError> {
+        if bytes.starts_with(crate::backoff::MAGIC) {
+            return crate::backoff::Backoff::from_bytes(bytes).map(|b| Self(Model::Backoff(b)));
+        }
+        Counts::from_bytes(bytes).map(|c| Self(Model::Counts(c)))
+    }
+
+    /// Words the model has seen (sentence markers excluded).
+    pub fn vocabulary(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.0 {
+            Model::Counts(c) => Box::new(c.ids.iter().filter(|(_, id)| **id > EOS).map(|(w, _)| w.as_str())),
+            Model::Backoff(b) => Box::new(b.vocabulary()),
+        }
+    }
+
+    /// How often `word` was seen in training (0: never, or pruned); for a
+    /// backoff model, its unigram probability in parts per billion. Used to
+    /// order homophones, most frequent first.
+    pub fn count(&self, word: &str) -> u32 {
+        match &self.0 {
+            Model::Counts(c) => c.ids.get(word).map_or(0, |&id| c.unigrams[id as usize]),
+            Model::Backoff(b) => b.count(word),
+        }
+    }
+
+    pub fn contains(&self, word: &str) -> bool {
+        match &self.0 {
+            Model::Counts(c) => c.ids.get(word).is_some_and(|&id| id > EOS),
+            Model::Backoff(b) => b.contains(word),
+        }
+    }
+
+    /// `ln P(word | prev2 prev1)`; `None` context words mean sentence start.
+    /// Unknown words get the unigram floor.
+    pub fn log_prob(&self, prev2: Option<&str>, prev1: Option<&str>, word: &str) -> f32 {
+        match &self.0 {
+            Model::Counts(c) => c.log_prob(prev2, prev1, word),
+            Model::Backoff(b) => b.log_prob(prev2, prev1, Some(word)),
+        }
+    }
+
+    /// `ln P(</s> | prev2 prev1)`.
+    pub fn end_log_prob(&self, prev2: Option<&str>, prev1: Option<&str>) -> f32 {
+        match &self.0 {
+            Model::Counts(c) => c.end_log_prob(prev2, prev1),
+            Model::Backoff(b) => b.log_prob(prev2, prev1, None),
+        }
+    }
+}
+
+impl Counts {
+    fn train<'a>(sentences: impl IntoIterator<Item = &'a str>) -> Self {
         let mut lm = Self {
             ids: HashMap::from_iter([("<s>".to_owned(), BOS), ("</s>".to_owned(), EOS)]),
             unigrams: vec![0, 0],
@@ -82,22 +215,7 @@ impl NgramLm {
         lm
     }
 
-    /// Words of the vocabulary, sentence markers excluded.
-    pub fn vocabulary_size(&self) -> usize {
-        self.unigrams.len() - 2
-    }
-
-    /// Tokens the model was trained on (sentence ends included).
-    pub fn tokens(&self) -> u64 {
-        self.unigram_total
-    }
-
-    /// The model as bytes: vocabulary, unigram counts, the bigrams and
-    /// trigrams seen at least `min_count` times, and the totals of each
-    /// context that keeps one (pruned n-grams stay counted in those totals,
-    /// so their mass goes to the lower order; a context with none left reads
-    /// as the lower order itself). Little-endian, no padding.
-    pub fn to_bytes(&self, min_count: u32) -> Vec<u8> {
+    fn to_bytes(&self, min_count: u32) -> Vec<u8> {
         let mut words: Vec<(&str, u32)> = self.ids.iter().map(|(w, &id)| (w.as_str(), id)).collect();
         words.sort_by_key(|&(_, id)| id);
         let mut out = MAGIC.to_vec();
@@ -139,9 +257,7 @@ impl NgramLm {
         out
     }
 
-    /// Reads [`NgramLm::to_bytes`]'s output; a short or foreign file is an
-    /// error, never a panic.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LmError> {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, LmError> {
         let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or(LmError::NotAnLm)?;
         let mut r = Reader(rest);
         let n = r.u32("vocabulary size")? as usize;
@@ -202,29 +318,12 @@ impl NgramLm {
         id
     }
 
-    /// Words the model has seen (sentence markers excluded).
-    pub fn vocabulary(&self) -> impl Iterator<Item = &str> {
-        self.ids.iter().filter(|(_, id)| **id > EOS).map(|(w, _)| w.as_str())
-    }
-
-    /// How often `word` was seen in training (0: never, or pruned).
-    pub fn count(&self, word: &str) -> u32 {
-        self.ids.get(word).map_or(0, |&id| self.unigrams[id as usize])
-    }
-
-    pub fn contains(&self, word: &str) -> bool {
-        self.ids.get(word).is_some_and(|&id| id > EOS)
-    }
-
-    /// `ln P(word | prev2 prev1)`; `None` context words mean sentence start.
-    /// Unknown words get the unigram floor.
-    pub fn log_prob(&self, prev2: Option<&str>, prev1: Option<&str>, word: &str) -> f32 {
+    fn log_prob(&self, prev2: Option<&str>, prev1: Option<&str>, word: &str) -> f32 {
         let id = |w: Option<&str>| w.map_or(Some(BOS), |w| self.ids.get(w).copied());
         self.prob_ids(id(prev2), id(prev1), self.ids.get(word).copied()).ln() as f32
     }
 
-    /// `ln P(</s> | prev2 prev1)`.
-    pub fn end_log_prob(&self, prev2: Option<&str>, prev1: Option<&str>) -> f32 {
+    fn end_log_prob(&self, prev2: Option<&str>, prev1: Option<&str>) -> f32 {
         let id = |w: Option<&str>| w.map_or(Some(BOS), |w| self.ids.get(w).copied());
         self.prob_ids(id(prev2), id(prev1), Some(EOS)).ln() as f32
     }
@@ -248,10 +347,10 @@ impl NgramLm {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], LmError> {
+    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], LmError> {
         if self.0.len() < n {
             return Err(LmError::Corrupt(what));
         }
@@ -260,7 +359,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u32(&mut self, what: &'static str) -> Result<u32, LmError> {
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, LmError> {
         Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
     }
 }
@@ -336,8 +435,9 @@ mod tests {
             total += (lm.end_log_prob(ctx.0, ctx.1) as f64).exp();
             total += (lm.log_prob(ctx.0, ctx.1, "<unknown>") as f64).exp();
             // <s> is never predicted but holds its add-k share of the unigrams.
-            let id = |w: Option<&str>| w.map_or(Some(BOS), |w| lm.ids.get(w).copied());
-            total += lm.prob_ids(id(ctx.0), id(ctx.1), Some(BOS));
+            let Model::Counts(counts) = &lm.0 else { unreachable!("trained") };
+            let id = |w: Option<&str>| w.map_or(Some(BOS), |w| counts.ids.get(w).copied());
+            total += counts.prob_ids(id(ctx.0), id(ctx.1), Some(BOS));
             assert!((total - 1.0).abs() < 1e-6, "{ctx:?}: {total}");
         }
     }
