@@ -670,31 +670,5 @@ fn speech_outside_the_grammar_always_gets_a_reading() {
     assert!(words >= 8, "a 19 s ramble read as {words} words: {ramble}");
 }
 
-/// A small, normalised trigram model in the ARPA format (log10).
-const SMALL_ARPA: &str = "\\data\\
-ngram 1=6
-ngram 2=6
-ngram 3=2
-
-\\1-grams:
--0.69897\t</s>
--99\t<s>\t-0.47712
--0.69897\tplay\t-0.77815
--0.69897\tsome\t-0.20412
--0.69897\tmusic\t-0.60206
--0.69897\t<unk>
-
-\\2-grams:
--0.30103\t<s> play\t-0.47712
--0.52288\t<s> some
--0.15490\tplay some\t-0.09691
--0.69897\tplay music
--0.30103\tsome music
--0.09691\tmusic </s>
-
-\\3-grams:
--0.04576\t<s> play some
--0.22185\tplay some music
-
-\\end\\
-";
+/// A small, normalised trigram model in the ARPA format (log10): hark-decode's.
+const SMALL_ARPA: &str = include_str!("../../hark-decode/testdata/small.arpa");

@@ -261,16 +261,7 @@ impl Counts {
         let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or(LmError::NotAnLm)?;
         let mut r = Reader(rest);
         let n = r.u32("vocabulary size")? as usize;
-        let mut ids = HashMap::default();
-        ids.reserve(n);
-        for id in 0..n {
-            let len = r.take(1, "word length")?[0] as usize;
-            let word = std::str::from_utf8(r.take(len, "word")?).map_err(|_| LmError::Corrupt("word not UTF-8"))?;
-            ids.insert(word.to_owned(), id as u32);
-        }
-        if ids.len() != n || ids.get("<s>") != Some(&BOS) || ids.get("</s>") != Some(&EOS) {
-            return Err(LmError::Corrupt("vocabulary"));
-        }
+        let ids = r.vocabulary(n)?;
         let unigrams = (0..n).map(|_| r.u32("unigram counts")).collect::<Result<Vec<_>, _>>()?;
         let unigram_total = u64::from_le_bytes(r.take(8, "token count")?.try_into().expect("8 bytes"));
         let id = |x: u32| if (x as usize) < n { Ok(x) } else { Err(LmError::Corrupt("word id out of range")) };
@@ -357,6 +348,22 @@ impl<'a> Reader<'a> {
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
         Ok(head)
+    }
+
+    /// `n` length-prefixed words, the `i`-th with id `i`, the sentence
+    /// markers first.
+    pub(crate) fn vocabulary(&mut self, n: usize) -> Result<HashMap<String, u32>, LmError> {
+        let mut ids = HashMap::default();
+        ids.reserve(n.min(self.0.len()));
+        for id in 0..n {
+            let len = self.take(1, "word length")?[0] as usize;
+            let word = std::str::from_utf8(self.take(len, "word")?).map_err(|_| LmError::Corrupt("word not UTF-8"))?;
+            ids.insert(word.to_owned(), id as u32);
+        }
+        if ids.len() != n || ids.get("<s>") != Some(&BOS) || ids.get("</s>") != Some(&EOS) {
+            return Err(LmError::Corrupt("vocabulary"));
+        }
+        Ok(ids)
     }
 
     pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, LmError> {
