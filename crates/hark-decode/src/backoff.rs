@@ -7,9 +7,11 @@
 //! either wrap KenLM's C++ (which does not build for wasm32) or read only
 //! their own formats, and the decoder needs three calls — `ln P(w | u v)`, the
 //! vocabulary, and a compact byte form the browser loads without parsing
-//! text. Values are kept in memory as `f32` natural logs and stored as `i16`
-//! thousandths of a nat (the rounding, ≤ 0.0005 nats, is far below what the
-//! beam can tell apart).
+//! text. Values are kept, in memory and in the file, as `i16` thousandths of
+//! a nat (the rounding, ≤ 0.0005 nats, is far below what the beam can tell
+//! apart), a probability and a backoff packed in one `u32`: the tables then
+//! have the counted model's types, so the browser's wasm carries one copy of
+//! the hash-map code for both.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -27,12 +29,14 @@ const SCALE: f32 = 1000.0;
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     ids: HashMap<String, u32>,
-    /// `(ln P(w), ln backoff(w))` by word id; `<s>` is never predicted.
-    unigrams: Vec<(f32, f32)>,
+    /// `pack(ln P(w), ln backoff(w))` by word id; `<s>` is never predicted.
+    unigrams: Vec<u32>,
     /// `ln P` of a word outside the vocabulary.
     unknown: f32,
-    bigrams: HashMap<(u32, u32), (f32, f32)>,
-    trigrams: HashMap<(u32, u32, u32), f32>,
+    /// `pack(ln P(w | v), ln backoff(v w))`.
+    bigrams: HashMap<(u32, u32), u32>,
+    /// `pack(ln P(w | u v), 0)`.
+    trigrams: HashMap<(u32, u32, u32), u32>,
 }
 
 impl Backoff {
@@ -44,7 +48,7 @@ impl Backoff {
         }
         let mut lm = Self {
             ids: HashMap::from_iter([("<s>".to_owned(), BOS), ("</s>".to_owned(), EOS)]),
-            unigrams: vec![(f32::NEG_INFINITY, 0.0); 2],
+            unigrams: vec![pack(f32::NEG_INFINITY, 0.0); 2],
             unknown: f32::NAN,
             bigrams: HashMap::default(),
             trigrams: HashMap::default(),
@@ -93,7 +97,7 @@ impl Backoff {
                         if id <= EOS {
                             seen[id as usize] = true;
                         }
-                        lm.unigrams[id as usize] = (prob, backoff);
+                        lm.unigrams[id as usize] = pack(prob, backoff);
                     }
                 }
                 continue;
@@ -103,9 +107,9 @@ impl Backoff {
                 *slot = *lm.ids.get(*w).ok_or_else(|| err(n, format!("'{w}' has no unigram")))?;
             }
             if order == 2 {
-                lm.bigrams.insert((ids[0], ids[1]), (prob, backoff));
+                lm.bigrams.insert((ids[0], ids[1]), pack(prob, backoff));
             } else {
-                lm.trigrams.insert((ids[0], ids[1], ids[2]), prob);
+                lm.trigrams.insert((ids[0], ids[1], ids[2]), pack(prob, 0.0));
             }
         }
         if !seen.iter().all(|&s| s) {
@@ -114,8 +118,10 @@ impl Backoff {
         if lm.unknown.is_nan() {
             // No <unk>: a word outside the vocabulary is ten times rarer
             // than the rarest word in it.
-            let rarest = lm.unigrams[EOS as usize..].iter().map(|u| u.0).fold(0.0, f32::min);
-            lm.unknown = rarest - LN_10;
+            let rarest = lm.unigrams[EOS as usize..].iter().map(|&u| prob(u)).fold(0.0, f32::min);
+            lm.unknown = unpack(quantise(rarest - LN_10) as u16 as u32).0;
+        } else {
+            lm.unknown = unpack(quantise(lm.unknown) as u16 as u32).0;
         }
         Ok(lm)
     }
@@ -126,7 +132,7 @@ impl Backoff {
         }
         let id = self.unigrams.len() as u32;
         self.ids.insert(word.to_owned(), id);
-        self.unigrams.push((f32::NEG_INFINITY, 0.0));
+        self.unigrams.push(pack(f32::NEG_INFINITY, 0.0));
         id
     }
 
@@ -147,7 +153,7 @@ impl Backoff {
     }
 
     pub(crate) fn count(&self, word: &str) -> u32 {
-        self.ids.get(word).map_or(0, |&id| (self.unigrams[id as usize].0.exp() * 1e9) as u32)
+        self.ids.get(word).map_or(0, |&id| (prob(self.unigrams[id as usize]).exp() * 1e9) as u32)
     }
 
     /// `ln P(word | prev2 prev1)`; `word == None` is the sentence end, a
@@ -164,26 +170,26 @@ impl Backoff {
         if let (Some(u), Some(v), Some(w)) = (u, v, w)
             && let Some(&p) = self.trigrams.get(&(u, v, w))
         {
-            return p;
+            return prob(p);
         }
-        let bo_uv = u.zip(v).and_then(|uv| self.bigrams.get(&uv)).map_or(0.0, |b| b.1);
+        let bo_uv = u.zip(v).and_then(|uv| self.bigrams.get(&uv)).map_or(0.0, |&b| backoff(b));
         bo_uv + self.ln_p2(v, w)
     }
 
     fn ln_p2(&self, v: Option<u32>, w: Option<u32>) -> f32 {
         if let (Some(v), Some(w)) = (v, w)
-            && let Some(&(p, _)) = self.bigrams.get(&(v, w))
+            && let Some(&p) = self.bigrams.get(&(v, w))
         {
-            return p;
+            return prob(p);
         }
-        let bo_v = v.map_or(0.0, |v| self.unigrams[v as usize].1);
-        bo_v + w.map_or(self.unknown, |w| self.unigrams[w as usize].0)
+        let bo_v = v.map_or(0.0, |v| backoff(self.unigrams[v as usize]));
+        bo_v + w.map_or(self.unknown, |w| prob(self.unigrams[w as usize]))
     }
 
     /// How often a context word starts a history: its unigram probability,
     /// with `<s>` (never predicted) as frequent as `</s>`.
     fn context_ln_p(&self, v: u32) -> f32 {
-        self.unigrams[if v == BOS { EOS } else { v } as usize].0
+        prob(self.unigrams[if v == BOS { EOS } else { v } as usize])
     }
 
     /// Keeps the `max_bigrams` and `max_trigrams` n-grams that matter most —
@@ -196,7 +202,8 @@ impl Backoff {
             .trigrams
             .iter()
             .map(|(&(u, v, w), &p)| {
-                let bo_uv = self.bigrams.get(&(u, v)).map_or(0.0, |b| b.1);
+                let p = prob(p);
+                let bo_uv = self.bigrams.get(&(u, v)).map_or(0.0, |&b| backoff(b));
                 let lower = bo_uv + self.ln_p2(Some(v), Some(w));
                 let joint = self.context_ln_p(u) + self.ln_p2(Some(u), Some(v)) + p;
                 (joint.exp() * (p - lower).abs(), (u, v, w), p)
@@ -208,8 +215,9 @@ impl Backoff {
         let mut bigrams: Vec<(f32, (u32, u32))> = self
             .bigrams
             .iter()
-            .map(|(&(v, w), &(p, _))| {
-                let lower = self.unigrams[v as usize].1 + self.unigrams[w as usize].0;
+            .map(|(&(v, w), &p)| {
+                let p = prob(p);
+                let lower = backoff(self.unigrams[v as usize]) + prob(self.unigrams[w as usize]);
                 let score = (self.context_ln_p(v) + p).exp() * (p - lower).abs();
                 (if histories.contains(&(v, w)) { f32::INFINITY } else { score }, (v, w))
             })
@@ -222,29 +230,29 @@ impl Backoff {
             unigrams: self.unigrams.clone(),
             unknown: self.unknown,
             bigrams: bigrams.iter().map(|(_, k)| (*k, self.bigrams[k])).collect(),
-            trigrams: trigrams.iter().map(|(_, k, p)| (*k, *p)).collect(),
+            trigrams: trigrams.iter().map(|(_, k, p)| (*k, pack(*p, 0.0))).collect(),
         };
         // Unigram backoffs: what the kept bigrams of a context leave, over
         // what the unigrams give the words they do not cover.
         let mut kept: HashMap<u32, (f64, f64)> = HashMap::default();
-        for (&(v, w), &(p, _)) in &out.bigrams {
+        for (&(v, w), &p) in &out.bigrams {
             let e = kept.entry(v).or_default();
-            e.0 += f64::from(p).exp();
-            e.1 += f64::from(out.unigrams[w as usize].0).exp();
+            e.0 += f64::from(prob(p)).exp();
+            e.1 += f64::from(prob(out.unigrams[w as usize])).exp();
         }
         for (v, unigram) in out.unigrams.iter_mut().enumerate() {
             let (p, lower) = kept.get(&(v as u32)).copied().unwrap_or_default();
-            unigram.1 = renormalised(p, lower);
+            *unigram = pack(prob(*unigram), renormalised(p, lower));
         }
         let mut kept: HashMap<(u32, u32), (f64, f64)> = HashMap::default();
         for (&(u, v, w), &p) in &out.trigrams {
             let e = kept.entry((u, v)).or_default();
-            e.0 += f64::from(p).exp();
+            e.0 += f64::from(prob(p)).exp();
             e.1 += f64::from(out.ln_p2(Some(v), Some(w))).exp();
         }
         for (uv, bigram) in out.bigrams.iter_mut() {
             let (p, lower) = kept.get(uv).copied().unwrap_or_default();
-            bigram.1 = renormalised(p, lower);
+            *bigram = pack(prob(*bigram), renormalised(p, lower));
         }
         out
     }
@@ -265,14 +273,14 @@ impl Backoff {
             out.push(w.len().min(255) as u8);
             out.extend_from_slice(&w.as_bytes()[..w.len().min(255)]);
         }
-        for &(p, bo) in &self.unigrams {
-            i16s(&mut out, &[p, bo]);
+        for &u in &self.unigrams {
+            i16s(&mut out, &[prob(u), backoff(u)]);
         }
         i16s(&mut out, &[self.unknown]);
-        let mut bigrams: Vec<_> = self.bigrams.iter().map(|(&(v, w), &x)| ([v], w, [x.0, x.1])).collect();
+        let mut bigrams: Vec<_> = self.bigrams.iter().map(|(&(v, w), &x)| ([v], w, [prob(x), backoff(x)])).collect();
         bigrams.sort_by_key(|b| (b.0, b.1));
         write_groups(&mut out, &bigrams);
-        let mut trigrams: Vec<_> = self.trigrams.iter().map(|(&(u, v, w), &p)| ([u, v], w, [p])).collect();
+        let mut trigrams: Vec<_> = self.trigrams.iter().map(|(&(u, v, w), &p)| ([u, v], w, [prob(p)])).collect();
         trigrams.sort_by_key(|t| (t.0, t.1));
         write_groups(&mut out, &trigrams);
         out
@@ -283,15 +291,16 @@ impl Backoff {
         let mut r = crate::lm::Reader(rest);
         let n = r.varint("vocabulary size")? as usize;
         let ids = r.vocabulary(n)?;
-        let unigrams = (0..n).map(|_| Ok((r.i16("unigrams")?, r.i16("unigrams")?))).collect::<Result<Vec<_>, _>>()?;
+        let unigrams =
+            (0..n).map(|_| Ok(pack(r.i16("unigrams")?, r.i16("unigrams")?))).collect::<Result<Vec<_>, _>>()?;
         let unknown = r.i16("unknown-word probability")?;
         let mut bigrams = HashMap::default();
-        read_groups::<1, 2>(&mut r, n, "bigrams", |[v], w, [p, bo]| {
-            bigrams.insert((v, w), (p, bo));
+        read_groups(&mut r, n, (1, 2), "bigrams", &mut |h, w, x| {
+            bigrams.insert((h[0], w), pack(x[0], x[1]));
         })?;
         let mut trigrams = HashMap::default();
-        read_groups::<2, 1>(&mut r, n, "trigrams", |[u, v], w, [p]| {
-            trigrams.insert((u, v, w), p);
+        read_groups(&mut r, n, (2, 1), "trigrams", &mut |h, w, x| {
+            trigrams.insert((h[0], h[1], w), pack(x[0], 0.0));
         })?;
         if !r.0.is_empty() {
             return Err(LmError::Corrupt("bytes after the trigrams"));
@@ -318,26 +327,28 @@ fn write_groups<const H: usize, const V: usize>(out: &mut Vec<u8>, ngrams: &[([u
     }
 }
 
-fn read_groups<const H: usize, const V: usize>(
+/// One reader for both orders (not generic: the browser downloads this code
+/// once). `insert` gets the history (`history` ids), the word and the values.
+fn read_groups(
     r: &mut crate::lm::Reader<'_>,
     vocabulary: usize,
+    (history, values): (usize, usize),
     what: &'static str,
-    mut insert: impl FnMut([u32; H], u32, [f32; V]),
+    insert: &mut dyn FnMut(&[u32], u32, &[f32]),
 ) -> Result<(), LmError> {
     let id = |x: u32| if (x as usize) < vocabulary { Ok(x) } else { Err(LmError::Corrupt("word id out of range")) };
+    let (mut h, mut v) = ([0u32; 2], [0f32; 2]);
     for _ in 0..r.varint(what)? {
-        let mut history = [0u32; H];
-        for h in &mut history {
-            *h = id(r.varint(what)?)?;
+        for slot in &mut h[..history] {
+            *slot = id(r.varint(what)?)?;
         }
         let mut word = 0u32;
         for _ in 0..r.varint(what)? {
             word = id(word.checked_add(r.varint(what)?).ok_or(LmError::Corrupt("word id out of range"))?)?;
-            let mut values = [0f32; V];
-            for v in &mut values {
-                *v = r.i16(what)?;
+            for slot in &mut v[..values] {
+                *slot = r.i16(what)?;
             }
-            insert(history, word, values);
+            insert(&h[..history], word, &v[..values]);
         }
     }
     Ok(())
@@ -356,6 +367,24 @@ fn varint(out: &mut Vec<u8>, mut x: u32) {
 fn renormalised(kept: f64, lower: f64) -> f32 {
     let (left, rest) = ((1.0 - kept).max(1e-9), (1.0 - lower).max(1e-9));
     (left / rest).ln() as f32
+}
+
+/// A probability and a backoff (natural logs), rounded to thousandths of a
+/// nat, in one word: the probability in the low half.
+fn pack(prob: f32, backoff: f32) -> u32 {
+    u32::from(quantise(prob) as u16) | (u32::from(quantise(backoff) as u16) << 16)
+}
+
+fn unpack(x: u32) -> (f32, f32) {
+    (f32::from(x as u16 as i16) / SCALE, f32::from((x >> 16) as u16 as i16) / SCALE)
+}
+
+fn prob(x: u32) -> f32 {
+    unpack(x).0
+}
+
+fn backoff(x: u32) -> f32 {
+    unpack(x).1
 }
 
 fn quantise(x: f32) -> i16 {
@@ -397,7 +426,8 @@ mod tests {
     fn an_arpa_model_scores_by_its_ngrams_and_backs_off_with_its_weights() {
         let lm = lm();
         let ln10 = std::f32::consts::LN_10;
-        let close = |a: f32, b: f32| assert!((a - b * ln10).abs() < 1e-5, "{a} vs {}", b * ln10);
+        // Values are kept to a thousandth of a nat: sums of up to three of them.
+        let close = |a: f32, b: f32| assert!((a - b * ln10).abs() < 2e-3, "{a} vs {}", b * ln10);
         close(lm.log_prob(None, Some("play"), "some"), -0.04576); // trigram <s> play some
         close(lm.log_prob(Some("play"), Some("some"), "music"), -0.22185); // trigram
         close(lm.log_prob(Some("music"), Some("play"), "some"), -0.15490); // bigram, no (music play)
@@ -416,13 +446,13 @@ mod tests {
     }
 
     #[test]
-    fn bytes_round_trip_within_the_stored_precision() {
+    fn bytes_round_trip_exactly() {
         let lm = lm();
         let bytes = lm.to_bytes(1);
         assert!(bytes.starts_with(b"HARKLM2\0"));
         let back = NgramLm::from_bytes(&bytes).unwrap();
         for (a, b, w) in [(None, Some("play"), "some"), (Some("play"), Some("music"), "some"), (None, None, "jazz")] {
-            assert!((lm.log_prob(a, b, w) - back.log_prob(a, b, w)).abs() < 2e-3, "{a:?} {b:?} {w}");
+            assert_eq!(lm.log_prob(a, b, w), back.log_prob(a, b, w), "{a:?} {b:?} {w}");
         }
         assert_eq!(back.ngrams(), (6, 2));
         for cut in [9, 20, bytes.len() / 2, bytes.len() - 1] {
