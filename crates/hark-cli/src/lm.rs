@@ -52,18 +52,15 @@ pub fn read(path: &std::path::Path) -> anyhow::Result<(Vec<u8>, NgramLm)> {
 }
 
 pub fn run(o: &Args) -> anyhow::Result<()> {
-    let (lm, bytes, source) = match &o.arpa {
+    let (bytes, source) = match &o.arpa {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the ARPA model {} (cargo xtask lm writes one)", path.display()))?;
             let full = NgramLm::from_arpa(&text).with_context(|| path.display().to_string())?;
             let (b, t) = full.ngrams();
-            let pruned = full.pruned(o.bigrams, o.trigrams);
-            // What the browser will load: the stored (rounded) values.
-            let bytes = pruned.to_bytes(0);
-            let lm = NgramLm::from_bytes(&bytes).context("reading back the pruned model")?;
             report_perplexity("the full model", &full);
-            (lm, bytes, format!("{} ({b} bigrams, {t} trigrams before pruning)", path.display()))
+            let bytes = full.pruned(o.bigrams, o.trigrams).to_bytes(0);
+            (bytes, format!("{} ({b} bigrams, {t} trigrams before pruning)", path.display()))
         }
         None => {
             let sentences = hark_data::text::english(Split::Train);
@@ -75,9 +72,11 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
                 lm.tokens(),
                 o.min_count
             );
-            (NgramLm::from_bytes(&bytes).context("reading back the model")?, bytes, source)
+            (bytes, source)
         }
     };
+    // Reported on what the browser will load: the written (pruned) model.
+    let lm = NgramLm::from_bytes(&bytes).context("reading back the written model")?;
     if let Some(dir) = o.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
