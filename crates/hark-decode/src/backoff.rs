@@ -119,9 +119,9 @@ impl Backoff {
             // No <unk>: a word outside the vocabulary is ten times rarer
             // than the rarest word in it.
             let rarest = lm.unigrams[EOS as usize..].iter().map(|&u| prob(u)).fold(0.0, f32::min);
-            lm.unknown = unpack(quantise(rarest - LN_10) as u16 as u32).0;
+            lm.unknown = value(quantise(rarest - LN_10));
         } else {
-            lm.unknown = unpack(quantise(lm.unknown) as u16 as u32).0;
+            lm.unknown = value(quantise(lm.unknown));
         }
         Ok(lm)
     }
@@ -266,21 +266,19 @@ impl Backoff {
         let mut words: Vec<(&str, u32)> = self.ids.iter().map(|(w, &id)| (w.as_str(), id)).collect();
         words.sort_by_key(|&(_, id)| id);
         let mut out = MAGIC.to_vec();
-        let i16s =
-            |out: &mut Vec<u8>, v: &[f32]| v.iter().for_each(|&x| out.extend_from_slice(&quantise(x).to_le_bytes()));
         varint(&mut out, words.len() as u32);
         for (w, _) in &words {
             out.push(w.len().min(255) as u8);
             out.extend_from_slice(&w.as_bytes()[..w.len().min(255)]);
         }
         for &u in &self.unigrams {
-            i16s(&mut out, &[prob(u), backoff(u)]);
+            halves(u).iter().for_each(|q| out.extend_from_slice(&q.to_le_bytes()));
         }
-        i16s(&mut out, &[self.unknown]);
-        let mut bigrams: Vec<_> = self.bigrams.iter().map(|(&(v, w), &x)| ([v], w, [prob(x), backoff(x)])).collect();
+        out.extend_from_slice(&quantise(self.unknown).to_le_bytes());
+        let mut bigrams: Vec<_> = self.bigrams.iter().map(|(&(v, w), &x)| ([v], w, halves(x))).collect();
         bigrams.sort_by_key(|b| (b.0, b.1));
         write_groups(&mut out, &bigrams);
-        let mut trigrams: Vec<_> = self.trigrams.iter().map(|(&(u, v, w), &p)| ([u, v], w, [prob(p)])).collect();
+        let mut trigrams: Vec<_> = self.trigrams.iter().map(|(&(u, v, w), &p)| ([u, v], w, [halves(p)[0]])).collect();
         trigrams.sort_by_key(|t| (t.0, t.1));
         write_groups(&mut out, &trigrams);
         out
@@ -292,15 +290,15 @@ impl Backoff {
         let n = r.varint("vocabulary size")? as usize;
         let ids = r.vocabulary(n)?;
         let unigrams =
-            (0..n).map(|_| Ok(pack(r.i16("unigrams")?, r.i16("unigrams")?))).collect::<Result<Vec<_>, _>>()?;
-        let unknown = r.i16("unknown-word probability")?;
+            (0..n).map(|_| Ok(join([r.i16("unigrams")?, r.i16("unigrams")?]))).collect::<Result<Vec<_>, _>>()?;
+        let unknown = value(r.i16("unknown-word probability")?);
         let mut bigrams = HashMap::default();
         read_groups(&mut r, n, (1, 2), "bigrams", &mut |h, w, x| {
-            bigrams.insert((h[0], w), pack(x[0], x[1]));
+            bigrams.insert((h[0], w), join([x[0], x[1]]));
         })?;
         let mut trigrams = HashMap::default();
         read_groups(&mut r, n, (2, 1), "trigrams", &mut |h, w, x| {
-            trigrams.insert((h[0], h[1], w), pack(x[0], 0.0));
+            trigrams.insert((h[0], h[1], w), join([x[0], 0]));
         })?;
         if !r.0.is_empty() {
             return Err(LmError::Corrupt("bytes after the trigrams"));
@@ -312,8 +310,8 @@ impl Backoff {
 /// N-grams sorted by (history, word): the number of groups, then per group
 /// its history ids, its size, and per n-gram the gap to the previous word id
 /// (the first from 0) and its values.
-fn write_groups<const H: usize, const V: usize>(out: &mut Vec<u8>, ngrams: &[([u32; H], u32, [f32; V])]) {
-    let same_history = |a: &([u32; H], u32, [f32; V]), b: &([u32; H], u32, [f32; V])| a.0 == b.0;
+fn write_groups<const H: usize, const V: usize>(out: &mut Vec<u8>, ngrams: &[([u32; H], u32, [i16; V])]) {
+    let same_history = |a: &([u32; H], u32, [i16; V]), b: &([u32; H], u32, [i16; V])| a.0 == b.0;
     varint(out, ngrams.chunk_by(same_history).count() as u32);
     for group in ngrams.chunk_by(same_history) {
         group[0].0.iter().for_each(|&h| varint(out, h));
@@ -322,7 +320,7 @@ fn write_groups<const H: usize, const V: usize>(out: &mut Vec<u8>, ngrams: &[([u
         for (_, w, values) in group {
             varint(out, w - last);
             last = *w;
-            values.iter().for_each(|&x| out.extend_from_slice(&quantise(x).to_le_bytes()));
+            values.iter().for_each(|q| out.extend_from_slice(&q.to_le_bytes()));
         }
     }
 }
@@ -334,10 +332,10 @@ fn read_groups(
     vocabulary: usize,
     (history, values): (usize, usize),
     what: &'static str,
-    insert: &mut dyn FnMut(&[u32], u32, &[f32]),
+    insert: &mut dyn FnMut(&[u32], u32, &[i16]),
 ) -> Result<(), LmError> {
     let id = |x: u32| if (x as usize) < vocabulary { Ok(x) } else { Err(LmError::Corrupt("word id out of range")) };
-    let (mut h, mut v) = ([0u32; 2], [0f32; 2]);
+    let (mut h, mut v) = ([0u32; 2], [0i16; 2]);
     for _ in 0..r.varint(what)? {
         for slot in &mut h[..history] {
             *slot = id(r.varint(what)?)?;
@@ -372,19 +370,29 @@ fn renormalised(kept: f64, lower: f64) -> f32 {
 /// A probability and a backoff (natural logs), rounded to thousandths of a
 /// nat, in one word: the probability in the low half.
 fn pack(prob: f32, backoff: f32) -> u32 {
-    u32::from(quantise(prob) as u16) | (u32::from(quantise(backoff) as u16) << 16)
+    join([quantise(prob), quantise(backoff)])
 }
 
-fn unpack(x: u32) -> (f32, f32) {
-    (f32::from(x as u16 as i16) / SCALE, f32::from((x >> 16) as u16 as i16) / SCALE)
+/// Two stored values in one word, the first in the low half.
+fn join([low, high]: [i16; 2]) -> u32 {
+    u32::from(low as u16) | (u32::from(high as u16) << 16)
+}
+
+fn halves(x: u32) -> [i16; 2] {
+    [x as u16 as i16, (x >> 16) as u16 as i16]
+}
+
+/// A stored value back in nats.
+fn value(q: i16) -> f32 {
+    f32::from(q) / SCALE
 }
 
 fn prob(x: u32) -> f32 {
-    unpack(x).0
+    value(halves(x)[0])
 }
 
 fn backoff(x: u32) -> f32 {
-    unpack(x).1
+    value(halves(x)[1])
 }
 
 fn quantise(x: f32) -> i16 {
@@ -404,9 +412,8 @@ impl crate::lm::Reader<'_> {
         Err(LmError::Corrupt(what))
     }
 
-    fn i16(&mut self, what: &'static str) -> Result<f32, LmError> {
-        let v = i16::from_le_bytes(self.take(2, what)?.try_into().expect("2 bytes"));
-        Ok(f32::from(v) / SCALE)
+    fn i16(&mut self, what: &'static str) -> Result<i16, LmError> {
+        Ok(i16::from_le_bytes(self.take(2, what)?.try_into().expect("2 bytes")))
     }
 }
 
