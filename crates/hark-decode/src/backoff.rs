@@ -148,6 +148,10 @@ impl Backoff {
         self.ids.iter().filter(|(_, id)| **id > EOS).map(|(w, _)| w.as_str())
     }
 
+    pub(crate) fn ids(&self) -> &HashMap<String, u32> {
+        &self.ids
+    }
+
     pub(crate) fn contains(&self, word: &str) -> bool {
         self.ids.get(word).is_some_and(|&id| id > EOS)
     }
@@ -166,7 +170,7 @@ impl Backoff {
 
     /// Unknown ids (`None`) match no n-gram: an unknown context word cuts the
     /// history there, an unknown word takes the `<unk>` probability.
-    fn ln_p(&self, u: Option<u32>, v: Option<u32>, w: Option<u32>) -> f32 {
+    pub(crate) fn ln_p(&self, u: Option<u32>, v: Option<u32>, w: Option<u32>) -> f32 {
         if let (Some(u), Some(v), Some(w)) = (u, v, w)
             && let Some(&p) = self.trigrams.get(&(u, v, w))
         {

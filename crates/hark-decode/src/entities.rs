@@ -112,10 +112,18 @@ impl EntityTries {
         self.words.get(word).copied()
     }
 
-    /// Names that `word` begins: (class token, ln share of a name in its
+    /// The class tokens (`<place>`), by class number.
+    pub fn class_tokens(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.classes.iter().map(|c| &c.token)
+    }
+
+    /// Names that `word` begins: (class number, ln share of a name in its
     /// class, node after the word), one per class.
-    pub fn starts(&self, word: u32) -> impl Iterator<Item = (&Arc<str>, f32, u32)> {
-        self.classes.iter().filter_map(move |c| self.edges.get(&(c.root, word)).map(|&n| (&c.token, c.log_share, n)))
+    pub fn starts(&self, word: u32) -> impl Iterator<Item = (u32, f32, u32)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, c)| self.edges.get(&(c.root, word)).map(|&n| (i as u32, c.log_share, n)))
     }
 
     /// The node after `word` within a name, if a name goes on that way.
@@ -128,9 +136,9 @@ impl EntityTries {
         self.nodes[node as usize].complete
     }
 
-    /// The class token of the name that `node` is in.
-    pub fn token(&self, node: u32) -> &Arc<str> {
-        &self.classes[self.nodes[node as usize].class as usize].token
+    /// The class number of the name that `node` is in.
+    pub fn class_of(&self, node: u32) -> u32 {
+        self.nodes[node as usize].class
     }
 }
 
@@ -156,15 +164,17 @@ mod tests {
         let new = t.word_id("new").unwrap();
         let starts: Vec<_> = t.starts(new).collect();
         assert_eq!(starts.len(), 1);
-        let (token, share, node) = starts[0];
-        assert_eq!(&**token, "<place>");
+        let (class, share, node) = starts[0];
+        let tokens: Vec<&str> = t.class_tokens().map(|c| &**c).collect();
+        assert_eq!(tokens[class as usize], "<place>");
+        assert_eq!(t.class_of(node), class);
         assert!((share - (1.0f32 / 3.0).ln()).abs() < 1e-6);
         assert!(!t.is_complete(node));
         let york = t.next(node, t.word_id("york").unwrap()).unwrap();
         assert!(t.is_complete(york));
         assert_eq!(t.next(node, t.word_id("paris").unwrap()), None);
         // "paris" is a place and a person: one start per class.
-        let classes: Vec<String> = t.starts(t.word_id("paris").unwrap()).map(|s| s.0.to_string()).collect();
+        let classes: Vec<&str> = t.starts(t.word_id("paris").unwrap()).map(|s| tokens[s.0 as usize]).collect();
         assert_eq!(classes.len(), 2, "{classes:?}");
         assert_eq!(t.starts(t.word_id("paris").unwrap()).filter(|s| t.is_complete(s.2)).count(), 2);
     }

@@ -161,6 +161,32 @@ impl NgramLm {
         }
     }
 
+    /// Sentence start as a context id of [`NgramLm::log_prob_ids`].
+    pub const START: u32 = BOS;
+    /// Sentence end as the predicted id of [`NgramLm::log_prob_ids`].
+    pub const END: u32 = EOS;
+
+    /// `word`'s id for [`NgramLm::log_prob_ids`] (`None`: not a word of
+    /// the vocabulary). A decoder looks its words up once, then scores by id.
+    pub fn word_id(&self, word: &str) -> Option<u32> {
+        let ids = match &self.0 {
+            Model::Counts(c) => &c.ids,
+            Model::Backoff(b) => b.ids(),
+        };
+        ids.get(word).copied().filter(|&id| id > EOS)
+    }
+
+    /// `ln P(w | u v)` by id ([`NgramLm::word_id`]): a context id may be
+    /// [`NgramLm::START`], `w` may be [`NgramLm::END`]; `None` is a word
+    /// outside the vocabulary (as a context word it cuts the history there).
+    /// The same value as [`NgramLm::log_prob`] gives for the words.
+    pub fn log_prob_ids(&self, u: Option<u32>, v: Option<u32>, w: Option<u32>) -> f32 {
+        match &self.0 {
+            Model::Counts(c) => c.prob_ids(u, v, w).ln() as f32,
+            Model::Backoff(b) => b.ln_p(u, v, w),
+        }
+    }
+
     /// `ln P(word | prev2 prev1)`; `None` context words mean sentence start.
     /// Unknown words get the unigram floor.
     pub fn log_prob(&self, prev2: Option<&str>, prev1: Option<&str>, word: &str) -> f32 {
@@ -397,6 +423,29 @@ mod tests {
         let to = lm.log_prob(Some("weather"), Some("in"), "to");
         let unknown = lm.log_prob(Some("weather"), Some("in"), "zanzibar");
         assert!(lisbon > paris && paris > to && to > unknown, "{lisbon} {paris} {to} {unknown}");
+    }
+
+    #[test]
+    fn scoring_by_id_gives_what_scoring_by_word_gives() {
+        let arpa = NgramLm::from_arpa(include_str!("../testdata/small.arpa")).unwrap();
+        let contexts = [None, Some("weather"), Some("in"), Some("play"), Some("some"), Some("zanzibar")];
+        let words = ["lisbon", "today", "in", "some", "music", "zanzibar"];
+        for model in [lm(), arpa] {
+            let id = |w: Option<&str>| w.map_or(Some(NgramLm::START), |w| model.word_id(w));
+            for (a, b, w) in contexts.iter().flat_map(|&a| contexts.iter().flat_map(move |&b| words.map(|w| (a, b, w))))
+            {
+                assert_eq!(
+                    model.log_prob_ids(id(a), id(b), model.word_id(w)),
+                    model.log_prob(a, b, w),
+                    "{a:?} {b:?} {w}"
+                );
+            }
+            for (a, b) in contexts.iter().flat_map(|&a| contexts.map(|b| (a, b))) {
+                assert_eq!(model.log_prob_ids(id(a), id(b), Some(NgramLm::END)), model.end_log_prob(a, b));
+            }
+            // Only words have ids: not the sentence markers, not unknown words.
+            assert_eq!([model.word_id("<s>"), model.word_id("</s>"), model.word_id("zanzibar")], [None; 3]);
+        }
     }
 
     #[test]

@@ -7,11 +7,17 @@
 //! model's cost does not depend on its weights; the beam search is faster on
 //! a trained model's peaky output). `beam_search_general_lm/W` adds the
 //! general English LM at weight W (what a model published with
-//! `--general-lm` decodes with). Run through `cargo xtask bench`, which
-//! pins it to one core (RAYON_NUM_THREADS=1, taskset).
+//! `--general-lm` decodes with). `phone_model/…` decodes the same audio
+//! with the candidate phone model `docs/models/ph3` (issue 18) reading words
+//! through its 79 k-word lexicon and PocketSphinx's US English LM as
+//! `cargo xtask lm` writes it (`target/english.lm`; without it, that part is
+//! skipped with a message), at the settings tuned for it. Run through
+//! `cargo xtask bench`, which pins it to one core (RAYON_NUM_THREADS=1,
+//! taskset).
 
 use std::path::Path;
 
+use burn::config::Config;
 use burn::tensor::Device;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hark_decode::BeamConfig;
@@ -68,7 +74,37 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("beam_search_general_lm/{weight}"), |b| b.iter(|| d.decode(&log_probs)));
     }
     group.bench_function("end_to_end", |b| b.iter(|| r.recognize(&audio.samples, 16_000).expect("recognize")));
+    phone_model(&mut group, &audio.samples);
     group.finish();
+}
+
+/// The phone model's search and whole decode, when its general LM is built.
+fn phone_model(group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>, samples: &[f32]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (dir, lm) = (root.join("docs/models/ph3"), root.join("target/english.lm"));
+    let Ok(lm) = std::fs::read(&lm) else {
+        eprintln!("phone_model: skipped, {} is missing (`cargo xtask lm` writes it)", lm.display());
+        return;
+    };
+    let general = hark_decode::NgramLm::from_bytes(&lm).expect("target/english.lm is a hark LM");
+    let config = hark_model::AcousticModelConfig::load(dir.join("config.json")).expect("ph3's config");
+    let weights = std::fs::read(dir.join("model.bpk")).expect("ph3's weights");
+    let lexicon = std::fs::read_to_string(dir.join("lexicon.txt")).expect("ph3's lexicon");
+    // The setting `hark tune --freeform` chose for it (docs/models/lineage.md).
+    let search = BeamConfig { alpha: 0.8, beta: 1.0, ..BeamConfig::default() };
+    let extras = hark_recognizer::DecoderExtras {
+        general: Some((std::sync::Arc::new(general), 0.6)),
+        lexicon: Some(std::sync::Arc::new(hark_decode::Lexicon::parse(&lexicon).expect("ph3's lexicon parses"))),
+        ..Default::default()
+    };
+    let mut decoder = corpus_decoder(search);
+    extras.apply(&mut decoder).expect("no names to refuse");
+    let mut r = Recognizer::new(&config, weights, Device::flex(), decoder).expect("ph3 loads");
+    let (features, frames) = r.features(samples);
+    let log_probs = r.log_probs(&features, frames).expect("forward");
+    group.bench_function("phone_model/acoustic_model", |b| b.iter(|| r.log_probs(&features, frames).expect("forward")));
+    group.bench_function("phone_model/beam_search_general_lm", |b| b.iter(|| r.decode(&log_probs)));
+    group.bench_function("phone_model/end_to_end", |b| b.iter(|| r.recognize(samples, 16_000).expect("recognize")));
 }
 
 criterion_group!(benches, bench);
