@@ -49,15 +49,17 @@ pub struct Args {
     /// Its interpolation weight (0..1).
     #[arg(long, default_value_t = 0.5)]
     pub general_weight: f32,
-    /// Prefixes kept by the beam search.
-    #[arg(long, default_value_t = BeamConfig::default().beam)]
-    pub beam: usize,
-    /// Language-model weight (tune on dev).
-    #[arg(long, default_value_t = BeamConfig::default().alpha)]
-    pub alpha: f32,
-    /// Word bonus.
-    #[arg(long, default_value_t = BeamConfig::default().beta)]
-    pub beta: f32,
+    /// Prefixes kept by the beam search [default: the model's published
+    /// setting, else 384].
+    #[arg(long)]
+    pub beam: Option<usize>,
+    /// Language-model weight (tune on dev) [default: the model's published
+    /// setting, else 1.0].
+    #[arg(long)]
+    pub alpha: Option<f32>,
+    /// Word bonus [default: the model's published setting, else 6].
+    #[arg(long, allow_hyphen_values = true)]
+    pub beta: Option<f32>,
     /// Penalty per character of a word outside the lexicon.
     #[arg(long, default_value_t = BeamConfig::default().oov_char_penalty, allow_hyphen_values = true)]
     pub oov_char_penalty: f32,
@@ -67,16 +69,15 @@ pub struct Args {
 }
 
 impl Args {
-    /// The decoder settings these options ask for.
-    fn beam(&self) -> BeamConfig {
-        BeamConfig {
-            beam: self.beam,
-            alpha: self.alpha,
-            beta: self.beta,
+    /// The decoder settings these options ask for, the model's published
+    /// ones where they ask for none.
+    fn beam(&self, loaded: &crate::model::LoadedModel) -> BeamConfig {
+        let base = BeamConfig {
             oov_char_penalty: self.oov_char_penalty,
             entity_boost: self.entity_boost,
             ..BeamConfig::default()
-        }
+        };
+        loaded.search(self.beam, self.alpha, self.beta, base)
     }
 }
 
@@ -155,7 +156,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
     let (manifest, root) = crate::flags::corpus_manifest(&o.data);
     let utterances = hark_data::manifest::read(&manifest)?;
     let loaded = crate::model::load(o.model.as_deref())?;
-    let config = o.beam();
+    let config = o.beam(&loaded);
     let mut decoder_text = format!(
         "prefix beam search (beam {}), class-based word trigram LM over training-template queries, names as their class (α {}, β {}), OOV penalty {} + {} per character, entity list = catalogue of all entity names filling the classes (boost {})",
         config.beam, config.alpha, config.beta, config.oov_penalty, config.oov_char_penalty, config.entity_boost

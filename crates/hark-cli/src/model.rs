@@ -28,6 +28,8 @@ pub struct LoadedModel {
     /// A phone model's pronunciation lexicon (`lexicon.txt` of its run
     /// folder or beside its weights, or its manifest entry's `lexicon`).
     pub lexicon: Option<Arc<hark_decode::Lexicon>>,
+    /// The search settings its manifest entry records, if any.
+    pub search: Option<hark_registry::Search>,
 }
 
 impl LoadedModel {
@@ -54,7 +56,26 @@ impl LoadedModel {
         Ok(())
     }
 
-    /// The decoder this model ships with: the voice-search LM and entity
+    /// The search settings to decode with: each one given (a command's
+    /// flag), else the model's manifest entry's, else `base`'s.
+    pub fn search(
+        &self,
+        beam: Option<usize>,
+        alpha: Option<f32>,
+        beta: Option<f32>,
+        base: hark_decode::BeamConfig,
+    ) -> hark_decode::BeamConfig {
+        let published = self.search.map_or(base.clone(), |s| hark_recognizer::search_config(&s, &base));
+        hark_decode::BeamConfig {
+            beam: beam.unwrap_or(published.beam),
+            alpha: alpha.unwrap_or(published.alpha),
+            beta: beta.unwrap_or(published.beta),
+            ..published
+        }
+    }
+
+    /// The decoder this model ships with (at the search settings `config`,
+    /// see [`LoadedModel::search`]): the voice-search LM and entity
     /// catalogue, plus the model's own lexicon, names and general LM.
     pub fn decoder(&self, config: hark_decode::BeamConfig) -> anyhow::Result<hark_decode::BeamDecoder> {
         let mut decoder = hark_recognizer::corpus_decoder(config);
@@ -66,6 +87,7 @@ impl LoadedModel {
             names: self.names.clone(),
             general: self.general_lm.as_ref().map(|(r, lm)| (lm.clone(), r.weight as f32)),
             lexicon: self.lexicon.clone(),
+            search: None,
         };
         extras.apply(&mut decoder).map_err(|e| anyhow::anyhow!("the names of {}: {e}", self.describe))?;
         Ok(decoder)
@@ -129,6 +151,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
             describe: weights.display().to_string(),
             names: Vec::new(),
             general_lm: None,
+            search: None,
         });
     }
     if path.extension().is_some_and(|e| e == "json") {
@@ -144,6 +167,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedModel> {
         describe: path.display().to_string(),
         names: Vec::new(),
         general_lm: None,
+        search: None,
     })
 }
 
@@ -207,7 +231,7 @@ fn from_manifest(path: &Path) -> anyhow::Result<LoadedModel> {
         None => None,
     };
     let describe = format!("model {} ({})", entry.version, file.display());
-    Ok(LoadedModel { config, weights: bytes, describe, names, general_lm, lexicon })
+    Ok(LoadedModel { config, weights: bytes, describe, names, general_lm, lexicon, search: entry.search })
 }
 
 /// The lexicon at `path`, if there is one.

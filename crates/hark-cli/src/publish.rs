@@ -56,14 +56,48 @@ pub struct Args {
     /// --freeform --general-weight ...` on the free-form dev half).
     #[arg(long, default_value_t = 0.1, requires = "general_lm")]
     pub general_weight: f64,
+    /// The beam width this model decodes with (pick the search settings
+    /// with `hark tune` on dev speech). Any of `--beam`, `--alpha`, `--beta`
+    /// records all three in the manifest entry (the others at the app's
+    /// defaults, or at a `--run` manifest's settings); none keeps a `--run`
+    /// manifest's, else records none (the app's defaults).
+    #[arg(long)]
+    pub beam: Option<u32>,
+    /// Its language-model weight.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Its word bonus.
+    #[arg(long, allow_hyphen_values = true)]
+    pub beta: Option<f64>,
     #[command(flatten)]
     pub key: crate::release::KeyArg,
+}
+
+/// The search settings to record: the flags given over `kept` (a `--run`
+/// manifest's) or the app's defaults; checked before anything is written.
+fn search(o: &Args, kept: Option<hark_registry::Search>) -> anyhow::Result<Option<hark_registry::Search>> {
+    if (o.beam, o.alpha, o.beta) == (None, None, None) {
+        return Ok(kept);
+    }
+    let d = hark_decode::BeamConfig::default();
+    let base =
+        kept.unwrap_or(hark_registry::Search { beam: d.beam as u32, alpha: d.alpha.into(), beta: d.beta.into() });
+    let search = hark_registry::Search {
+        beam: o.beam.unwrap_or(base.beam),
+        alpha: o.alpha.unwrap_or(base.alpha),
+        beta: o.beta.unwrap_or(base.beta),
+    };
+    match search.problem() {
+        Some(problem) => bail!("--beam/--alpha/--beta: {problem}"),
+        None => Ok(Some(search)),
+    }
 }
 
 pub fn run(o: &Args) -> anyhow::Result<()> {
     // A key that cannot be read stops the publish before anything is written.
     let key = o.key.load()?;
     let mut loaded = crate::model::load(Some(&o.run))?;
+    let search = search(o, loaded.search)?;
     // The names first: a phone model's lexicon grows by their pronunciations.
     if let Some(path) = &o.names {
         loaded.add_names(crate::model::read_names(path)?)?;
@@ -214,6 +248,7 @@ pub fn run(o: &Args) -> anyhow::Result<()> {
         names,
         general_lm,
         lexicon,
+        search,
     });
     // Keep the newest two.
     manifest.models.sort_by(|a, b| b.version.cmp(&a.version));

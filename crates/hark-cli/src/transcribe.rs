@@ -19,9 +19,10 @@ pub struct Args {
     /// Default: the current entry of web/models/manifest.json.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Prefixes kept by the beam search.
-    #[arg(long, default_value_t = BeamConfig::default().beam)]
-    pub beam: usize,
+    /// Prefixes kept by the beam search [default: the model's published
+    /// setting, else 384].
+    #[arg(long)]
+    pub beam: Option<usize>,
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -29,9 +30,11 @@ pub struct Args {
 /// Transcribes every file; `Ok(false)` when any of them failed.
 pub fn run(o: &Args) -> anyhow::Result<bool> {
     let loaded = crate::model::load(o.model.as_deref())?;
-    let decoder = loaded.decoder(BeamConfig { beam: o.beam, ..BeamConfig::default() })?;
+    let search = loaded.search(o.beam, None, None, BeamConfig::default());
+    let used = format!("{} (beam {}, α {}, β {})", loaded.describe, search.beam, search.alpha, search.beta);
+    let decoder = loaded.decoder(search)?;
     let mut recognizer = Recognizer::new(&loaded.config, loaded.weights, Device::flex(), decoder)?;
-    eprintln!("using {}", loaded.describe);
+    eprintln!("using {used}");
     let mut all_ok = true;
     for file in &o.files {
         let line = match transcribe(&mut recognizer, file) {

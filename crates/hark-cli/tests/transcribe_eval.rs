@@ -561,6 +561,33 @@ fn releases(models: &Path, run: &str, summary: &Path, trusted: &[hark_registry::
     );
     std::fs::write(models.join(&general[0].file.file), &lm_bytes).unwrap();
 
+    // Search settings chosen for a model travel in its entry; a bad one is
+    // refused before anything is written, and a flag overrides them.
+    let before = manifest_text();
+    let refused = republish("0.0.5", &["--beam", "0"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("search.beam must be 1..=4096, got 0"), "{stderr}");
+    assert_eq!(manifest_text(), before);
+    assert!(!models.join("hark-0.0.5.bpk").exists(), "nothing written");
+    let out = republish("0.0.5", &["--alpha", "0.7", "--beta=-1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = republish("0.0.6", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = Manifest::parse_verified(&manifest_text(), trusted).unwrap();
+    let searches: Vec<_> = read.models.iter().map(|e| e.search).collect();
+    let chosen = hark_registry::Search { beam: 384, alpha: 0.7, beta: -1.0 };
+    assert_eq!(searches, [Some(chosen); 2], "recorded with the app's default beam, and kept by the update");
+    let used = |extra: &[&str]| {
+        let mut args = vec!["transcribe", "--model", manifest_path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(summary.to_str().unwrap());
+        String::from_utf8_lossy(&hark(&args).stderr).into_owned()
+    };
+    let heard = used(&[]);
+    assert!(heard.contains("model 0.0.6") && heard.contains("(beam 384, α 0.7, β -1)"), "{heard}");
+    let heard = used(&["--beam", "16"]);
+    assert!(heard.contains("(beam 16, α 0.7, β -1)"), "{heard}");
+
     // A key of one's own: keygen prints the public key; a manifest signed
     // with it is refused by an app that trusts only the development key.
     let key = models.parent().unwrap().join("release.key");

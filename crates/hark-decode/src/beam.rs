@@ -525,6 +525,16 @@ impl BeamDecoder {
         self
     }
 
+    /// The search settings.
+    pub fn config(&self) -> &BeamConfig {
+        &self.config
+    }
+
+    /// Replaces the search settings.
+    pub fn set_config(&mut self, config: BeamConfig) {
+        self.config = config;
+    }
+
     /// Replaces the entity list: `(class, name)` pairs of normalised names
     /// (one or more words each). Their words join the lexicon, and a name
     /// scores as its class token `<class>` of the LM; a class the LM has

@@ -272,18 +272,23 @@ pub struct DecoderExtras {
     pub general: Option<(Arc<NgramLm>, f32)>,
     /// A phone model's lexicon (required for one: [`Recognizer::new`] checks).
     pub lexicon: Option<Arc<Lexicon>>,
+    /// The search settings chosen for the model (beam, α, β).
+    pub search: Option<hark_registry::Search>,
 }
 
 impl DecoderExtras {
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty() && self.general.is_none() && self.lexicon.is_none()
+        self.names.is_empty() && self.general.is_none() && self.lexicon.is_none() && self.search.is_none()
     }
 
-    /// Adds them to `decoder`: the lexicon and the general LM, then the
-    /// names. Names that [`add_names`] refuses are the only error, and
+    /// Adds them to `decoder`: the search settings, the lexicon and the
+    /// general LM, then the names. Names that [`add_names`] refuses are the only error, and
     /// leave the decoder with everything else applied (a model still
     /// serves without its extra names).
     pub fn apply(&self, decoder: &mut BeamDecoder) -> Result<(), String> {
+        if let Some(search) = &self.search {
+            decoder.set_config(search_config(search, decoder.config()));
+        }
         if let Some(lexicon) = &self.lexicon {
             decoder.set_pronunciations(lexicon.clone());
         }
@@ -295,6 +300,11 @@ impl DecoderExtras {
         }
         Ok(())
     }
+}
+
+/// `base` with a manifest entry's search settings.
+pub fn search_config(search: &hark_registry::Search, base: &BeamConfig) -> BeamConfig {
+    BeamConfig { beam: search.beam as usize, alpha: search.alpha as f32, beta: search.beta as f32, ..base.clone() }
 }
 
 /// Adds `extra` names (class, name) to `decoder`'s entity catalogue — a

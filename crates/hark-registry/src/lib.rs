@@ -105,6 +105,39 @@ pub struct ModelEntry {
     /// Required when [`Architecture::units`] is phones, absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lexicon: Option<FileRef>,
+    /// The beam search settings chosen for this model (`hark tune` on dev
+    /// speech): absent, the app's defaults, which were tuned for the letter
+    /// models. An app that predates the field decodes with its defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+}
+
+/// [`ModelEntry::search`]: how the decoder reads this model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// Prefixes kept per frame (1–4,096).
+    pub beam: u32,
+    /// Language-model weight (≥ 0). `f64`s, as [`GeneralLm::weight`].
+    pub alpha: f64,
+    /// Bonus per word.
+    pub beta: f64,
+}
+
+impl Search {
+    /// What is wrong with these settings, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if !(1..=4096).contains(&self.beam) {
+            return Some(format!("search.beam must be 1..=4096, got {}", self.beam));
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Some(format!("search.alpha must be a finite number ≥ 0, got {}", self.alpha));
+        }
+        if !self.beta.is_finite() {
+            return Some(format!("search.beta must be a finite number, got {}", self.beta));
+        }
+        None
+    }
 }
 
 /// [`ModelEntry::general_lm`]: the file and its interpolation weight.
@@ -312,6 +345,9 @@ impl Manifest {
                 (false, Some(_)) => return Err(invalid("a `lexicon` belongs only to a phone model".into())),
                 _ => {}
             }
+            if let Some(problem) = entry.search.as_ref().and_then(Search::problem) {
+                return Err(invalid(problem));
+            }
             if phones && entry.min_app_version < PHONE_MODELS_SINCE {
                 return Err(invalid(format!(
                     "a phone model needs min_app_version {PHONE_MODELS_SINCE} or later (apps before it read only \
@@ -484,6 +520,32 @@ mod tests {
             names: None,
             general_lm: None,
             lexicon: None,
+            search: None,
+        }
+    }
+
+    #[test]
+    fn an_entry_carries_its_search_settings_and_bad_ones_are_named() {
+        let key = signing::SigningKey::from_seed([7; 32]);
+        let mut entry = entry("1.0.0", "0.2.0");
+        entry.search = Some(Search { beam: 384, alpha: 0.8, beta: 1.0 });
+        let manifest = Manifest { models: vec![entry.clone()], ..Manifest::empty() };
+        let json = manifest.to_signed_json(&key).unwrap();
+        assert!(json.contains(r#""search""#), "{json}");
+        let back = Manifest::parse(&json).unwrap();
+        assert_eq!(back.models[0].search, entry.search);
+        // Without settings the field is not written, and such entries read as before.
+        let plain = Manifest { models: vec![self::entry("1.0.0", "0.2.0")], ..Manifest::empty() };
+        assert!(!plain.to_signed_json(&key).unwrap().contains("search"));
+        for (bad, named) in [
+            (Search { beam: 0, alpha: 0.8, beta: 1.0 }, "search.beam must be 1..=4096, got 0"),
+            (Search { beam: 384, alpha: -1.0, beta: 1.0 }, "search.alpha must be a finite number ≥ 0, got -1"),
+            (Search { beam: 384, alpha: 0.8, beta: f64::NAN }, "search.beta must be a finite number, got NaN"),
+        ] {
+            entry.search = Some(bad);
+            let manifest = Manifest { models: vec![entry.clone()], ..Manifest::empty() };
+            let problem = manifest.validate().unwrap_err().to_string();
+            assert!(problem.contains(named), "{problem}");
         }
     }
 

@@ -282,7 +282,7 @@ impl Manager {
 /// sha256. A general LM is shared by entries (its name is its content's
 /// hash), so a model update that keeps it downloads nothing more.
 async fn extras_of(entry: &ModelEntry) -> Result<DecoderExtras, String> {
-    let mut extras = DecoderExtras::default();
+    let mut extras = DecoderExtras { search: entry.search, ..DecoderExtras::default() };
     if let Some(names) = &entry.names {
         let bytes = fetch_checked(names, "names").await?;
         extras.names = hark_registry::NameList::parse(&bytes)
