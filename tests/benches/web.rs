@@ -12,6 +12,8 @@
 //!   on each path (the page and one worker).
 //!
 //! Run by `cargo xtask bench` after the release build (`HARK_DIST`).
+//! `HARK_BENCH_MODELS=DIR` serves another models folder than `web/models/`
+//! (a candidate model published there with `hark publish --models DIR`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -126,7 +128,10 @@ async fn main() -> anyhow::Result<()> {
     let dist = dist_dir()?;
     let dir = tempfile::tempdir()?;
     let wav = microphone_wav(dir.path())?;
-    let server = AppServer::start().await?;
+    let server = match std::env::var_os("HARK_BENCH_MODELS") {
+        Some(models) => AppServer::start_with_models(models.into()).await?,
+        None => AppServer::start().await?,
+    };
 
     let (cold, warm) = loads(&server, false).await?;
     // `HARK_BENCH_ONLY=cpu-load`: just the CPU path's load times (quick A/B
