@@ -147,7 +147,19 @@ fn open_loop(url: &str, run: &str, seconds: u64) -> anyhow::Result<Run> {
         let total = (RATE * seconds as f64) as usize;
         let start = tokio::time::Instant::now();
         let mut sent = tokio::task::JoinSet::new();
+        let mut latencies = Vec::with_capacity(total);
+        let mut non_2xx = 0;
+        let mut record = |(latency, ok): (Duration, bool)| {
+            latencies.push(latency.as_secs_f64() * 1000.0);
+            non_2xx += !ok as u64;
+        };
         for i in 0..total {
+            // Answers are taken as they come, so the generator holds only
+            // the requests in flight (a finished task kept until the end
+            // would count its memory as the server's).
+            while let Some(done) = sent.try_join_next() {
+                record(done?);
+            }
             let due = start + Duration::from_secs_f64(i as f64 / RATE);
             tokio::time::sleep_until(due).await;
             let slot = slots.clone().acquire_owned().await?;
@@ -164,13 +176,10 @@ fn open_loop(url: &str, run: &str, seconds: u64) -> anyhow::Result<Run> {
                 (due.elapsed(), ok)
             });
         }
-        let mut latencies = Vec::with_capacity(total);
-        let mut run = Run { requests: total as u64, ..Run::default() };
         while let Some(done) = sent.join_next().await {
-            let (latency, ok) = done?;
-            latencies.push(latency.as_secs_f64() * 1000.0);
-            run.non_2xx += !ok as u64;
+            record(done?);
         }
+        let mut run = Run { requests: total as u64, non_2xx, ..Run::default() };
         run.requests_per_s = total as f64 / start.elapsed().as_secs_f64();
         latencies.sort_by(f64::total_cmp);
         let at = |q: f64| latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1];
